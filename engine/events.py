@@ -1,0 +1,150 @@
+"""Typed progress events and the command poll: the protocol between training and its watchers.
+
+Training calls an ``EventSink`` with each event; the worker stores them in ``run_events``
+(kind = the class name, payload = ``asdict(event)``) and the Train page renders them.
+Between batches/epochs training asks a ``CommandSource`` for pending commands (halt,
+fine-tune now, continue N, cancel) -- the 000 seed's interactive ``ask_epoch``, non-blocking.
+"""
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class RunStarted:
+    run_id: str
+    variant: str
+    image_size_px: int
+    num_train: int
+    num_val: int
+    num_test: int
+    class_names: tuple[str, ...]
+    device: str                       # e.g. "CPU" or "GPU: NVIDIA H100"
+
+
+@dataclass(frozen=True)
+class PhaseStarted:
+    phase: str                        # "features" | "head" | "fine_tune"
+    epochs: int                       # planned epochs in this phase
+    steps_per_epoch: int
+    initial_epoch: int                # global epoch index the phase starts at (0-based)
+    learning_rate: float
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class BatchEnded:
+    phase: str
+    epoch: int                        # global epoch, 1-based
+    batch: int                        # 1-based
+    steps_per_epoch: int
+    loss: float
+    accuracy: float
+
+
+@dataclass(frozen=True)
+class EpochEnded:
+    """One row of the 000 seed's epoch table."""
+    phase: str
+    epoch: int                        # global epoch, 1-based
+    planned_epochs: int               # total planned epochs (all phases) at this point
+    loss: float
+    accuracy: float
+    val_loss: float
+    val_accuracy: float
+    learning_rate: float              # LR used in this epoch
+    next_learning_rate: float         # LR for the next epoch
+    monitor: str                      # "accuracy" | "val_loss"
+    duration_seconds: float
+    is_best: bool
+
+
+@dataclass(frozen=True)
+class LearningRateChanged:
+    epoch: int
+    old: float
+    new: float
+    reason: str
+
+
+@dataclass(frozen=True)
+class CheckpointSaved:
+    epoch: int
+    path: str                         # relative to the run folder
+
+
+@dataclass(frozen=True)
+class Message:
+    """A note for the user (e.g. "halted by user", "restored best weights of epoch 3")."""
+    text: str
+    level: str = "info"               # info | warning
+
+
+@dataclass(frozen=True)
+class RunFinished:
+    status: str                       # "finished" | "halted" | "cancelled"
+    test_accuracy: float | None
+    log_loss: float | None
+    seconds_per_epoch: float | None
+    best_epoch: int | None
+
+
+@dataclass(frozen=True)
+class RunFailed:
+    error_class: str
+    message: str
+
+
+Event = (RunStarted | PhaseStarted | BatchEnded | EpochEnded | LearningRateChanged
+         | CheckpointSaved | Message | RunFinished | RunFailed)
+EventSink = Callable[[Event], None]
+EVENT_TYPES: dict[str, type] = {cls.__name__: cls for cls in (
+    RunStarted, PhaseStarted, BatchEnded, EpochEnded, LearningRateChanged, CheckpointSaved,
+    Message, RunFinished, RunFailed)}
+
+
+def event_to_record(event: Event) -> tuple[str, dict[str, Any]]:
+    """(kind, payload) for storage: kind is the class name, payload the dataclass fields."""
+    return type(event).__name__, asdict(event)
+
+
+def event_from_record(kind: str, payload: dict[str, Any]) -> Event:
+    """Inverse of :func:`event_to_record`."""
+    cls = EVENT_TYPES[kind]
+    if "class_names" in payload:
+        payload = {**payload, "class_names": tuple(payload["class_names"])}
+    return cls(**payload)
+
+
+class CommandKind(str, enum.Enum):
+    HALT = "halt"             # stop after this batch, keep the best weights, write artefacts
+    FINE_TUNE = "fine_tune"   # end phase 1 now and start fine-tuning
+    CONTINUE = "continue"     # extend the current phase by `argument` epochs
+    CANCEL = "cancel"         # stop now; the run is marked cancelled
+
+
+@dataclass(frozen=True)
+class Command:
+    kind: CommandKind
+    argument: int | None = None
+
+
+# Returns the commands that arrived since the last call (possibly none). Must be cheap:
+# training calls it after every batch.
+CommandSource = Callable[[], list[Command]]
+
+
+def no_commands() -> list[Command]:
+    return []
+
+
+@dataclass
+class EventCollector:
+    """An EventSink that keeps events in a list (for the CLI and tests)."""
+    events: list[Event] = field(default_factory=list)
+
+    def __call__(self, event: Event) -> None:
+        self.events.append(event)
