@@ -1,0 +1,54 @@
+"""Shared helpers of the benchmarks: where the real data is, and recording figures.
+
+Every benchmark records its figures with :func:`record`, which merges them into
+``bench/results.json`` under the benchmark's name together with the machine it ran on, so
+``python -m bench`` can print one table with each ratio beside its target.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+BENCH_DIR = Path(__file__).resolve().parent
+ROOT = BENCH_DIR.parent
+SHARED_DIR = (ROOT / ".." / "shared").resolve()
+PETS_DEV_DIR = SHARED_DIR / "datasets" / "pets-dev"
+WEIGHTS_DIR = SHARED_DIR / "weights"
+RESULTS_PATH = BENCH_DIR / "results.json"
+
+
+def machine() -> dict[str, Any]:
+    """A short description of the machine the figure was measured on."""
+    return {"cpu_count": os.cpu_count(), "platform": platform.platform(),
+            "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
+            "processor": platform.processor() or platform.machine()}
+
+
+def record(name: str, figures: dict[str, Any]) -> dict[str, Any]:
+    """Merge `figures` into bench/results.json under `name` (with time and machine)."""
+    results = json.loads(RESULTS_PATH.read_text()) if RESULTS_PATH.is_file() else {}
+    entry = {**figures, "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+             "machine": machine()}
+    results[name] = entry
+    RESULTS_PATH.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+    return entry
+
+
+def require_pets_dev() -> Path:
+    """The pets-dev folder, or SystemExit with a clear reason when it is absent."""
+    if not PETS_DEV_DIR.is_dir():
+        raise SystemExit(f"This benchmark needs the real photos in {PETS_DEV_DIR} "
+                         "(the team's checkout has them next to the repository).")
+    return PETS_DEV_DIR
+
+
+def peak_rss_mib() -> float:
+    """Peak resident memory of this process so far, in MiB (Linux ru_maxrss is KiB)."""
+    import resource
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
