@@ -158,7 +158,13 @@ CREATE TABLE run_commands (
 """
 
 # MIGRATIONS[i] takes the schema from version i to version i + 1.
-MIGRATIONS: tuple[str, ...] = (SCHEMA_V1,)
+# V2 (labels): label_actions.detail_json holds what undo needs beyond label_history (the
+# old/new class name of a rename, classes an action created).
+SCHEMA_V2_LABEL_DETAIL = """
+ALTER TABLE label_actions ADD COLUMN detail_json TEXT NOT NULL DEFAULT '{}';
+"""
+
+MIGRATIONS: tuple[str, ...] = (SCHEMA_V1, SCHEMA_V2_LABEL_DETAIL)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
