@@ -1,0 +1,48 @@
+"""``python -m engine split``: give images their train/val/test split and print the counts."""
+from __future__ import annotations
+
+import argparse
+import json
+
+from engine.dataset_export import export_dataset_csv
+from engine.split import SplitConfig, assign_splits, load_split_config, split_counts
+from engine.workspace import open_workspace
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "split", help="split labeled images into train/val/test (stratified, seeded, stable)",
+        description="Give every labeled image without a split one (or all of them with "
+                    "--resplit), stratified by class, keeping duplicates together.")
+    parser.add_argument("--workspace", help="workspace folder (default: $STUDIO_WORKSPACE or ./workspace)")
+    parser.add_argument("--ratios", help="train,val,test shares, e.g. 0.8,0.1,0.1 or 80,10,10 "
+                                         "(default: the workspace's saved ratios, else 0.8,0.1,0.1)")
+    parser.add_argument("--seed", type=int, help="seed of the draw (default: the saved seed, else 0)")
+    parser.add_argument("--resplit", action="store_true",
+                        help="draw the split again for all images (a locked test split is kept)")
+    parser.add_argument("--json", action="store_true",
+                        help='print {"counts": {class: {"train": n, "val": n, "test": n}}}')
+    parser.add_argument("--csv", metavar="OUT", help="write path,label,split for every image")
+    parser.set_defaults(func=run)
+
+
+def run(arguments: argparse.Namespace) -> int:
+    workspace = open_workspace(arguments.workspace)
+    saved = load_split_config(workspace)
+    seed = saved.seed if arguments.seed is None else arguments.seed
+    if arguments.ratios:
+        config = SplitConfig.from_ratios(arguments.ratios, seed=seed)
+    else:
+        config = SplitConfig(saved.train, saved.val, saved.test, seed=seed)
+    summary = assign_splits(workspace, config, resplit=arguments.resplit)
+    if arguments.csv:
+        export_dataset_csv(workspace, arguments.csv)
+    if arguments.json:
+        print(json.dumps({"counts": split_counts(summary)}, indent=2))
+    else:
+        print(f"Split {summary.attrs.get('num_assigned', 0)} images "
+              f"(ratios {config.train:g}/{config.val:g}/{config.test:g}, seed {config.seed}).")
+        print(summary.to_string(index=False) if len(summary) else "No labeled images yet.")
+        if arguments.csv:
+            print(f"Wrote {arguments.csv}")
+    return 0
