@@ -13,8 +13,11 @@ Preprocessing rules, enforced by :func:`build_backbone`:
 """
 from __future__ import annotations
 
+import os
 import re
+import shutil
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -189,3 +192,79 @@ def block_starts(spec: VariantSpec, backbone: keras.Model) -> list[int]:
             previous = match.group(1)
             starts.append(index)
     return starts
+
+
+def keras_cache_dir() -> Path:
+    """Where Keras keeps downloaded weights: ``$KERAS_HOME/models`` (default ~/.keras/models)."""
+    home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
+    return Path(home) / KERAS_WEIGHTS_SUBDIR
+
+
+def install_weights_file(path: str | Path, variant: str, image_size_px: int | None = None) -> Path:
+    """Copy a weights file into the Keras cache under the name ``weights='imagenet'`` looks for.
+
+    Args:
+        path: an ImageNet no-top weights file for this backbone (e.g. from another machine).
+        variant: the variant it belongs to.
+    Returns:
+        The installed file.
+    Raises:
+        WeightsUnavailableError: the file does not exist or cannot be copied.
+    """
+    from engine.errors import WeightsUnavailableError
+
+    source = Path(path).expanduser()
+    spec = get_variant(variant)
+    if not source.is_file():
+        raise WeightsUnavailableError(f"The weights file {source} does not exist. Choose the "
+                                      f"downloaded file {spec.keras_weights_file(image_size_px)}.")
+    target = keras_cache_dir() / spec.keras_weights_file(image_size_px)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        temporary = target.with_suffix(".partial")
+        shutil.copyfile(source, temporary)
+        os.replace(temporary, target)
+    except OSError as err:
+        raise WeightsUnavailableError(
+            f"Could not copy {source} to {target}: {err.strerror}. Copy it there by hand.") from err
+    return target
+
+
+def offline_message(spec: VariantSpec, image_size_px: int | None = None) -> str:
+    """What to do when the ImageNet weights of ``spec`` cannot be downloaded."""
+    file_name = spec.keras_weights_file(image_size_px)
+    return (f"The ImageNet weights for {spec.name} could not be downloaded: this machine seems "
+            f"to be offline. Keras needs the file {file_name}. Download it on a machine with "
+            f"internet access (https://storage.googleapis.com/tensorflow/keras-applications/) and "
+            f"put it in {keras_cache_dir()}/, or choose the file as 'Weights file' on the Train "
+            f"page (CLI: --weights /path/to/{file_name}), or train with weights 'none'.")
+
+
+def build_backbone_checked(spec: VariantSpec, image_size_px: int, weights: str,
+                           inputs: keras.KerasTensor | None = None) -> keras.Model:
+    """:func:`build_backbone` with the weights choice of a TrainConfig ('imagenet' | 'none' |
+    path) and weights problems turned into WeightsUnavailableError with a way out."""
+    from engine.errors import WeightsUnavailableError
+
+    if weights == "imagenet":
+        try:
+            return build_backbone(spec, image_size_px, "imagenet", inputs=inputs)
+        except Exception as err:  # get_file raises a bare Exception("URL fetch failure ...")
+            text = str(err)
+            if "fetch failure" in text or "URL" in text or isinstance(err, OSError):
+                raise WeightsUnavailableError(offline_message(spec, image_size_px),
+                                              detail=text) from err
+            raise
+    if weights == "none":
+        return build_backbone(spec, image_size_px, None, inputs=inputs)
+    path = Path(weights)
+    if not path.is_file():
+        raise WeightsUnavailableError(f"The weights file {path} does not exist. Choose an "
+                                      f"existing file, e.g. {spec.keras_weights_file()}.")
+    try:
+        return build_backbone(spec, image_size_px, str(path), inputs=inputs)
+    except (ValueError, OSError, KeyError) as err:
+        raise WeightsUnavailableError(
+            f"The weights file {path.name} does not fit {spec.name} ({err}). Choose the "
+            f"no-top ImageNet file of this backbone, e.g. {spec.keras_weights_file()}, or pick "
+            f"the variant the file was made for.", detail=repr(err)) from err

@@ -1,0 +1,186 @@
+"""Learning-rate control between epochs: the 000 seed's LRA callback as a pure class.
+
+The rule (000 seed, ``LRA.on_epoch_end``):
+
+- While training accuracy is below ``threshold`` the monitored value is training accuracy
+  (early on, validation loss is too noisy to steer by); from then on it is validation loss.
+- An epoch that improves the monitored value is the new best: its weights are kept, and the
+  patience and stop counters reset.
+- After ``patience`` epochs in a row without improvement the learning rate is multiplied by
+  ``factor``; with ``dwell`` the model also goes back to the best weights (it "dwells" at the
+  better point instead of wandering on from a worse one).
+- After ``stop_patience`` reductions without an improvement in between, training stops.
+- Training always finishes with the best weights.
+
+:class:`EarlyStopping` is the plain alternative: watch validation loss, stop after
+``patience`` epochs without improvement, finish with the best weights.
+
+Both are pure: they take metrics and return an :class:`EpochDecision`; the trainer applies
+it (sets the LR, restores or keeps weights, stops). Their state round-trips through
+``state_dict`` so a resumed run continues exactly.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+MONITOR_ACCURACY = "accuracy"
+MONITOR_VAL_LOSS = "val_loss"
+
+
+@dataclass(frozen=True)
+class EpochDecision:
+    """What to do after one epoch.
+
+    Attributes:
+        monitor: the value that decided (``accuracy`` or ``val_loss``).
+        is_best: this epoch's weights are the new best (keep them).
+        learning_rate: the LR this epoch used.
+        next_learning_rate: the LR for the next epoch.
+        restore_best: set the model back to the best weights now (dwell).
+        stop: stop this phase (too many reductions without improvement).
+        reason: one sentence for the user when the LR changes or training stops, else "".
+    """
+
+    monitor: str
+    is_best: bool
+    learning_rate: float
+    next_learning_rate: float
+    restore_best: bool
+    stop: bool
+    reason: str = ""
+
+    @property
+    def learning_rate_changed(self) -> bool:
+        return self.next_learning_rate != self.learning_rate
+
+
+@dataclass
+class LearningRateController:
+    """The 000 seed's LRA rule (see the module docstring).
+
+    Args:
+        learning_rate: the starting LR.
+        patience: epochs without improvement before a reduction, >= 1.
+        stop_patience: reductions without improvement before stopping, >= 1.
+        threshold: training accuracy (0..1) from which validation loss is monitored.
+        factor: LR multiplier on a reduction, in (0, 1).
+        dwell: on a reduction, go back to the best weights.
+    """
+
+    learning_rate: float
+    patience: int = 1
+    stop_patience: int = 3
+    threshold: float = 0.9
+    factor: float = 0.5
+    dwell: bool = True
+    # state
+    count: int = 0
+    stop_count: int = 0
+    highest_accuracy: float = 0.0
+    lowest_val_loss: float = math.inf
+    best_epoch: int | None = None
+
+    def on_epoch_end(self, epoch: int, accuracy: float, val_loss: float) -> EpochDecision:
+        """Decide after epoch ``epoch`` (1-based) given its training accuracy and val loss."""
+        current = self.learning_rate
+        if accuracy < self.threshold:
+            monitor = MONITOR_ACCURACY
+            improved = accuracy > self.highest_accuracy
+            if improved:
+                self.highest_accuracy = accuracy
+                self.lowest_val_loss = min(self.lowest_val_loss, val_loss)
+        else:
+            monitor = MONITOR_VAL_LOSS
+            improved = val_loss < self.lowest_val_loss
+            if improved:
+                self.lowest_val_loss = val_loss
+            self.highest_accuracy = max(self.highest_accuracy, accuracy)
+        if improved:
+            self.count = 0
+            self.stop_count = 0
+            self.best_epoch = epoch
+            return EpochDecision(monitor, True, current, current, False, False)
+        if self.count < self.patience - 1:
+            self.count += 1
+            return EpochDecision(monitor, False, current, current, False, False)
+        self.count = 0
+        self.stop_count += 1
+        self.learning_rate = current * self.factor
+        if not self.dwell and monitor == MONITOR_ACCURACY:
+            self.lowest_val_loss = min(self.lowest_val_loss, val_loss)
+        reason = (f"{'training accuracy' if monitor == MONITOR_ACCURACY else 'validation loss'} "
+                  f"did not improve for {self.patience} epoch(s): learning rate "
+                  f"{current:.3g} -> {self.learning_rate:.3g}")
+        if self.dwell and self.best_epoch is not None:
+            reason += f", back to the best weights (epoch {self.best_epoch})"
+        stop = self.stop_count >= self.stop_patience
+        if stop:
+            reason += (f"; stopped after {self.stop_patience} reductions without improvement")
+        return EpochDecision(monitor, False, current, self.learning_rate,
+                             self.dwell and self.best_epoch is not None, stop, reason)
+
+    def start_phase(self, learning_rate: float) -> None:
+        """A new phase (fine-tuning): new LR, counters reset, best values kept (the seed
+        resets its counters when switching to fine-tuning)."""
+        self.learning_rate = learning_rate
+        self.count = 0
+        self.stop_count = 0
+
+    def state_dict(self) -> dict[str, Any]:
+        state = asdict(self)
+        state["lowest_val_loss"] = None if math.isinf(self.lowest_val_loss) else self.lowest_val_loss
+        return state
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> LearningRateController:
+        state = dict(state)
+        if state.get("lowest_val_loss") is None:
+            state["lowest_val_loss"] = math.inf
+        return cls(**state)
+
+
+@dataclass
+class EarlyStopping:
+    """Plain early stopping on validation loss; the LR never changes.
+
+    Args:
+        learning_rate: the (constant) LR.
+        patience: epochs without a lower validation loss before stopping.
+    """
+
+    learning_rate: float
+    patience: int = 3
+    wait: int = 0
+    lowest_val_loss: float = math.inf
+    best_epoch: int | None = None
+
+    def on_epoch_end(self, epoch: int, accuracy: float, val_loss: float) -> EpochDecision:
+        current = self.learning_rate
+        if val_loss < self.lowest_val_loss:
+            self.lowest_val_loss = val_loss
+            self.wait = 0
+            self.best_epoch = epoch
+            return EpochDecision(MONITOR_VAL_LOSS, True, current, current, False, False)
+        self.wait += 1
+        stop = self.wait >= self.patience
+        reason = (f"validation loss did not improve for {self.patience} epochs: stopped early"
+                  if stop else "")
+        return EpochDecision(MONITOR_VAL_LOSS, False, current, current, False, stop, reason)
+
+    def start_phase(self, learning_rate: float) -> None:
+        self.learning_rate = learning_rate
+        self.wait = 0
+
+    def state_dict(self) -> dict[str, Any]:
+        state = asdict(self)
+        state["lowest_val_loss"] = None if math.isinf(self.lowest_val_loss) else self.lowest_val_loss
+        return state
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> EarlyStopping:
+        state = dict(state)
+        if state.get("lowest_val_loss") is None:
+            state["lowest_val_loss"] = math.inf
+        return cls(**state)
