@@ -27,6 +27,7 @@ from sklearn.metrics import classification_report, log_loss
 
 from engine.errors import RunError
 from engine.runs import read_class_names
+from engine.workspace import Workspace
 
 SPLITS = ("train", "val", "test")
 PROBABILITY_PREFIX = "prob_"
@@ -359,6 +360,41 @@ def compare_outcomes(before: pd.DataFrame, after: pd.DataFrame) -> pd.DataFrame:
     columns = ["image_id", "path", "change", "split", "true_before", "true_after",
                "predicted_before", "predicted_after", "loss_before", "loss_after"]
     return changed[columns].reset_index(drop=True)
+
+
+FIX_KINDS = ("relabeled", "excluded", "quarantined", "deleted")
+
+
+def pending_fixes(workspace: Workspace, predictions: pd.DataFrame) -> pd.DataFrame:
+    """Changes made to a run's images since it trained: what "Retrain with fixes" will use.
+
+    Args:
+        predictions: the run's predictions table (its `true` column = labels as trained).
+    Returns:
+        DataFrame with columns image_id, path, fix (one of FIX_KINDS; 'quarantined' and
+        'excluded' win over 'relabeled'), label_before (as trained), label_now (None when
+        unlabeled or deleted), one row per changed image, sorted by image_id.
+    """
+    query = """
+    SELECT images.id AS image_id, classes.name AS label_now, images.status,
+           images.is_excluded
+    FROM images LEFT JOIN classes ON classes.id = images.class_id
+    """
+    with workspace.connect() as connection:
+        current = pd.read_sql_query(query, connection)
+    merged = predictions[["image_id", "path", "true"]].merge(current, on="image_id", how="left",
+                                                             indicator=True)
+    fix = np.full(len(merged), "", dtype=object)
+    fix[(merged["label_now"] != merged["true"]).to_numpy()] = "relabeled"
+    fix[(merged["is_excluded"] == 1).to_numpy()] = "excluded"
+    fix[(merged["status"] == "quarantined").to_numpy()] = "quarantined"
+    fix[(merged["_merge"] == "left_only").to_numpy()] = "deleted"
+    merged["fix"] = fix
+    changed = merged[merged["fix"] != ""].rename(columns={"true": "label_before"})
+    changed = changed.astype({"label_now": object})
+    changed.loc[changed["label_now"].isna(), "label_now"] = None
+    return changed[["image_id", "path", "fix", "label_before", "label_now"]].sort_values(
+        "image_id").reset_index(drop=True)
 
 
 def training_curves(history: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int | None]]:

@@ -172,3 +172,26 @@ def test_training_curves_mark_best_epochs(results):
     zero_based = results.history.assign(epoch=results.history["epoch"] - 1)
     assert training_curves(zero_based)[1] == best
     assert training_curves(pd.DataFrame())[1] == {"val_loss": None, "val_accuracy": None}
+
+
+def test_pending_fixes_lists_changes_since_the_run(workspace):
+    from engine.evaluation import pending_fixes
+    from engine.quarantine import quarantine_images, set_excluded
+    from tests.canned_runs import insert_images, register_run
+
+    labels = ["cat", "cat", "dog", "dog", "fox", "fox"]
+    ids = insert_images(workspace, labels, ["test"] * 6, size_px=8)
+    images = [_image(i, "test", label, (0.4, 0.3, 0.3)) for i, label in zip(ids, labels)]
+    record = register_run(workspace, images, CLASSES)
+    results = load_run(record.run_dir)
+    assert pending_fixes(workspace, results.predictions).empty
+    with workspace.connect() as connection:
+        dog = connection.execute("SELECT id FROM classes WHERE name = 'dog'").fetchone()[0]
+        connection.execute("UPDATE images SET class_id = ? WHERE id = ?", (dog, ids[0]))
+        connection.execute("UPDATE images SET class_id = NULL WHERE id = ?", (ids[1],))
+    set_excluded(workspace, [ids[2]], True)
+    quarantine_images(workspace, [ids[4]], "blurry")
+    fixes = pending_fixes(workspace, results.predictions)
+    assert fixes[["image_id", "fix", "label_before", "label_now"]].values.tolist() == [
+        [ids[0], "relabeled", "cat", "dog"], [ids[1], "relabeled", "cat", None],
+        [ids[2], "excluded", "dog", "dog"], [ids[4], "quarantined", "fox", "fox"]]
