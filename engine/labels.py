@@ -26,6 +26,9 @@ _FORBIDDEN_CHARACTERS = set('/\\:*?"<>|')
 # Action kinds (label_actions.kind).
 ASSIGN, CREATE, RENAME, MERGE, DELETE, CSV, UNDO = (
     "assign", "create_class", "rename", "merge", "delete_class", "csv", "undo")
+# Kinds undo walks back through. Labels that came with an import (kind 'import', from folder
+# names) are not undone by a click: fix those with rename/merge/assign instead.
+UNDOABLE_KINDS = (ASSIGN, CREATE, RENAME, MERGE, DELETE, CSV)
 
 
 def validate_class_name(name: str) -> str:
@@ -362,8 +365,9 @@ def undo_last_action(workspace: Workspace, *, source: str = "label_page") -> str
     """
     with workspace.connect() as connection:
         row = connection.execute(
-            "SELECT * FROM label_actions WHERE is_undone = 0 AND kind != ? "
-            "ORDER BY id DESC LIMIT 1", (UNDO,)).fetchone()
+            f"SELECT * FROM label_actions WHERE is_undone = 0 AND kind IN "
+            f"({','.join('?' * len(UNDOABLE_KINDS))}) ORDER BY id DESC LIMIT 1",
+            UNDOABLE_KINDS).fetchone()
         if row is None:
             return None
         detail = json.loads(row["detail_json"] or "{}")
