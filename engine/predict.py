@@ -329,3 +329,20 @@ def _test_accuracy(run) -> float:
         return float(json.loads(report.read_text(encoding="utf-8"))["accuracy"])
     except (OSError, ValueError, KeyError, TypeError):
         return -1.0
+
+
+def predictions_csv_text(table: pd.DataFrame) -> str:
+    """The prediction table as CSV text (the CLI's --csv file and the page's download are this
+    exact text): columns as :func:`predict_paths`, probabilities with 6 decimals."""
+    return table.to_csv(index=False, float_format="%.6f", lineterminator="\n")
+
+
+def write_predictions_csv(table: pd.DataFrame, path: str | Path) -> Path:
+    """Write :func:`predictions_csv_text` to ``path`` (temporary name, then rename)."""
+    import os
+
+    path = Path(path)
+    staging = path.with_name(f".{path.name}.tmp")
+    staging.write_text(predictions_csv_text(table), encoding="utf-8")
+    os.replace(staging, path)
+    return path

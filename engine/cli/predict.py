@@ -1,0 +1,72 @@
+"""``python -m engine predict``: classify image files or folders with a run or an ensemble."""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+
+from engine.errors import ConfigError
+from engine.predict import (apply_unsure_threshold, expand_paths, is_ensemble_dir,
+                            predict_paths, write_predictions_csv)
+from engine.runs import find_run_dir
+from engine.workspace import open_workspace
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "predict", help="predict image files/folders with a trained run or a saved ensemble",
+        description="Predict every image (folders are searched recursively). Files that cannot "
+                    "be read are reported in their row and do not stop the others.")
+    parser.add_argument("--run", required=True,
+                        help="run folder (workspace/runs/<id>), ensemble folder "
+                             "(workspace/ensembles/<name>), or a run id of --workspace")
+    parser.add_argument("--workspace", help="workspace for a run id (default: $STUDIO_WORKSPACE "
+                                            "or ./workspace)")
+    parser.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders")
+    parser.add_argument("--csv", metavar="OUT", help="write the table to this CSV file instead "
+                                                     "of one JSON line per image")
+    parser.add_argument("--batch-size", type=int, default=32, help="images per batch (default 32)")
+    parser.add_argument("--threshold", type=float, default=0.0,
+                        help="answer 'unsure' below this probability (0..1, default 0: off; "
+                             "adds an 'answer' field)")
+    parser.set_defaults(func=run)
+
+
+def _predictor_dir(value: str, workspace: str | None) -> Path:
+    path = Path(value).expanduser()
+    if path.is_dir():
+        return path if is_ensemble_dir(path) else find_run_dir(path)
+    return find_run_dir(open_workspace(workspace), value)
+
+
+def run(arguments: argparse.Namespace) -> int:
+    if not 0.0 <= arguments.threshold <= 1.0:
+        raise ConfigError(f"--threshold must be between 0 and 1; got {arguments.threshold}.")
+    if arguments.batch_size < 1:
+        raise ConfigError(f"--batch-size must be at least 1; got {arguments.batch_size}.")
+    source = _predictor_dir(arguments.run, arguments.workspace)
+    paths = expand_paths(arguments.paths)
+    if not paths:
+        raise ConfigError("No image files found in " + ", ".join(arguments.paths) +
+                          ". Give image files or folders that contain images.")
+
+    def progress(done: int, total: int) -> None:
+        print(f"\rpredicted {done}/{total}", end="" if done < total else "\n", file=sys.stderr)
+
+    table = predict_paths(source, paths, batch_size=arguments.batch_size,
+                          progress=progress if arguments.csv else None)
+    if arguments.threshold > 0:
+        table.insert(2, "answer", apply_unsure_threshold(table, arguments.threshold))
+    num_broken = int((table["error"] != "").sum())
+    if arguments.csv:
+        write_predictions_csv(table, arguments.csv)
+        print(f"Wrote {len(table)} rows to {arguments.csv} ({num_broken} could not be read).",
+              file=sys.stderr)
+        return 0
+    for record in table.to_dict(orient="records"):
+        clean = {key: (None if isinstance(value, float) and math.isnan(value) else value)
+                 for key, value in record.items()}
+        print(json.dumps(clean))
+    return 0
