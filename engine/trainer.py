@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import keras
+import tensorflow as tf
 import numpy as np
 import pandas as pd
 
@@ -41,6 +42,8 @@ PHASE_FINE_TUNE = "fine_tune"
 BATCH_EVENT_SECONDS = 0.2          # at most ~5 BatchEnded per second (last batch always)
 DEFAULT_FINE_TUNE_ON_COMMAND = 5   # epochs when "fine-tune now" arrives with none planned
 INFERENCE_TIMING_REPEATS = 3
+# Timing single images after batches retraces predict once; that is expected, not a warning.
+tf.get_logger().setLevel("ERROR")
 
 
 @dataclass(frozen=True)

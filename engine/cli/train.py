@@ -1,0 +1,115 @@
+"""``python -m engine train``: train a model on a workspace, in this process.
+
+Prints one line per epoch (the 000 seed's columns) and the run's notes; with ``--json`` the
+last line is one JSON object: run_id, run_dir, status, test_accuracy, log_loss,
+seconds_per_epoch, best_epoch, epochs_run.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from engine.config import TrainConfig
+from engine.events import (EpochEnded, Event, LearningRateChanged, Message, PhaseStarted,
+                           RunFailed, RunStarted)
+from engine.variants import VARIANTS
+from engine.workspace import open_workspace
+
+HEADER = (f"{'Epoch':>7} {'Phase':>9} {'Loss':>8} {'Accuracy':>8} {'V_loss':>8} {'V_acc':>7} "
+          f"{'LR':>9} {'Next LR':>9} {'Monitor':>9} {'Duration':>8}")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "train", help="train a classifier on the workspace's labeled images",
+        description="Two-phase transfer learning: the head on cached backbone features, then "
+                    "fine-tuning. A workspace without a split is split 80/10/10 (seed 0) first.")
+    parser.add_argument("--workspace", help="workspace folder (default: $STUDIO_WORKSPACE or "
+                                            "./workspace)")
+    parser.add_argument("--variant", default="B0", choices=list(VARIANTS), metavar="VARIANT",
+                        help=f"backbone: {', '.join(VARIANTS)} (default B0)")
+    parser.add_argument("--weights", default="imagenet",
+                        help="imagenet (download), none (from scratch) or a weights file path")
+    parser.add_argument("--epochs", type=int, default=10, help="phase-1 (head) epochs")
+    parser.add_argument("--fine-tune-epochs", type=int, default=5,
+                        help="phase-2 epochs (0 = phase 1 only)")
+    parser.add_argument("--fine-tune-blocks", type=int, default=0,
+                        help="top backbone blocks to unfreeze (0 = all)")
+    parser.add_argument("--image-size", type=int, default=None, help="input side in pixels "
+                        "(default: the variant's native size)")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--learning-rate", type=float, default=1e-3)
+    parser.add_argument("--optimizer", default="adamax", choices=["adamax", "adam", "rmsprop"])
+    parser.add_argument("--head", default="seed", choices=["seed", "simple"])
+    parser.add_argument("--augment-phase1", action="store_true",
+                        help="augment in phase 1 too (slower: no feature cache)")
+    parser.add_argument("--no-augment", action="store_true", help="no augmentation in phase 2")
+    parser.add_argument("--early-stopping", action="store_true",
+                        help="plain early stopping instead of the learning-rate controller")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--resume", metavar="RUN_ID",
+                        help="continue an interrupted run from its last checkpoint")
+    parser.add_argument("--json", action="store_true", help="print the result as a last JSON line")
+    parser.set_defaults(func=run)
+
+
+def _config(arguments: argparse.Namespace) -> TrainConfig:
+    return TrainConfig(
+        variant=arguments.variant, weights=arguments.weights, epochs=arguments.epochs,
+        fine_tune_epochs=arguments.fine_tune_epochs, fine_tune_blocks=arguments.fine_tune_blocks,
+        image_size_px=arguments.image_size, batch_size=arguments.batch_size,
+        learning_rate=arguments.learning_rate, optimizer=arguments.optimizer,
+        head=arguments.head, augment_phase1=arguments.augment_phase1,
+        augment=not arguments.no_augment, early_stopping=arguments.early_stopping,
+        seed=arguments.seed)
+
+
+def print_event(event: Event) -> None:
+    """One line for the events a person wants to see (batch events are skipped)."""
+    if isinstance(event, RunStarted):
+        print(f"Run {event.run_id}: {event.variant} at {event.image_size_px} px on {event.device}; "
+              f"{event.num_train} train / {event.num_val} val / {event.num_test} test images, "
+              f"classes {', '.join(event.class_names)}", flush=True)
+    elif isinstance(event, PhaseStarted):
+        print(f"-- {event.phase.replace('_', '-')}: {event.detail}", flush=True)
+        if event.phase != "features":
+            print(HEADER, flush=True)
+    elif isinstance(event, EpochEnded):
+        mark = " *" if event.is_best else ""
+        print(f"{event.epoch:>3}/{event.planned_epochs:<3} {event.phase:>9} {event.loss:8.4f} "
+              f"{event.accuracy * 100:7.2f}% {event.val_loss:8.4f} {event.val_accuracy * 100:6.2f}% "
+              f"{event.learning_rate:9.2e} {event.next_learning_rate:9.2e} {event.monitor:>9} "
+              f"{event.duration_seconds:7.2f}s{mark}", flush=True)
+    elif isinstance(event, LearningRateChanged):
+        print(f"   {event.reason}", flush=True)
+    elif isinstance(event, Message):
+        print(f"{'warning: ' if event.level == 'warning' else ''}{event.text}", flush=True)
+    elif isinstance(event, RunFailed):
+        print(f"failed: {event.message}", file=sys.stderr, flush=True)
+
+
+def run(arguments: argparse.Namespace) -> int:
+    from engine.training import start_run, train  # TensorFlow loads here
+
+    workspace = open_workspace(arguments.workspace)
+    if arguments.resume:
+        run_id, resume = arguments.resume, True
+    else:
+        run_id, resume = start_run(workspace, _config(arguments)).id, False
+    result = train(workspace, run_id, sink=print_event, resume=resume)
+    summary = {"run_id": result.run_id, "run_dir": str(result.run_dir), "status": result.status,
+               "test_accuracy": result.test_accuracy, "log_loss": result.log_loss,
+               "seconds_per_epoch": result.seconds_per_epoch, "best_epoch": result.best_epoch,
+               "epochs_run": result.epochs_run,
+               "features_computed": result.num_features_computed,
+               "features_cached": result.num_features_cached}
+    if arguments.json:
+        print(json.dumps(summary), flush=True)
+    else:
+        accuracy = ("n/a" if result.test_accuracy is None
+                    else f"{result.test_accuracy * 100:.2f}%")
+        print(f"Run {result.run_id} {result.status}: test accuracy {accuracy}, "
+              f"log loss {result.log_loss if result.log_loss is None else round(result.log_loss, 4)}; "
+              f"files in {result.run_dir}")
+    return 0
