@@ -1,0 +1,172 @@
+"""AppTest of the Train page: the form, a running job's live view and controls, the run list,
+an interrupted run's Resume, errors as st.error, and a real launch from the page."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from engine import jobs
+from engine.config import TrainConfig
+from engine.events import BatchEnded, CheckpointSaved, EpochEnded, PhaseStarted, RunStarted
+from engine.importing import import_folder
+from engine.runs import create_run, update_run
+from engine.variants import VARIANTS
+from engine.worker import DatabaseEventSink
+from engine.workspace import WORKSPACE_ENV, Workspace, open_workspace
+from tests.factories import make_class_tree
+from ui.training_view import EPOCH_COLUMNS
+
+PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "3_Train.py")
+
+
+@pytest.fixture
+def page_workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Workspace:
+    workspace = open_workspace(tmp_path / "ws")
+    monkeypatch.setenv(WORKSPACE_ENV, str(workspace.root))
+    return workspace
+
+
+@pytest.fixture
+def labeled_workspace(page_workspace: Workspace, tmp_path: Path) -> Workspace:
+    import_folder(page_workspace, make_class_tree(tmp_path / "photos", per_class=10), workers=1)
+    return page_workspace
+
+
+@pytest.fixture
+def running_run(labeled_workspace: Workspace) -> Iterator[str]:
+    """A run whose 'worker' is alive (a real process naming the run) with stored progress."""
+    workspace = labeled_workspace
+    run_id = create_run(workspace, "B0", TrainConfig(weights="none", image_size_px=32).to_dict()).id
+    process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)", run_id],
+                               start_new_session=True)
+    update_run(workspace, run_id, status="running", pid=process.pid, heartbeat_at=time.time(),
+               started_at="2026-01-01T00:00:00+00:00")
+    sink = DatabaseEventSink(workspace, run_id)
+    sink(RunStarted(run_id, "B0", 32, 16, 2, 2, ("cat", "dog"), "CPU (2 cores)"))
+    sink(PhaseStarted("head", 5, 2, 0, 1e-3))
+    sink(EpochEnded("head", 1, 5, 0.70, 0.55, 0.68, 0.50, 1e-3, 1e-3, "accuracy", 1.2, True))
+    sink(CheckpointSaved(1, "checkpoints/last.weights.h5"))
+    sink(EpochEnded("head", 2, 5, 0.60, 0.70, 0.61, 1.00, 1e-3, 5e-4, "accuracy", 1.1, True))
+    sink(BatchEnded("head", 3, 1, 2, 0.55, 0.75))
+    yield run_id
+    process.kill()
+    process.wait()
+
+
+def _frame(app: AppTest, column: str):
+    """The first dataframe shown with this column (AppTest keeps no keys on plain tables)."""
+    for element in app.dataframe:
+        if column in element.value.columns:
+            return element.value
+    raise AssertionError(f"no table with a {column!r} column")
+
+
+def _run(timeout: float = 60) -> AppTest:
+    return AppTest.from_file(PAGE, default_timeout=timeout).run()
+
+
+def test_empty_workspace_explains_and_disables_train(page_workspace: Workspace) -> None:
+    app = _run()
+    assert not app.exception
+    assert any("No labeled images" in w.value for w in app.warning)
+    assert app.button(key="train_start").disabled
+    assert any("No runs yet" in m.value for m in app.markdown)
+
+
+def test_new_run_form_shows_split_variants_estimates_and_device(labeled_workspace: Workspace) -> None:
+    app = _run()
+    assert not app.exception
+    split = _frame(app, "unassigned")
+    assert list(split["class"]) == ["cat", "dog", "All"] and list(split["total"]) == [10, 10, 20]
+    variants = _frame(app, "Native px")
+    assert list(variants["Variant"]) == list(VARIANTS)
+    b0, b7 = variants.iloc[0], variants[variants["Variant"] == "B7"].iloc[0]
+    assert b0["Native px"] == 224 and b7["Fine-tune s / epoch"] > b0["Fine-tune s / epoch"] > 0
+    assert b7["Memory (GB)"] > b0["Memory (GB)"]
+    assert any("Training will run on" in c.value for c in app.caption)
+    assert not app.button(key="train_start").disabled
+    assert app.selectbox(key="train_form_variant").value == "B0"
+    assert app.number_input(key="train_form_batch").value == TrainConfig().batch_size
+
+
+def test_running_job_renders_progress_table_and_controls(labeled_workspace: Workspace,
+                                                         running_run: str) -> None:
+    app = _run()
+    assert not app.exception
+    assert any(h.value == "Training now" for h in app.subheader)
+    epochs = _frame(app, "V_acc")
+    assert list(epochs.columns) == EPOCH_COLUMNS
+    assert list(epochs["Epoch"]) == ["1/5", "2/5 ★"]
+    assert epochs["V_acc"].tolist() == [50.0, 100.0]
+    bars = [p.proto.text for p in app.get("progress")]
+    assert any("Epochs: 2 of 5" in text for text in bars)
+    assert any("batch 1/2" in text for text in bars)
+    assert app.button(key="train_start").disabled
+    for key in (f"halt-{running_run}", f"fine-{running_run}", f"more-{running_run}",
+                f"cancel-{running_run}"):
+        assert app.button(key=key)
+
+    app.number_input(key=f"more-n-{running_run}").set_value(3)
+    app.button(key=f"more-{running_run}").click().run()
+    app.button(key=f"halt-{running_run}").click().run()
+    assert not app.exception
+    pending = [(c.kind, c.argument) for c in jobs.pending_commands(labeled_workspace, running_run)]
+    assert pending == [("continue", 3), ("halt", None)]
+    assert any("continue 3, halt" in i.value for i in app.info)
+
+
+def test_interrupted_run_offers_resume_and_the_run_list(labeled_workspace: Workspace) -> None:
+    workspace = labeled_workspace
+    run_id = create_run(workspace, "B0", TrainConfig(weights="none").to_dict()).id
+    (workspace.runs_dir / run_id / "checkpoints" / "last.weights.h5").write_bytes(b"x")
+    update_run(workspace, run_id, status="running", pid=999_999_9, heartbeat_at=time.time(),
+               started_at="2026-01-01T00:00:00+00:00")
+
+    app = _run()
+
+    assert not app.exception
+    assert any("interrupted" in w.value for w in app.warning)
+    assert app.button(key="train_resume_latest")
+    assert app.button(key=f"resume-{run_id}")
+    runs = _frame(app, "Test accuracy")
+    assert runs["Run"].tolist() == [run_id] and "interrupted" in runs["Status"].iloc[0]
+    assert app.button(key="train_open_results").disabled   # no model yet
+
+
+def test_training_refusal_shows_as_error(page_workspace: Workspace, tmp_path: Path) -> None:
+    import_folder(page_workspace, make_class_tree(tmp_path / "one", classes=("cat",)), workers=1)
+    app = _run()
+    app.radio(key="train_form_weights").set_value("none")
+    app.button(key="train_start").click().run()
+    assert not app.exception
+    assert app.error, "a one-class dataset must be refused with a message"
+    assert jobs.active_job(page_workspace) is None
+
+
+@pytest.mark.slow
+def test_pressing_train_starts_a_real_worker_and_the_page_attaches(labeled_workspace: Workspace) -> None:
+    workspace = labeled_workspace
+    app = _run()
+    app.radio(key="train_form_weights").set_value("none")
+    app.select_slider(key="train_form_size").set_value(32)
+    app.number_input(key="train_form_epochs").set_value(1)
+    app.number_input(key="train_form_fine_epochs").set_value(0)
+    app.button(key="train_start").click().run()
+    assert not app.exception, app.exception
+    active = jobs.active_job(workspace)
+    assert active is not None and active.config["image_size_px"] == 32
+    assert any(h.value == "Training now" for h in app.subheader)
+
+    fresh = _run()     # a new browser session re-attaches to the running job
+    assert any(h.value == "Training now" for h in fresh.subheader)
+    fresh.button(key=f"cancel-{active.id}").click().run()
+    deadline = time.time() + 300
+    while jobs.job_status(workspace, active.id).is_active and time.time() < deadline:
+        time.sleep(0.5)
+    assert jobs.job_status(workspace, active.id).run.status in ("cancelled", "finished")
