@@ -397,6 +397,18 @@ def pending_fixes(workspace: Workspace, predictions: pd.DataFrame) -> pd.DataFra
         "image_id").reset_index(drop=True)
 
 
+def image_file(workspace: Workspace, image_id: int) -> Path | None:
+    """The file of a workspace image to display (normalized, else the stored original), or
+    None when the image no longer exists."""
+    with workspace.connect() as connection:
+        row = connection.execute("SELECT normalized_path, stored_path FROM images WHERE id = ?",
+                                 (int(image_id),)).fetchone()
+    if row is None:
+        return None
+    path = workspace.path(row["normalized_path"] or row["stored_path"])
+    return path if path.is_file() else None
+
+
 def training_curves(history: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int | None]]:
     """The 000 seed's ``tr_plot`` data: per-epoch curves and the best epochs.
 

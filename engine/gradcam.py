@@ -245,3 +245,20 @@ def _as_probabilities(outputs: Any, num_classes: int) -> Any:
     if outputs.shape[-1] == 1 and num_classes == 2:  # a sigmoid head: p(class 1)
         return tf.concat([1.0 - outputs, outputs], axis=-1)
     return outputs
+
+
+def grad_cam_for_image(workspace: Any, run_dir: str | Path, image_id: int,
+                       class_name: str | None = None) -> GradCamResult:
+    """:func:`grad_cam` of a workspace image (its normalized file), cached under its id.
+
+    Raises:
+        RunError: the image does not exist or has no decodable file.
+    """
+    with workspace.connect() as connection:
+        row = connection.execute("SELECT normalized_path FROM images WHERE id = ?",
+                                 (int(image_id),)).fetchone()
+    if row is None or row["normalized_path"] is None:
+        raise RunError(f"Image {image_id} has no readable file in this workspace, so there is "
+                       "nothing to explain.")
+    return grad_cam(run_dir, workspace.path(row["normalized_path"]), class_name=class_name,
+                    cache_name=str(int(image_id)))

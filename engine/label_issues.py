@@ -182,3 +182,14 @@ def _current_labels(workspace: Workspace) -> pd.DataFrame:
     """
     with workspace.connect() as connection:
         return pd.read_sql_query(query, connection)
+
+
+def labels_fingerprint(workspace: Workspace) -> str:
+    """Changes whenever a label, quarantine or exclusion changes (a cache key for the queue)."""
+    with workspace.connect() as connection:
+        row = connection.execute(
+            "SELECT (SELECT COUNT(*) FROM label_actions), (SELECT MAX(id) FROM label_history),"
+            " (SELECT MAX(id) FROM quarantine_log), (SELECT COUNT(*) FROM images"
+            " WHERE is_excluded = 1), (SELECT COUNT(*) FROM images WHERE status = 'ok'),"
+            " (SELECT MAX(updated_at) FROM images)").fetchone()
+    return "|".join(str(value) for value in row)

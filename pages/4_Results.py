@@ -1,0 +1,33 @@
+"""Results: how a trained run did, which images it gets wrong, and fixing the data.
+
+Pick a run; see its test figures, per-class report, curves and timing; click a confusion
+cell to see those images; relabel, exclude or quarantine mistakes and likely label errors;
+then retrain with the fixes and compare what changed.
+"""
+from __future__ import annotations
+
+import streamlit as st
+
+from engine.errors import EngineError
+from ui import results_view
+from ui.state import get_workspace
+
+st.set_page_config(page_title="Results · EfficientNet Studio", page_icon="🔎", layout="wide")
+st.title("Results")
+
+try:
+    workspace = get_workspace()
+    run = results_view.pick_run(workspace)
+    if run is None:
+        st.stop()
+    results = results_view.load_results(run)
+except EngineError as err:
+    st.error(err.user_message)
+    if err.detail:
+        with st.expander("Details"):
+            st.code(err.detail)
+    st.stop()
+
+results_view.render_header(results, run)
+results_view.render_retrain(workspace, results, run)
+results_view.render_sections(workspace, results, run)
