@@ -104,3 +104,17 @@ def write_tiny_run(run_dir: Path, images: pd.DataFrame, classes: tuple[str, ...]
     }
     (run_dir / "report.json").write_text(json.dumps(report), encoding="utf-8")
     return run_dir
+
+
+def add_finished_run(workspace, images: pd.DataFrame, variant: str = "B0", seed: int = 0,
+                     epochs: int = 1, width: int = 4):
+    """A finished run in the workspace's runs table with a real tiny model in its folder."""
+    from engine.runs import create_run, get_run, update_run
+
+    run = create_run(workspace, variant, {"variant": variant, "weights": "none",
+                                          "image_size_px": 32, "epochs": epochs})
+    write_tiny_run(run.run_dir, images, seed=seed, epochs=epochs, variant=variant, width=width)
+    report = json.loads((run.run_dir / "report.json").read_text())
+    update_run(workspace, run.id, status="finished", test_accuracy=report["accuracy"],
+               log_loss=report["log_loss"])
+    return get_run(workspace, run.id)

@@ -1,0 +1,100 @@
+"""Predict: classify new photos with a trained run or a saved ensemble, and export the model.
+
+Pick the model (the best run by test accuracy is preselected), upload photos or name a folder,
+and get thumbnails with the top classes, a table with every class's probability and a CSV
+identical to ``python -m engine predict ... --csv``. Broken files get a row saying why.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+from engine import predict
+from engine.errors import EngineError
+from ui import export_view, predict_view, state
+
+st.set_page_config(page_title="Predict · EfficientNet Studio", page_icon="🔮", layout="wide")
+workspace = state.get_workspace()
+st.title("Predict")
+
+options = predict_view.source_options(workspace)
+if not options:
+    st.info("No trained model yet. Train a run on the Train page; it appears here when it "
+            "has finished.")
+    st.stop()
+
+labels = [option.label for option in options]
+chosen = options[labels.index(st.selectbox("Model", labels, index=0, key=predict_view.SOURCE,
+                                           help="Runs are sorted by test accuracy; saved "
+                                                "ensembles (Compare page) come last."))]
+predict_tab, export_tab = st.tabs(["🔮 Predict images", "📦 Export model"])
+
+with predict_tab:
+    mode = st.radio("Images", ["Upload photos", "A folder on this computer"], horizontal=True,
+                    key="predict_mode")
+    paths: list[str] = []
+    display_names: dict[str, str] = {}
+    if mode == "Upload photos":
+        uploads = st.file_uploader("Photos", type=predict_view.UPLOAD_EXTENSIONS,
+                                   accept_multiple_files=True, key="predict_uploads")
+        if uploads:
+            paths, display_names = predict_view.save_uploads(workspace, uploads)
+    else:
+        folder = st.text_input("Folder path (searched recursively)", key="predict_folder",
+                               placeholder="/home/me/Pictures/new-photos")
+        if folder.strip():
+            if not Path(folder.strip()).expanduser().is_dir():
+                st.error(f"There is no folder {folder.strip()}. Check the path and try again.")
+            else:
+                paths = [str(path) for path in predict.expand_paths([folder.strip()])]
+                st.caption(f"{len(paths)} image files found.")
+    settings = st.columns(3)
+    threshold = settings[0].slider(
+        "Answer “unsure” below", 0.0, 1.0, 0.0, 0.05, key="predict_threshold",
+        help="When the most likely class has a lower probability than this, the answer is "
+             "'unsure'. 0 = always give the most likely class.")
+    top_k = settings[1].number_input("Classes shown per photo", 1, 10, 3, key="predict_top_k")
+    batch_size = settings[2].select_slider("Batch size", [1, 8, 16, 32, 64], 32,
+                                           key="predict_batch")
+
+    if st.button(f"🔮 Predict {len(paths)} image(s)", type="primary", key="predict_run",
+                 disabled=not paths):
+        bar = st.progress(0.0, text="Loading the model…")
+        try:
+            predictor = predict_view.load_predictor(chosen.path)
+            table = predict.predict_with(
+                predictor, paths, batch_size=int(batch_size),
+                progress=lambda done, total: bar.progress(done / total,
+                                                          text=f"Predicted {done}/{total}"))
+        except EngineError as err:
+            bar.empty()
+            st.error(err.user_message)
+        else:
+            bar.progress(1.0, text=f"Predicted {len(table)} image(s)")
+            st.session_state[predict_view.RESULTS] = {
+                "table": table, "source": str(chosen.path), "names": display_names}
+
+    results = st.session_state.get(predict_view.RESULTS)
+    if results is not None:
+        table = results["table"]
+        answers = predict.apply_unsure_threshold(table, threshold)
+        predict_view.render_summary(table, answers)
+        predict_view.render_gallery(table, answers, int(top_k), results["names"])
+        shown = predict_view.results_table(table, answers if threshold > 0 else None,
+                                           results["names"])
+        st.subheader("Table")
+        predict_view.render_table(shown)
+        st.download_button("⬇ Download CSV", predict.predictions_csv_text(shown),
+                           file_name="predictions.csv", mime="text/csv", key="predict_csv")
+        if not results["names"]:
+            flag = f" --threshold {threshold:g}" if threshold > 0 else ""
+            st.caption("Same CSV from a terminal: `python -m engine predict --run "
+                       f"{results['source']} FOLDER --csv predictions.csv{flag}`")
+
+with export_tab:
+    if chosen.is_ensemble:
+        st.info("Ensembles predict here and from the CLI; to take a model elsewhere, export "
+                "one of its member runs.")
+    else:
+        export_view.render_export_panel(chosen.path)

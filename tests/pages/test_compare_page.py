@@ -1,0 +1,75 @@
+"""AppTests of the Compare page: runs table, measured inference time, scatter, confusion
+matrices side by side, ensemble evaluation and saving."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from engine.workspace import WORKSPACE_ENV
+from tests.engine.tiny_runs import add_finished_run, image_table
+
+PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "6_Compare.py")
+
+
+@pytest.fixture
+def app(workspace, monkeypatch):
+    monkeypatch.setenv(WORKSPACE_ENV, str(workspace.root))
+
+    def make() -> AppTest:
+        return AppTest.from_file(PAGE, default_timeout=120).run()
+    return make
+
+
+@pytest.fixture
+def runs(workspace, tmp_path):
+    images = image_table(tmp_path / "photos", per_class=10)
+    return (add_finished_run(workspace, images, "B0", seed=1, epochs=2),
+            add_finished_run(workspace, images, "B1", seed=2, epochs=2, width=6))
+
+
+def test_empty_workspace_says_what_to_do(app):
+    test = app()
+    assert not test.exception
+    assert "No finished runs yet" in test.info[0].value
+
+
+def test_runs_side_by_side_with_measured_inference(app, runs):
+    test = app()
+    assert not test.exception
+    table = test.dataframe[0].value
+    assert sorted(table["Variant"]) == ["B0", "B1"]
+    assert set(table["Timing"]) == {"training report"}
+    assert len(test.get("plotly_chart")) == 3          # scatter + two confusion matrices
+    assert set(test.multiselect(key="compare_selected_runs").value) == {run.id for run in runs}
+    test.button(key="compare_measure").click().run()
+    assert not test.exception
+    table = test.dataframe[0].value
+    assert set(table["Timing"]) == {"measured"}
+    assert (table["Infer ms/img (1)"] > 0).all() and (table["Infer ms/img (batch)"] > 0).all()
+    for run in runs:
+        assert (run.run_dir / "inference_timing.json").is_file()
+
+
+def test_ensemble_is_evaluated_and_saved(app, runs, workspace):
+    test = app()
+    test.button(key="ensemble_evaluate").click().run()
+    assert not test.exception
+    scores = test.dataframe[1].value
+    assert list(scores["model"]) == ["ensemble (mean)", runs[0].id, runs[1].id]
+    assert any("shared test images" in markdown.value for markdown in test.markdown)
+    test.text_input(key="ensemble_name").input("pets pair").run()
+    test.button(key="ensemble_save").click().run()
+    assert not test.exception
+    saved = json.loads((workspace.root / "ensembles" / "pets pair" / "ensemble.json").read_text())
+    assert saved["method"] == "mean" and len(saved["members"]) == 2
+    assert any("Predict page" in success.value for success in test.success)
+
+
+def test_one_selected_run_cannot_make_an_ensemble(app, runs):
+    test = app()
+    test.multiselect(key="compare_selected_runs").set_value([runs[0].id]).run()
+    assert test.button(key="ensemble_evaluate").disabled
+    assert len(test.get("plotly_chart")) == 2          # scatter + one confusion matrix

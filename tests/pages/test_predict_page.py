@@ -1,0 +1,128 @@
+"""AppTests of the Predict page: model choice, folder prediction with broken files, the unsure
+threshold, the CSV, ensembles as a source, and export with parity figures."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from engine.ensemble import evaluate_ensemble, save_ensemble
+from engine.predict import expand_paths, predict_paths, predictions_csv_text
+from engine.workspace import WORKSPACE_ENV
+from tests.engine.tiny_runs import add_finished_run, image_table
+from ui import predict_view
+
+PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "5_Predict.py")
+
+
+@pytest.fixture
+def app(workspace, monkeypatch):
+    monkeypatch.setenv(WORKSPACE_ENV, str(workspace.root))
+
+    def make() -> AppTest:
+        return AppTest.from_file(PAGE, default_timeout=120).run()
+    return make
+
+
+@pytest.fixture
+def runs(workspace, tmp_path):
+    images = image_table(tmp_path / "photos", per_class=5)
+    first = add_finished_run(workspace, images, "B0", seed=1)
+    second = add_finished_run(workspace, images, "B1", seed=2, width=6)
+    folder = tmp_path / "photos"
+    (folder / "cat" / "broken.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
+    return first, second, folder
+
+
+def test_empty_workspace_says_what_to_do(app):
+    test = app()
+    assert not test.exception
+    assert "No trained model yet" in test.info[0].value
+
+
+def test_best_run_is_preselected_and_a_folder_is_predicted(app, runs):
+    first, second, folder = runs
+    best = first if first.test_accuracy >= second.test_accuracy else second
+    test = app()
+    assert not test.exception
+    assert test.selectbox(key=predict_view.SOURCE).value.startswith("★ best")
+    assert best.id in test.selectbox(key=predict_view.SOURCE).value
+    test.radio(key="predict_mode").set_value("A folder on this computer").run()
+    test.text_input(key="predict_folder").input(str(folder)).run()
+    assert "11 image files found" in test.caption[0].value
+    test.button(key="predict_run").click().run()
+    assert not test.exception
+    table = test.session_state[predict_view.RESULTS]["table"]
+    assert len(table) == 11 and (table["error"] != "").sum() == 1
+    metrics = {metric.label: metric.value for metric in test.metric}
+    assert metrics["Images"] == "11" and metrics["Could not be read"] == "1"
+    assert any("broken.jpg" in warning.value for warning in test.warning)
+    # The page's CSV is the engine's (and so the CLI's) CSV of the same folder.
+    expected = predict_paths(best.run_dir, [str(p) for p in expand_paths([folder])])
+    assert predictions_csv_text(table) == predictions_csv_text(expected)
+    assert any("python -m engine predict" in caption.value for caption in test.caption)
+
+
+def test_threshold_turns_low_confidence_into_unsure(app, runs):
+    _, _, folder = runs
+    test = app()
+    test.radio(key="predict_mode").set_value("A folder on this computer").run()
+    test.text_input(key="predict_folder").input(str(folder / "dog")).run()
+    test.button(key="predict_run").click().run()
+    test.slider(key="predict_threshold").set_value(1.0).run()
+    assert not test.exception
+    shown = test.dataframe[0].value
+    assert list(shown.columns[:4]) == ["path", "predicted", "answer", "probability"]
+    assert set(shown["answer"]) == {"unsure"}
+    assert any(metric.label == "unsure" for metric in test.metric)
+
+
+def test_missing_folder_is_reported(app, runs, tmp_path):
+    test = app()
+    test.radio(key="predict_mode").set_value("A folder on this computer").run()
+    test.text_input(key="predict_folder").input(str(tmp_path / "nope")).run()
+    assert "There is no folder" in test.error[0].value
+    assert test.button(key="predict_run").disabled
+
+
+def test_saved_ensemble_predicts_from_the_page(app, runs, workspace):
+    first, second, folder = runs
+    save_ensemble(workspace.root, "pair", evaluate_ensemble([first.run_dir, second.run_dir]))
+    test = app()
+    ensemble_label = next(option for option in test.selectbox(key=predict_view.SOURCE).options
+                          if option.startswith("Ensemble · pair"))
+    test.selectbox(key=predict_view.SOURCE).set_value(ensemble_label).run()
+    test.radio(key="predict_mode").set_value("A folder on this computer").run()
+    test.text_input(key="predict_folder").input(str(folder / "cat")).run()
+    test.button(key="predict_run").click().run()
+    assert not test.exception
+    table = test.session_state[predict_view.RESULTS]["table"]
+    assert len(table) == 6 and table["prob_cat"].notna().sum() == 5
+    assert any("export one of its member runs" in info.value for info in test.info)
+
+
+def test_export_shows_parity_and_downloads(app, runs):
+    test = app()
+    test.radio(key="export_format").set_value(
+        "Keras (.keras + class_dict.csv) — reload in Python/Keras").run()
+    test.button(key="export_start").click().run()
+    assert not test.exception
+    assert any("Exported and verified" in success.value for success in test.success)
+    labels = [metric.label for metric in test.metric]
+    assert "Max |Δ probability|" in labels and "CPU ms / image" in labels
+    assert any("parity within tolerance" in caption.value for caption in test.caption)
+
+
+def test_uploads_are_stored_by_content(workspace):
+    class Upload:
+        def __init__(self, name: str, data: bytes) -> None:
+            self.name, self._data = name, data
+
+        def getvalue(self) -> bytes:
+            return self._data
+
+    paths, names = predict_view.save_uploads(
+        workspace, [Upload("Cat.JPG", b"abc"), Upload("copy.jpg", b"abc")])
+    assert paths[0] == paths[1] and Path(paths[0]).read_bytes() == b"abc"
+    assert paths[0].endswith(".jpg") and names[paths[0]] == "copy.jpg"
