@@ -241,7 +241,9 @@ def tensorflow_decode_problem(data: bytes) -> str | None:
     """What ``tf.io.decode_image(channels=3, expand_animations=False)`` says about the bytes:
     None when it decodes cleanly, else the error or the libjpeg warning it printed."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import tensorflow as tf  # noqa: PLC0415 - seconds to import; only when needed
+    with _captured_stderr() as import_noise:   # TF prints start-up notes on fd 2
+        import tensorflow as tf  # noqa: PLC0415 - seconds to import; only when needed
+    import_noise.text()
     with _captured_stderr() as captured:
         try:
             tf.io.decode_image(data, channels=3, expand_animations=False)

@@ -65,7 +65,7 @@ class ImportReport:
         imported: new images recorded (broken files included: they are rows to quarantine).
         already_present: files already in the workspace from an earlier import (skipped).
         problems: files needing attention: their most severe issue (path, kind, detail).
-        classes: files seen per class label in this import (new and already present).
+        classes: readable images per class label in this import (new and already present).
         num_readable: new images that decode (``imported`` minus broken ones).
     """
     import_id: int
@@ -209,9 +209,10 @@ class _Recorder:
         if result.issues:
             self.problems.append(_problem(result.issues))
         if result.item.label:
-            self._label(connection, image_id, result.item, now)
+            self._label(connection, image_id, result.item, now,
+                        is_readable=row["normalized_path"] is not None)
 
-    def _label(self, connection, image_id: int, item: _Item, now: str) -> None:
+    def _label(self, connection, image_id: int, item: _Item, now: str, is_readable: bool) -> None:
         try:
             class_id = ensure_class(connection, item.label)
         except LabelError as err:
@@ -219,7 +220,8 @@ class _Recorder:
                                          f"{err.user_message} Imported without a label."))
             return
         name = connection.execute("SELECT name FROM classes WHERE id = ?", (class_id,)).fetchone()[0]
-        self.classes[name] += 1
+        if is_readable:
+            self.classes[name] += 1
         connection.execute("UPDATE images SET class_id = ? WHERE id = ?", (class_id, image_id))
         if self.action_id is None:
             self.action_id = int(connection.execute(
