@@ -195,3 +195,33 @@ def test_pending_fixes_lists_changes_since_the_run(workspace):
     assert fixes[["image_id", "fix", "label_before", "label_now"]].values.tolist() == [
         [ids[0], "relabeled", "cat", "dog"], [ids[1], "relabeled", "cat", None],
         [ids[2], "excluded", "dog", "dog"], [ids[4], "quarantined", "fox", "fox"]]
+
+
+def test_a_real_trained_run_feeds_every_results_function(tmp_path):
+    """End to end on a run engine.training really trained (generated photos, 1 epoch)."""
+    pytest.importorskip("engine.training")
+    from engine.events import EventCollector
+    from engine.gradcam import grad_cam_for_image
+    from engine.label_issues import label_issues
+    from engine.training import start_run, train
+    from engine.workspace import open_workspace
+    from tests.engine.training_helpers import tiny_config, tiny_workspace
+
+    workspace = tiny_workspace(tmp_path, per_class=12)
+    run = start_run(workspace, tiny_config(epochs=1))
+    train(workspace, run.id, sink=EventCollector())
+    results = load_run(run.run_dir)
+    names = results.class_names
+    assert names == ["cat", "dog"] and len(results.predictions) == 24
+    table = confusion(results.predictions, names, split="test")
+    assert table.to_numpy().tolist() == results.report["confusion"]
+    metrics = split_metrics(results.predictions, names, "test")
+    assert metrics["accuracy"] == pytest.approx(results.report["accuracy"])
+    curves, best = training_curves(results.history)
+    assert len(curves) >= 1 and best["val_loss"] in set(curves["epoch"])
+    assert calibration(results.predictions, "test").num_images == metrics["num_images"]
+    queue = label_issues(run.run_dir, workspace=open_workspace(workspace.root))
+    assert len(queue) == 24 and queue["self_confidence"].between(0, 1).all()
+    image_id = int(results.predictions["image_id"].iloc[0])
+    overlay = grad_cam_for_image(workspace, run.run_dir, image_id, names[0])
+    assert overlay.overlay_path.is_file() and overlay.heatmap is not None

@@ -82,13 +82,14 @@ def test_choosing_a_confusion_cell_shows_exactly_its_images(canned):
     test.session_state["results_section"] = "Mistakes"
     test.run()
     assert _gallery_ids(test) == sorted([ids[3], ids[4], ids[5]])   # all test mistakes
-    # What st.plotly_chart(on_select="rerun") returns when the dog -> cat cell is clicked.
-    event = {"selection": {"points": [{"customdata": ["dog", "cat", 2], "x": "cat",
-                                       "y": "dog"}]}}
-    assert gallery.charts.selected_cell(event) == ("dog", "cat")
-    test.session_state[gallery.TRUE] = "dog"
-    test.session_state[gallery.PREDICTED] = "cat"
+    # Clicking the dog -> cat cell: the selection st.plotly_chart(on_select="rerun") stores.
+    test.session_state[gallery.CHART] = {"selection": {
+        "points": [{"customdata": ["dog", "cat", 2], "x": "cat", "y": "dog"}],
+        "point_indices": [2], "box": [], "lasso": []}}
     test.run()
+    assert not test.exception, test.exception
+    assert test.selectbox(key=gallery.TRUE).value == "dog"
+    assert test.selectbox(key=gallery.PREDICTED).value == "cat"
     assert _gallery_ids(test) == sorted([ids[4], ids[5]])
     # the 'most confused' buttons are the keyboard route to the same filter
     test.button(key="results_pair_cat_dog").click().run()
