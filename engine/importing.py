@@ -455,10 +455,14 @@ def _safe_name(name: str) -> str:
     return "/".join(parts) or "unnamed"
 
 
-def import_csv(workspace: Workspace, csv_path: Path, *, progress: Progress | None = None,
-               config: CheckConfig | None = None, workers: int | None = None) -> ImportReport:
-    """Import the files a CSV of ``path,label`` lists (header optional; relative paths are
-    relative to the CSV's folder; an empty label = unlabeled).
+def import_csv(workspace: Workspace, csv_path: Path, *, base_folder: Path | None = None,
+               progress: Progress | None = None, config: CheckConfig | None = None,
+               workers: int | None = None) -> ImportReport:
+    """Import the files a CSV of ``path,label`` lists (header optional; an empty label =
+    unlabeled).
+
+    Args:
+        base_folder: what relative paths are relative to (default: the CSV's folder).
 
     Raises:
         ImportFailedError: the CSV is missing, unreadable, or lists no rows.
@@ -470,7 +474,10 @@ def import_csv(workspace: Workspace, csv_path: Path, *, progress: Progress | Non
         raise ImportFailedError(f"Cannot read the CSV '{csv_path}' ({err}). It must be a UTF-8 "
                                 "text file with lines 'path,label'.") from err
     rows = _csv_rows(text, csv_path)
-    base = csv_file.resolve().parent
+    base = Path(base_folder).expanduser().resolve() if base_folder else csv_file.resolve().parent
+    if not base.is_dir():
+        raise ImportFailedError(f"The folder '{base_folder}' does not exist; relative paths in "
+                                "the CSV are looked up there.")
 
     def items() -> Iterator[_Item]:
         for path_text, label in rows:
@@ -496,3 +503,25 @@ def _csv_rows(text: str, csv_path: Path | str) -> list[tuple[str, str | None]]:
         raise ImportFailedError(f"The CSV '{csv_path}' lists no files. Write one line per "
                                 "photo: path,label (for example cats/1.jpg,cat).")
     return [(row[0].strip(), (row[1].strip() or None) if len(row) > 1 else None) for row in rows]
+
+
+# ----- the sample project -------------------------------------------------------------------
+
+SAMPLE_PHOTOS_DIR = Path(__file__).resolve().parent.parent / "sample_data" / "photos"
+SAMPLE_SETTING = "sample_project_imported"
+
+
+def should_import_sample(workspace: Workspace) -> bool:
+    """True on a first start: nothing was ever imported and the sample was never offered."""
+    if workspace.get_setting(SAMPLE_SETTING) is not None or not SAMPLE_PHOTOS_DIR.is_dir():
+        return False
+    with workspace.connect() as connection:
+        return connection.execute("SELECT COUNT(*) FROM imports").fetchone()[0] == 0
+
+
+def import_sample_project(workspace: Workspace, *, progress: Progress | None = None,
+                          workers: int | None = None) -> ImportReport:
+    """Import sample_data/photos (3 generated classes with planted problems) and remember that
+    it was done, so it happens once per workspace."""
+    workspace.set_setting(SAMPLE_SETTING, utc_now())
+    return import_folder(workspace, SAMPLE_PHOTOS_DIR, progress=progress, workers=workers)

@@ -1,0 +1,34 @@
+"""Data: import photos, see per-class counts and sizes, find and quarantine problem files."""
+from __future__ import annotations
+
+import streamlit as st
+
+from engine.errors import EngineError
+from ui.data_import import render_import
+from ui.data_issues import render_issues, render_quarantined
+from ui.data_overview import render_overview
+from ui.state import get_workspace
+
+SECTION = "data_section"
+SECTIONS = ("Overview", "Issues", "Quarantined", "Import")
+
+st.set_page_config(page_title="Data · EfficientNet Studio", page_icon="🗂️", layout="wide")
+st.title("Data")
+st.caption("Bring photos in, check every file, and quarantine what would hurt training. "
+           "Originals are never changed; quarantine is reversible.")
+
+try:
+    workspace = get_workspace()
+except EngineError as err:
+    st.error(err.user_message)
+    st.stop()
+
+tabs = st.tabs(SECTIONS, key=SECTION, on_change="rerun")
+renderers = (render_overview, render_issues, render_quarantined, render_import)
+for tab, render in zip(tabs, renderers):
+    if tab.open:  # only the open section runs: fast with many images
+        with tab:
+            try:
+                render(workspace)
+            except EngineError as err:
+                st.error(err.user_message)
