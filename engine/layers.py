@@ -117,12 +117,15 @@ def freeze_backbone(studio: StudioModel) -> None:
     studio.head.trainable = True
 
 
-def unfreeze_top_blocks(studio: StudioModel, spec: VariantSpec, num_blocks: int) -> int:
+def unfreeze_top_blocks(studio: StudioModel, spec: VariantSpec, num_blocks: int,
+                        freeze_batch_norm: bool = True) -> int:
     """Phase 2: make the top ``num_blocks`` whole blocks trainable (0 = all blocks).
 
     BatchNormalization layers stay frozen: their moving statistics were learnt on ImageNet
     and re-estimating them from small batches of a small dataset wrecks the features
-    (keras.io "Transfer learning & fine-tuning"; the 001 seed).
+    (keras.io "Transfer learning & fine-tuning"; the 001 seed). The exception is a backbone
+    trained from scratch (``freeze_batch_norm=False``): it has no statistics worth keeping,
+    and frozen initial statistics make its activations vanish, so nothing would learn.
 
     Returns:
         The number of backbone layers made trainable.
@@ -136,7 +139,7 @@ def unfreeze_top_blocks(studio: StudioModel, spec: VariantSpec, num_blocks: int)
     count = 0
     for index, layer in enumerate(layers):
         is_batch_norm = isinstance(layer, keras.layers.BatchNormalization)
-        layer.trainable = index >= first and not is_batch_norm
+        layer.trainable = index >= first and not (is_batch_norm and freeze_batch_norm)
         count += int(layer.trainable and bool(layer.weights))
     studio.head.trainable = True
     return count

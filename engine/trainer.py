@@ -271,7 +271,9 @@ class Trainer:
         model = self.studio.model
         if self.best_weights is not None and self.best_phase == PHASE_HEAD:
             self._phase_one_model().set_weights(self.best_weights)
-        num_trainable = unfreeze_top_blocks(self.studio, self.spec, config.fine_tune_blocks)
+        keep_statistics = config.weights_kind != "none"
+        num_trainable = unfreeze_top_blocks(self.studio, self.spec, config.fine_tune_blocks,
+                                            freeze_batch_norm=keep_statistics)
         learning_rate = config.effective_fine_tune_learning_rate
         planned, done = self.fine_tune_planned, 0
         if state is not None:
@@ -292,7 +294,8 @@ class Trainer:
         self.sink(PhaseStarted(PHASE_FINE_TUNE, planned - done, steps, self.epochs_done,
                                self.controller.learning_rate,
                                f"fine-tuning {blocks} ({num_trainable} layers with weights; "
-                               f"BatchNormalization stays frozen)"
+                               + ("BatchNormalization stays frozen)" if keep_statistics else
+                                  "BatchNormalization trains too: no pretrained statistics)")
                                + (", with augmentation" if config.augment else "")))
 
         def fit(epoch: int, callback: ProgressCallback) -> dict[str, list[float]]:
