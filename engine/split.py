@@ -137,8 +137,9 @@ def check_split(workspace: Workspace, config: SplitConfig | None = None) -> None
     images = _all_images(workspace)
     counts = images[images["is_trainable"]].groupby("label").size()
     if len(counts) < 2:
-        raise DatasetError(f"Training needs labeled images of at least two classes; there are "
-                           f"{len(counts)}. Label more images on the Label page.")
+        have = "none has" if len(counts) == 0 else f"only '{counts.index[0]}' has"
+        raise DatasetError(f"Training needs labeled images of at least two classes; {have} "
+                           "usable images. Label images of another class on the Label page.")
     needed = min_images_per_class(config)
     small = counts[counts < needed].sort_values()
     if len(small):

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from engine import labels
 from engine.errors import EngineError
-from engine.label_queue import count_unlabeled
-from engine.split import split_summary
 from ui.label_assist import render_assist
-from ui.label_common import SECTION, last_action_text, show_flash, undo
+from ui.label_common import SECTION
 from ui.label_grid import render_grid
 from ui.label_manage import render_classes, render_history
 from ui.label_single import render_single
@@ -26,22 +23,6 @@ try:
 except EngineError as err:
     st.error(err.user_message)
     st.stop()
-
-classes = labels.list_classes(workspace)
-summary = split_summary(workspace)
-num_unlabeled = count_unlabeled(workspace)
-num_labeled = int(classes["num_images"].sum()) if not classes.empty else 0
-cols = st.columns([1, 1, 1, 1, 3], vertical_alignment="bottom")
-cols[0].metric("Labeled", num_labeled)
-cols[1].metric("Unlabeled", num_unlabeled)
-cols[2].metric("Classes", len(classes))
-cols[3].metric("Split", int(summary[["train", "val", "test"]].to_numpy().sum()) if len(summary) else 0)
-last = last_action_text(workspace)
-cols[4].button(f"Undo: {last}" if last else "Nothing to undo", key="page_undo", on_click=undo,
-               args=(workspace,), disabled=last is None, help="Undo the latest label change "
-               "(repeat to go further back). The History section lists every change.")
-if st.session_state.get(SECTION) in (None, "Grid", "One at a time"):
-    show_flash()
 
 render_assist(workspace)
 

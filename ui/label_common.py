@@ -56,9 +56,28 @@ def _fallback_thumbnail(workspace: Workspace, image_id: int, size_px: int) -> st
     return str(target)
 
 
-def show_thumbnail(workspace: Workspace, image_id: int, size_px: int, **kwargs) -> None:
+@st.cache_data(show_spinner=False, max_entries=20000, ttl=3600)
+def square_thumbnail_path(root: str, image_id: int, size_px: int) -> str:
+    """The thumbnail centred on a white square, so grid rows line up (the whole photo stays
+    visible: nothing is cropped away that could decide the label)."""
+    source = Path(thumbnail_path(root, image_id, size_px))
+    target = source.with_name(source.stem + "_square.jpg")
+    if not target.is_file():
+        with Image.open(source) as opened:
+            image = opened.convert("RGB")
+        canvas = Image.new("RGB", (size_px, size_px), (255, 255, 255))
+        canvas.paste(image, ((size_px - image.width) // 2, (size_px - image.height) // 2))
+        partial = target.with_name(target.name + ".partial")
+        canvas.save(partial, "JPEG", quality=85)
+        partial.replace(target)
+    return str(target)
+
+
+def show_thumbnail(workspace: Workspace, image_id: int, size_px: int, *, square: bool = False,
+                   **kwargs) -> None:
+    maker = square_thumbnail_path if square else thumbnail_path
     try:
-        st.image(thumbnail_path(str(workspace.root), int(image_id), size_px), **kwargs)
+        st.image(maker(str(workspace.root), int(image_id), size_px), **kwargs)
     except (EngineError, OSError) as err:
         st.caption(f"(no preview: {getattr(err, 'user_message', err)})")
 
@@ -139,3 +158,23 @@ def label_caption(label: str | None, split: str | None, predicted: str | None,
     if not label and predicted:
         text += f" · model: {predicted} {probability:.0%}"
     return text
+
+
+def render_status(workspace: Workspace, key: str) -> None:
+    """Counts and the undo button, drawn inside each section's fragment so they stay current
+    after every click (a fragment cannot refresh the rest of the page)."""
+    from engine.label_queue import count_unlabeled
+    from engine.split import split_summary
+    classes = labels.list_classes(workspace)
+    summary = split_summary(workspace)
+    num_split = int(summary[["train", "val", "test"]].to_numpy().sum()) if len(summary) else 0
+    cols = st.columns([4, 3], vertical_alignment="center")
+    cols[0].markdown(
+        f"**{int(classes['num_images'].sum()) if len(classes) else 0}** labeled · "
+        f"**{count_unlabeled(workspace)}** unlabeled · **{len(classes)}** classes · "
+        f"**{num_split}** in a split")
+    last = last_action_text(workspace)
+    cols[1].button(f"Undo: {last}" if last else "Nothing to undo", key=f"{key}_status_undo",
+                   on_click=undo, args=(workspace,), disabled=last is None, width="stretch",
+                   help="Undo the latest label change (repeat to go further back). "
+                        "The History section lists every change.")

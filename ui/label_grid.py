@@ -11,8 +11,8 @@ import streamlit as st
 from engine import labels
 from engine.label_queue import ALL, UNLABELED, UNSPLIT, ImageFilter, Order, find_images, issue_kinds
 from engine.workspace import Workspace
-from ui.label_common import (GRID_SIZES_PX, flash, label_caption, run_action, show_flash,
-                             show_thumbnail, suggestion_table)
+from ui.label_common import (GRID_SIZES_PX, flash, label_caption, render_status, run_action,
+                             show_flash, show_thumbnail, suggestion_table)
 from ui.state import LABEL_PAGE_NUMBER, LABEL_SELECTION
 
 COLUMNS_BY_SIZE = {"Small": 8, "Medium": 6, "Large": 4}
@@ -23,15 +23,14 @@ _PICK = "label_pick_"
 
 
 def _selection() -> set[int]:
-    return st.session_state.setdefault(LABEL_SELECTION, set())
-
-
-def _toggle(image_id: int) -> None:
-    chosen = _selection()
-    if st.session_state.get(f"{_PICK}{image_id}"):
-        chosen.add(image_id)
-    else:
-        chosen.discard(image_id)
+    """Selected image ids. Ticking a box does not rerun anything (instant in the browser); the
+    ticks arrive with the next interaction and are folded in here, so the selection survives
+    turning pages."""
+    chosen = st.session_state.setdefault(LABEL_SELECTION, set())
+    for key, value in list(st.session_state.items()):
+        if isinstance(key, str) and key.startswith(_PICK):
+            (chosen.add if value else chosen.discard)(int(key[len(_PICK):]))
+    return chosen
 
 
 def _set_many(image_ids: list[int], value: bool) -> None:
@@ -81,6 +80,7 @@ def _filters(workspace: Workspace, class_names: list[str], has_suggestions: bool
 
 @st.fragment
 def render_grid(workspace: Workspace) -> None:
+    render_status(workspace, "grid")
     class_names = labels.class_names(workspace)
     suggestions = suggestion_table(workspace)
     image_filter, size, per_page = _filters(workspace, class_names, suggestions is not None)
@@ -116,12 +116,12 @@ def _bulk_bar(workspace: Workspace, class_names: list[str], page_ids: list[int])
                    args=(page_ids, True), width="stretch")
     cols[1].button("Clear selection", key="grid_clear", on_click=_clear_selection,
                    disabled=not chosen, width="stretch")
-    cols[2].markdown(f"**{len(chosen)} selected**")
+    cols[2].markdown(f"**{len(chosen)} selected**" if chosen else "Tick photos to select")
     targets = [*class_names, UNLABELED]
     target = cols[3].selectbox("Assign the selection to", targets, key="grid_target",
                                format_func=lambda v: "Unlabeled (remove label)" if v == UNLABELED else v)
-    cols[4].button(f"Assign {len(chosen)} selected", key="grid_assign", type="primary",
-                   on_click=_assign, args=(workspace, target), disabled=not chosen or target is None,
+    cols[4].button("Assign selection", key="grid_assign", type="primary",
+                   on_click=_assign, args=(workspace, target), disabled=target is None,
                    width="stretch")
     if not class_names:
         st.caption("Create classes under **Classes** first, then assign images to them.")
@@ -131,14 +131,15 @@ def _thumbnails(workspace: Workspace, page, size: str) -> None:
     size_px = GRID_SIZES_PX[size]
     per_row = COLUMNS_BY_SIZE[size]
     rows = list(page.itertuples())
+    chosen = _selection()
     for start in range(0, len(rows), per_row):
         cols = st.columns(per_row)
         for col, row in zip(cols, rows[start:start + per_row]):
             with col:
-                show_thumbnail(workspace, row.image_id, size_px, width="stretch")
+                show_thumbnail(workspace, row.image_id, size_px, square=True, width="stretch")
                 key = f"{_PICK}{row.image_id}"
                 if key not in st.session_state:
-                    st.session_state[key] = row.image_id in _selection()
+                    st.session_state[key] = row.image_id in chosen
                 st.checkbox(label_caption(row.label, row.split, row.predicted, row.probability),
-                            key=key, on_change=_toggle, args=(int(row.image_id),),
-                            help=row.source_path)
+                            key=key, on_change="ignore",
+                            help=f"{row.source_path} (tick to select)")

@@ -5,7 +5,8 @@ import streamlit as st
 
 from engine import labels
 from engine.workspace import Workspace
-from ui.label_common import flash, last_action_text, run_action, show_flash, undo
+from ui.label_common import (flash, last_action_text, render_status, run_action, show_flash,
+                             undo)
 
 
 def _create(workspace: Workspace) -> None:
@@ -40,6 +41,7 @@ def _delete(workspace: Workspace) -> None:
 
 
 def render_classes(workspace: Workspace) -> None:
+    render_status(workspace, "classes")
     show_flash()
     classes = labels.list_classes(workspace)
     names = list(classes["name"])

@@ -9,7 +9,7 @@ from engine import labels
 from engine.label_queue import ALL, UNLABELED, ImageFilter, Order, find_images, image_details
 from engine.workspace import Workspace
 from ui.label_common import (SINGLE_COUNT, SINGLE_DONE, SINGLE_SIZE_PX, SINGLE_SOURCE,
-                             run_action, show_flash, show_thumbnail, suggestion_table,
+                             render_status, run_action, show_flash, show_thumbnail, suggestion_table,
                              thumbnail_path, undo)
 
 SKIP_KEY, UNDO_KEY = "S", "Z"
@@ -57,6 +57,7 @@ def _next_images(workspace: Workspace, source: str, order: Order, count: int = 2
 
 @st.fragment
 def render_single(workspace: Workspace) -> None:
+    render_status(workspace, "single")
     class_names = labels.class_names(workspace)
     cols = st.columns([2, 2, 3])
     source = cols[0].selectbox(
@@ -81,34 +82,34 @@ def render_single(workspace: Workspace) -> None:
     image_id = upcoming[0]
     if len(upcoming) > 1:  # prepare the next photo now so it shows at once
         thumbnail_path(str(workspace.root), upcoming[1], SINGLE_SIZE_PX)
-    _show_image(workspace, image_id)
-    _class_buttons(workspace, image_id, class_names)
-
-
-def _show_image(workspace: Workspace, image_id: int) -> None:
-    details = image_details(workspace, image_id) or {}
     left, right = st.columns([3, 2])
     with left:
         show_thumbnail(workspace, image_id, SINGLE_SIZE_PX)
     with right:
-        st.markdown(f"**{details.get('source_path', '')}**")
-        current = details.get("label")
-        st.markdown(f"Label now: **{current or 'unlabeled'}**"
-                    + (f" · split {details['split']}" if details.get("split") else ""))
-        if details.get("width"):
-            st.caption(f"{details['width']} x {details['height']} px, {details.get('format')}")
-        suggestions = suggestion_table(workspace)
-        if suggestions is not None:
-            match = suggestions[suggestions["image_id"] == image_id]
-            if not match.empty:
-                st.markdown(f"Model suggests **{match.iloc[0]['predicted']}** "
-                            f"({match.iloc[0]['probability']:.0%} sure)")
-        for issue in details.get("issues", []):
-            st.caption(f"Issue: {issue}")
+        _describe(workspace, image_id)
+        _class_buttons(workspace, image_id, class_names)
+
+
+def _describe(workspace: Workspace, image_id: int) -> None:
+    details = image_details(workspace, image_id) or {}
+    st.markdown(f"**{details.get('source_path', '')}**")
+    current = details.get("label")
+    st.markdown(f"Label now: **{current or 'unlabeled'}**"
+                + (f" · split {details['split']}" if details.get("split") else ""))
+    if details.get("width"):
+        st.caption(f"{details['width']} x {details['height']} px, {details.get('format')}")
+    suggestions = suggestion_table(workspace)
+    if suggestions is not None:
+        match = suggestions[suggestions["image_id"] == image_id]
+        if not match.empty:
+            st.markdown(f"Model suggests **{match.iloc[0]['predicted']}** "
+                        f"({match.iloc[0]['probability']:.0%} sure)")
+    for issue in details.get("issues", []):
+        st.caption(f"Issue: {issue}")
 
 
 def _class_buttons(workspace: Workspace, image_id: int, class_names: list[str]) -> None:
-    per_row = min(5, max(1, len(class_names)))
+    per_row = 1 if len(class_names) <= 4 else 2
     for start in range(0, len(class_names), per_row):
         cols = st.columns(per_row)
         for offset, (col, name) in enumerate(zip(cols, class_names[start:start + per_row])):

@@ -8,7 +8,7 @@ from engine.errors import DatasetError, EngineError
 from engine.split import (SplitConfig, assign_splits, check_split, is_test_locked,
                           load_split_config, set_test_locked, split_summary)
 from engine.workspace import Workspace
-from ui.label_common import flash, show_flash
+from ui.label_common import flash, render_status, show_flash
 
 
 def _config_from_inputs() -> SplitConfig:
@@ -42,6 +42,7 @@ def render_split(workspace: Workspace) -> None:
     state.setdefault("split_test", round(saved.test * 100))
     state.setdefault("split_seed", saved.seed)
     state.setdefault("split_lock", is_test_locked(workspace))
+    render_status(workspace, "split")
     show_flash()
     cols = st.columns(4)
     cols[0].number_input("Train %", 1, 100, step=5, key="split_train")
@@ -66,12 +67,12 @@ def render_split(workspace: Workspace) -> None:
     totals = summary.drop(columns="class").sum()
     table = summary.set_index("class")
     table.loc["All classes"] = totals
+    table.index.name = "Class"
     st.dataframe(table.rename(columns={"train": "Train", "val": "Validation", "test": "Test",
                                        "unassigned": "No split yet", "total": "Total"}),
                  width="stretch")
     try:
-        _, check_config = None, _config_from_inputs()
-        check_split(workspace, check_config)
+        check_split(workspace, _config_from_inputs())
     except DatasetError as err:
         st.warning(err.user_message)
     except EngineError as err:

@@ -53,7 +53,7 @@ def test_bulk_assign_from_the_grid_and_undo(app, workspace):
     assert [image_labels(workspace)[i] for i in ids[:5]] == ["cat"] * 4 + [None]
     assert any("4 images are now 'cat'" in s.value for s in test.success)
     # undo from the page's top bar
-    _button(test, "page_undo").click().run()
+    _button(test, "grid_status_undo").click().run()
     assert [image_labels(workspace)[i] for i in ids[:4]] == [None] * 4
     assert labels.label_history(workspace)["new_label"].isna().sum() == 4
 
