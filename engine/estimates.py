@@ -20,8 +20,10 @@ How the estimate is made:
 Measured (2026-11-26, ``python bench/measure_train_step.py``, EfficientNetB0, 128 px, weights
 none, CPU with 2 cores shared with other work): batch 24 trains 27 images/s and infers 46
 images/s; peak RSS 1.70 GB at batch 8 and 2.22 GB at batch 24, i.e. 32.5 MB per image.
-Expect the estimate within a factor of about two: it is meant to rank the variants and to say
-"minutes or hours", not to promise a time.
+The estimate ranks the variants and says "minutes or hours"; it does not promise a time.
+Small images carry fixed per-step costs (data pipeline, augmentation, Python), so a speed
+measured at 64 px overstates the time at 224 px (on the team machine a B0 fine-tuning
+epoch at 64 px ran 11 images/s, while the pure training step at 128 px runs 27).
 """
 from __future__ import annotations
 
@@ -79,7 +81,7 @@ def multiply_adds(variant: str, image_size_px: int | None = None) -> float:
 
 def default_throughput() -> Throughput:
     return Throughput(DEFAULT_TRAIN_MACS_PER_SECOND, DEFAULT_INFER_MACS_PER_SECOND,
-                      "measured on a 2-core CPU (B0 at 128 px: 27 training images/s)")
+                      "as measured on a 2-core CPU (B0 at 128 px: 27 training images/s)")
 
 
 def measured_throughput(workspace: Workspace) -> Throughput:

@@ -36,7 +36,8 @@ else:
         latest = interrupted[0]
         left, right = st.columns([4, 1])
         left.warning(f"Run `{latest.id}` ({latest.variant}) was interrupted: {latest.error or ''}")
-        if right.button("▶ Resume it", key="train_resume_latest", type="primary"):
+        if right.button("Resume it", icon=":material/play_arrow:", key="train_resume_latest",
+                        type="primary"):
             try:
                 jobs.resume_job(workspace, latest.id)
             except EngineError as err:
@@ -54,7 +55,7 @@ with st.expander("New training run", expanded=active is None):
     if active is not None:
         st.info(f"Run `{active.id}` is training; wait for it, or halt or cancel it above, "
                 "before starting another.")
-    if st.button("🚀 Train", type="primary", key="train_start",
+    if st.button("Train", icon=":material/rocket_launch:", type="primary", key="train_start",
                  disabled=active is not None or config is None or summary.empty):
         try:
             with st.spinner("Checking the data and starting the worker…"):
@@ -73,15 +74,21 @@ if not runs:
     st.write("No runs yet. Press Train above to start the first one.")
     st.stop()
 
-table = pd.DataFrame([{
-    "Status": f"{training_view.STATUS_ICONS.get(run.status, '')} {run.status}",
-    "Run": run.id, "Variant": run.variant,
-    "Started": (run.started_at or run.created_at).replace("T", " ")[:19],
-    "Duration": training_view.format_seconds(jobs.run_duration_seconds(run)),
-    "Test accuracy": None if run.test_accuracy is None else run.test_accuracy * 100,
-    "Retrains": run.parent_run_id or ""} for run in runs])
-st.dataframe(table, hide_index=True, key="train_runs_table", column_config={
-    "Test accuracy": st.column_config.NumberColumn(format="%.1f %%")})
+
+
+def _runs_table() -> None:
+    """All runs; refreshed every few seconds while a job runs, so statuses stay current."""
+    table = pd.DataFrame([{
+        "Status": run.status, "Run": run.id, "Variant": run.variant,
+        "Started": (run.started_at or run.created_at).replace("T", " ")[:19],
+        "Duration": training_view.format_seconds(jobs.run_duration_seconds(run)),
+        "Test accuracy": None if run.test_accuracy is None else run.test_accuracy * 100,
+        "Retrains": run.parent_run_id or ""} for run in jobs.list_jobs(workspace)])
+    st.dataframe(table, hide_index=True, key="train_runs_table", column_config={
+        "Test accuracy": st.column_config.NumberColumn(format="%.1f %%")})
+
+
+st.fragment(run_every=5 if active is not None else None)(_runs_table)()
 
 ids = [run.id for run in runs]
 selected = st.session_state.get(state.SELECTED_RUN)
@@ -97,7 +104,7 @@ picked = st.selectbox("Open a run", ids, key=RUN_PICKER, on_change=_pick,
                       format_func=lambda i: f"{i} · {by_id[i].variant} · {by_id[i].status}")
 run = by_id[picked]
 has_results_page = (Path(__file__).resolve().parent / Path(RESULTS_PAGE).name).is_file()
-if st.button("📊 Open results", key="train_open_results",
+if st.button("Open results", icon=":material/analytics:", key="train_open_results",
              disabled=run.status not in ("finished", "halted") or not has_results_page,
              help="Report, confusion matrix and the mistakes of this run."):
     st.session_state[state.SELECTED_RUN] = run.id

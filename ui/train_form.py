@@ -106,11 +106,13 @@ def render_form(workspace: Workspace, summary: pd.DataFrame) -> TrainConfig | No
         "Fine-tune s / epoch": st.column_config.NumberColumn(format="%.0f"),
         "Memory (GB)": st.column_config.NumberColumn(format="%.1f")})
     st.caption(
-        "Estimates: multiply-adds per image (published figures, scaled by the pixel count) × "
-        f"images ÷ this machine's speed ({throughput.source}). Phase 1 computes the backbone "
+        f"Estimates at {f'{image_size_px} px' if image_size_px else 'each native size'}: "
+        "multiply-adds per image (published figures, scaled by the pixel count) × images ÷ this "
+        f"machine's speed, {throughput.source}. Phase 1 computes the backbone "
         "features once, then each head epoch takes about a second; fine-tuning epochs cost the "
         "column's time. Memory: TensorFlow + 16 bytes per parameter + the batch's activations. "
-        "Expect within a factor of two.")
+        "A rough guide to compare variants and sizes (minutes or hours?), not a promise: small "
+        "images carry fixed per-step costs, so figures measured at one size drift at another.")
 
     weights = _render_weights(workspace, variant, image_size_px)
     epochs_col, fine_col, blocks_col = st.columns(3)

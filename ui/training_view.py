@@ -30,8 +30,11 @@ EPOCH_COLUMNS = ["Epoch", "Loss", "Accuracy", "V_loss", "V_acc", "LR", "Next LR"
 PHASE_LABELS = {"features": "Phase 1 · computing backbone features",
                 "head": "Phase 1 · training the new head (backbone frozen)",
                 "fine_tune": "Phase 2 · fine-tuning the backbone"}
-STATUS_ICONS = {"queued": "⏳", "running": "▶️", "finished": "✅", "halted": "⏹️",
-                "failed": "❌", "interrupted": "⚠️", "cancelled": "🚫"}
+# Material icons (bundled with Streamlit, so they render without emoji fonts).
+STATUS_ICONS = {"queued": ":material/hourglass_top:", "running": ":material/play_circle:",
+                "finished": ":material/check_circle:", "halted": ":material/stop_circle:",
+                "failed": ":material/error:", "interrupted": ":material/warning:",
+                "cancelled": ":material/cancel:"}
 
 
 @dataclass
@@ -89,14 +92,16 @@ class Progress:
             return self.finished.best_epoch
         return best[-1] if best else None
 
+    planned_from_config: int | None = None      # epochs + fine_tune_epochs of the run's config
+
     @property
     def planned_epochs(self) -> int | None:
         rows = self.epoch_rows
         if rows:
             return rows[-1].planned_epochs
-        if self.phase is not None:
+        if self.phase is not None and self.phase.phase != "features":
             return self.phase.initial_epoch + self.phase.epochs
-        return None
+        return self.planned_from_config
 
     @property
     def completed_epochs(self) -> int:
@@ -120,10 +125,12 @@ class Progress:
         return max(0.0, remaining * per_epoch - min(in_epoch, per_epoch))
 
 
-def cached_progress(workspace: Workspace, run_id: str) -> Progress:
+def cached_progress(workspace: Workspace, run: RunRecord) -> Progress:
     """The run's Progress, updated with the events stored since the last call."""
     cache = st.session_state.setdefault(PROGRESS_CACHE, {})
-    progress = cache.get(run_id) or Progress()
+    run_id = run.id
+    progress = cache.get(run_id) or Progress(planned_from_config=(
+        int(run.config.get("epochs", 0)) + int(run.config.get("fine_tune_epochs", 0)) or None))
     cache[run_id] = progress.apply(jobs.read_events(workspace, run_id, after_id=progress.last_id))
     return progress
 
@@ -191,7 +198,7 @@ def _render_run_body(workspace: Workspace, run_id: str, was_active: bool) -> Non
     if was_active and not status.is_active:
         st.rerun()   # the job ended: redraw the whole page (run list, Train button)
     run = status.run
-    progress = cached_progress(workspace, run_id)
+    progress = cached_progress(workspace, run)
     _render_header(run, progress, status)
     if status.is_active:
         _render_live_bars(progress, run)
@@ -231,12 +238,14 @@ def _render_header(run: RunRecord, progress: Progress, status: jobs.JobStatus) -
     cols[1].metric("Epoch", f"{progress.completed_epochs}/{progress.planned_epochs or '?'}")
     cols[2].metric("Elapsed", format_seconds(jobs.run_duration_seconds(run)))
     eta = progress.eta_seconds(time.time()) if status.is_active else None
-    cols[3].metric("ETA", format_seconds(eta) if status.is_active else "–")
+    cols[3].metric("ETA", (format_seconds(eta) if eta is not None else "estimating…")
+                   if status.is_active else "–")
 
 
 def _render_live_bars(progress: Progress, run: RunRecord) -> None:
     if progress.phase is None:
-        st.info("The worker is starting (loading TensorFlow and the images)…", icon="⏳")
+        st.info("The worker is starting (loading TensorFlow and the images)…",
+                icon=":material/hourglass_top:")
         return
     st.write(PHASE_LABELS.get(progress.phase.phase, progress.phase.phase)
              + (f" — {progress.phase.detail}" if progress.phase.detail else ""))
@@ -244,7 +253,10 @@ def _render_live_bars(progress: Progress, run: RunRecord) -> None:
     st.progress(min(1.0, progress.completed_epochs / planned),
                 text=f"Epochs: {progress.completed_epochs} of {planned} done")
     batch = progress.last_batch
-    if batch is not None:
+    if batch is not None and batch.phase == "features":
+        st.progress(min(1.0, batch.batch / max(1, batch.steps_per_epoch)),
+                    text=f"Computing features: batch {batch.batch}/{batch.steps_per_epoch}")
+    elif batch is not None:
         st.progress(min(1.0, batch.batch / max(1, batch.steps_per_epoch)),
                     text=f"Epoch {batch.epoch} · batch {batch.batch}/{batch.steps_per_epoch} · "
                          f"loss {batch.loss:.4f} · accuracy {batch.accuracy * 100:.1f} %")
@@ -269,12 +281,12 @@ def _render_controls(workspace: Workspace, run_id: str, status: jobs.JobStatus) 
     if pending:
         names = ", ".join(c.kind.replace("_", "-") + (f" {c.argument}" if c.argument else "")
                           for c in pending)
-        st.info(f"Sent to the worker, acted on within one batch: {names}", icon="📨")
+        st.info(f"Sent to the worker, acted on within one batch: {names}", icon=":material/send:")
     halt, fine_tune, more, cancel = st.columns([1, 1, 1.6, 1])
-    halt.button("⏹ Halt", key=f"halt-{run_id}", width="stretch",
+    halt.button("Halt", icon=":material/stop:", key=f"halt-{run_id}", width="stretch",
                 on_click=_send, args=(workspace, run_id, "halt"),
                 help="Stop after this batch and keep the best weights; results are written.")
-    fine_tune.button("🔓 Fine-tune now", key=f"fine-{run_id}", width="stretch",
+    fine_tune.button("Fine-tune now", icon=":material/lock_open:", key=f"fine-{run_id}", width="stretch",
                      on_click=_send, args=(workspace, run_id, "fine_tune"),
                      help="End phase 1 now and start fine-tuning the backbone.")
     with more:
@@ -282,10 +294,10 @@ def _render_controls(workspace: Workspace, run_id: str, status: jobs.JobStatus) 
         count_key = f"more-n-{run_id}"
         extra = number_col.number_input("More epochs", 1, 1000, 1, key=count_key,
                                         label_visibility="collapsed")
-        button_col.button(f"➕ Continue {int(extra)} more", key=f"more-{run_id}", width="stretch",
+        button_col.button(f"Continue {int(extra)} more", icon=":material/add:", key=f"more-{run_id}", width="stretch",
                           on_click=_send, args=(workspace, run_id, "continue", count_key),
                           help="Extend the current phase by this many epochs.")
-    with cancel.popover("✖ Cancel", width="stretch"):
+    with cancel.popover("Cancel", icon=":material/close:", width="stretch"):
         st.write("Stop now and discard this run? (Halt keeps the model; Cancel does not.)")
         st.button("Yes, cancel the run", key=f"cancel-{run_id}", type="primary",
                   on_click=_send, args=(workspace, run_id, "cancel"))
@@ -302,7 +314,8 @@ def _render_outcome(workspace: Workspace, run: RunRecord, progress: Progress,
                    + ("The last completed epoch "
                       f"({progress.last_checkpoint_epoch or '?'}) is saved; Resume continues from it."
                       if status.has_checkpoint else "No epoch was completed; Resume starts it again."))
-        if st.button("▶ Resume", key=f"resume-{run.id}", type="primary"):
+        if st.button("Resume", icon=":material/play_arrow:", key=f"resume-{run.id}",
+                     type="primary"):
             try:
                 jobs.resume_job(workspace, run.id)
             except EngineError as err:
