@@ -218,6 +218,7 @@ def _thumbnail_image(workspace: Workspace, normalized_path: str | None,
             with Image.open(workspace.path(normalized_path)) as opened:
                 opened.draft("RGB", (size_px, size_px))
                 image = to_rgb(opened)
+                image.load()  # the file closes on leaving this block
                 image.thumbnail((size_px, size_px), Image.Resampling.LANCZOS)
                 return image
         except (OSError, ValueError, Image.DecompressionBombError):

@@ -75,6 +75,8 @@ def test_thumbnail_is_made_once_and_broken_files_get_a_placeholder(workspace):
     assert path.parent.parent == workspace.thumbs_dir
     with Image.open(path) as thumb:
         assert thumb.format == "JPEG" and max(thumb.size) == 100
+    with Image.open(imaging.thumbnail(workspace, ids["a.jpg"], size_px=500)) as unscaled:
+        assert unscaled.size == (400, 300)            # never enlarged
     stamp = path.stat().st_mtime_ns
     assert imaging.thumbnail(workspace, ids["a.jpg"], size_px=100).stat().st_mtime_ns == stamp
     with Image.open(imaging.thumbnail(workspace, ids["b.jpg"], size_px=100)) as placeholder:

@@ -1,0 +1,132 @@
+"""AppTests of the home page (sample auto-import, next steps) and the Data page (charts,
+issue tables, quarantine all flagged, restore one, folder import and its errors)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from engine.importing import SAMPLE_SETTING, import_folder
+from engine.workspace import WORKSPACE_ENV
+from tests.planted import make_clean_tree
+
+ROOT = Path(__file__).resolve().parents[2]
+HOME = str(ROOT / "streamlit_app.py")
+DATA = str(ROOT / "pages" / "1_Data.py")
+
+
+@pytest.fixture
+def app(workspace, monkeypatch):
+    monkeypatch.setenv(WORKSPACE_ENV, str(workspace.root))
+
+    def make(path: str = DATA, section: str | None = None) -> AppTest:
+        test = AppTest.from_file(path, default_timeout=180)
+        if section:
+            test.session_state["data_section"] = section
+        return test.run()
+    return make
+
+
+@pytest.fixture
+def messy_tree(tmp_path: Path) -> Path:
+    root = make_clean_tree(tmp_path / "photos", per_class=4)
+    (root / "cat" / "empty.jpg").write_bytes(b"")
+    (root / "dog" / "page.jpg").write_text("<html><body>404</body></html>")
+    (root / "dog" / "copy.jpg").write_bytes((root / "dog" / "dog_001.jpg").read_bytes())
+    return root
+
+
+def _status(workspace, path: str) -> str:
+    with workspace.connect() as connection:
+        return connection.execute("SELECT status FROM images WHERE source_path = ?",
+                                  (path,)).fetchone()[0]
+
+
+def test_home_imports_the_sample_once_and_says_so(app, workspace):
+    test = app(HOME)
+    assert not test.exception
+    assert any("Imported the sample project" in element.value for element in test.success)
+    assert "5 problem files" in test.success[0].value
+    labels = [metric.label for metric in test.metric]
+    assert labels[:3] == ["Images", "Labeled", "Classes"]
+    assert test.metric[0].value == "125"                # 122 photos + 3 broken files
+    assert any("problem files" in link.label for link in test.get("page_link"))
+    again = app(HOME)
+    assert not again.exception and not again.success      # not imported a second time
+    with workspace.connect() as connection:
+        assert connection.execute("SELECT COUNT(*) FROM imports").fetchone()[0] == 1
+
+
+def test_home_leaves_a_used_workspace_alone(app, workspace, messy_tree):
+    import_folder(workspace, messy_tree, workers=1)
+    test = app(HOME)
+    assert not test.exception and not test.success
+    assert workspace.get_setting(SAMPLE_SETTING) is None
+    links = [link.label for link in test.get("page_link")]
+    assert any("Fix 2 problem files" in label for label in links)
+
+
+def test_empty_workspace_renders_every_section(app):
+    for section in ("Overview", "Issues", "Quarantined", "Import"):
+        test = app(section=section)
+        assert not test.exception, (section, test.exception)
+    assert "No images yet" in app(section="Overview").info[0].value
+
+
+def test_overview_shows_counts_and_charts(app, workspace, messy_tree):
+    import_folder(workspace, messy_tree, workers=1)
+    test = app(section="Overview")
+    assert not test.exception
+    assert test.metric[0].value == "11"                 # 8 photos, a copy, 2 broken files
+    assert len(test.get("plotly_chart")) == 2
+    assert "block training" in test.error[0].value
+
+
+def test_quarantine_all_flagged_then_restore_one(app, workspace, messy_tree):
+    import_folder(workspace, messy_tree, workers=1)
+    test = app(section="Issues")
+    assert not test.exception
+    titles = [header.value for header in test.subheader]
+    assert any(title.startswith("Empty files") for title in titles)
+    assert any(title.startswith("Exact duplicates") for title in titles)
+    assert len(test.dataframe) == 3                     # one table per kind
+    test.button(key="data_quarantine_all").click().run()
+    assert not test.exception
+    assert "Quarantined 3 image(s)" in test.success[0].value
+    assert _status(workspace, "cat/empty.jpg") == "quarantined"
+    assert "No problems found" in test.success[-1].value or not test.subheader
+
+    test = app(section="Quarantined")
+    assert not test.exception
+    with workspace.connect() as connection:
+        page_id = connection.execute(
+            "SELECT id FROM images WHERE source_path = 'dog/page.jpg'").fetchone()[0]
+    test.button(key=f"data_restore_{page_id}").click().run()
+    assert not test.exception
+    assert _status(workspace, "dog/page.jpg") == "ok"
+    assert _status(workspace, "cat/empty.jpg") == "quarantined"
+    assert "Restored 1 image(s)" in test.success[0].value
+
+
+def test_quarantine_one_kind(app, workspace, messy_tree):
+    import_folder(workspace, messy_tree, workers=1)
+    test = app(section="Issues")
+    test.button(key="data_quarantine_kind_zero_byte").click().run()
+    assert not test.exception
+    assert _status(workspace, "cat/empty.jpg") == "quarantined"
+    assert _status(workspace, "dog/page.jpg") == "ok"
+
+
+def test_folder_import_from_the_page_and_a_bad_path(app, workspace, messy_tree, tmp_path):
+    test = app(section="Import")
+    test.radio(key="data_import_source").set_value("A folder on this computer").run()
+    test.text_input(key="data_folder_path").input(str(tmp_path / "no_such_folder"))
+    test.button(key="data_folder_import").click().run()
+    assert not test.exception
+    assert "does not exist" in test.error[0].value
+    test.text_input(key="data_folder_path").input(str(messy_tree))
+    test.button(key="data_folder_import").click().run()
+    assert not test.exception
+    assert "11 new files" in test.warning[0].value and "need attention" in test.warning[0].value
+    assert len(test.dataframe) >= 1                     # the problems of this import
