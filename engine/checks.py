@@ -171,13 +171,16 @@ def check_decode(path: str, data: bytes, config: CheckConfig
         image = imaging.open_image(data, config.max_pixels)
         image_format = image.format
         _strict_pillow_decode(data, config.max_pixels)
-        image.load()
-        problem = _jpeg_problem(data, image) if image_format in ("JPEG", "MPO") else None
+        pixels, problem = None, None
+        if image_format in ("JPEG", "MPO"):
+            pixels, problem = _decode_jpeg_strictly(data, image)
+        if problem is None and pixels is None:
+            image.load()   # Pillow's full decode (raises on truncation)
         if problem is None and _wants_tensorflow(image, image_format, config):
             problem = tensorflow_decode_problem(data)
         if problem:
             return [Issue(path, "corrupt", "error", problem)], None
-        rgb = imaging.to_rgb(image)
+        rgb = imaging.to_rgb(image) if pixels is None else Image.fromarray(pixels)
         rgb.format = image_format  # remembered for the caller
         return [], _keep(rgb, image)
     except Image.DecompressionBombError as err:
@@ -216,15 +219,22 @@ def _strict_pillow_decode(data: bytes, max_pixels: int) -> None:
             raise OSError(str(warning.message))
 
 
-def _jpeg_problem(data: bytes, image: Image.Image) -> str | None:
+def _decode_jpeg_strictly(data: bytes, image: Image.Image) -> tuple[np.ndarray | None, str | None]:
+    """libjpeg-turbo with warnings as errors ("Corrupt JPEG data", "Premature end").
+
+    Returns:
+        (RGB pixels when they can stand for the upright image -- a plain, unrotated RGB or
+        grayscale JPEG, so Pillow need not decode it again -- else None; the problem or None).
+    """
     if simplejpeg is None:
-        return tensorflow_decode_problem(data)
+        return None, tensorflow_decode_problem(data)
+    is_plain = image.mode in ("RGB", "L") and imaging.exif_orientation(image) == 1
     colorspace = "CMYK" if image.mode == "CMYK" else "RGB"
     try:
-        simplejpeg.decode_jpeg(data, colorspace=colorspace, strict=True)
+        pixels = simplejpeg.decode_jpeg(data, colorspace=colorspace, strict=True)
     except ValueError as err:
-        return f"The JPEG data is damaged ({_short(err)}); training would read garbage."
-    return None
+        return None, f"The JPEG data is damaged ({_short(err)}); training would read garbage."
+    return (pixels if is_plain else None), None
 
 
 def _wants_tensorflow(image: Image.Image, image_format: str | None, config: CheckConfig) -> bool:
