@@ -93,6 +93,7 @@ class Member:
     model: object                     # keras.Model
     image_size: tuple[int, int]       # (height, width)
     class_names: tuple[str, ...]
+    forward: Callable                 # compiled images -> model outputs (see forward_function)
 
 
 @dataclass(frozen=True)
@@ -113,7 +114,9 @@ def load_member(run_dir: str | Path) -> Member:
     """Load a run folder's model, input size and class names."""
     run_dir = Path(run_dir).expanduser().resolve()
     model = load_model(run_dir)
-    return Member(run_dir, model, read_image_size(run_dir), tuple(read_class_names(run_dir)))
+    image_size = read_image_size(run_dir)
+    return Member(run_dir, model, image_size, tuple(read_class_names(run_dir)),
+                  forward_function(model, image_size))
 
 
 def load_predictor(run_or_ensemble_dir: str | Path) -> Predictor:
@@ -195,13 +198,14 @@ def make_dataset(paths: Sequence[str], image_sizes: Sequence[tuple[int, int]], b
     return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
-def _forward_function(model):
+def forward_function(model, image_size: tuple[int, int]):
+    """``model(images, training=False)`` compiled for float32 (None, h, w, 3) batches (a fixed
+    signature, so the last, smaller batch does not trigger a retrace). Tracing a large model
+    takes seconds, so each :class:`Member` compiles it once, at load time."""
     import tensorflow as tf
 
-    @tf.function(reduce_retracing=True)
-    def forward(images):
-        return model(images, training=False)
-    return forward
+    signature = [tf.TensorSpec([None, *image_size, 3], tf.float32)]
+    return tf.function(lambda images: model(images, training=False), input_signature=signature)
 
 
 def as_probabilities(outputs: np.ndarray, num_classes: int) -> np.ndarray:
@@ -225,7 +229,7 @@ def predict_with(predictor: Predictor, paths: Sequence[str | Path], *, batch_siz
         raise ValueError("batch_size must be >= 1")
     path_texts = [str(path) for path in paths]
     sizes = sorted({member.image_size for member in predictor.members})
-    forwards = [_forward_function(member.model) for member in predictor.members]
+    forwards = [member.forward for member in predictor.members]
     size_index = [sizes.index(member.image_size) for member in predictor.members]
     probabilities: list[np.ndarray] = []
     errors: list[str] = []
