@@ -52,3 +52,30 @@ def peak_rss_mib() -> float:
     """Peak resident memory of this process so far, in MiB (Linux ru_maxrss is KiB)."""
     import resource
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run_measured(command: list[str], cwd: Path = ROOT, env: dict[str, str] | None = None,
+                 poll_seconds: float = 0.2) -> tuple[float, float, str]:
+    """Run `command`; return (wall seconds, peak resident MiB of its whole process tree, stdout).
+
+    The tree's memory (the process and all its children, e.g. a pool of decoders) is sampled
+    every `poll_seconds`; raises CalledProcessError when the command fails.
+    """
+    import subprocess
+    started = time.perf_counter()
+    process = subprocess.Popen(command, cwd=cwd, env={**os.environ, **(env or {})},
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    watched = psutil.Process(process.pid)
+    peak = 0.0
+    while process.poll() is None:
+        try:
+            tree = [watched, *watched.children(recursive=True)]
+            peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()) / 2**20)
+        except psutil.Error:
+            pass
+        time.sleep(poll_seconds)
+    stdout, stderr = process.communicate()
+    seconds = time.perf_counter() - started
+    if process.returncode != 0:
+        raise subprocess.CalledProcessError(process.returncode, command, stdout, stderr)
+    return seconds, peak, stdout
