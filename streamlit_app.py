@@ -14,12 +14,16 @@ from ui.data_import import run_with_progress
 from ui.state import get_workspace
 
 SAMPLE_REPORT = "home_sample_report"
-PAGES = (("pages/1_Data.py", "Data", "🗂️", "import photos, find broken files and duplicates"),
-         ("pages/2_Label.py", "Label", "🏷️", "assign classes, split train/val/test"),
-         ("pages/3_Train.py", "Train", "🏋️", "train an EfficientNet in the background"),
-         ("pages/4_Results.py", "Results", "📊", "accuracy, confusions, mistakes to fix"),
-         ("pages/5_Predict.py", "Predict", "🔮", "classify new photos, export the model"),
-         ("pages/6_Compare.py", "Compare", "⚖️", "runs side by side"))
+PAGES = (("pages/1_Data.py", "Data", ":material/folder_open:",
+          "import photos, find broken files and duplicates"),
+         ("pages/2_Label.py", "Label", ":material/label:", "assign classes, split train/val/test"),
+         ("pages/3_Train.py", "Train", ":material/model_training:",
+          "train an EfficientNet in the background"),
+         ("pages/4_Results.py", "Results", ":material/insights:",
+          "accuracy, confusions, mistakes to fix"),
+         ("pages/5_Predict.py", "Predict", ":material/online_prediction:",
+          "classify new photos, export the model"),
+         ("pages/6_Compare.py", "Compare", ":material/compare:", "runs side by side"))
 
 st.set_page_config(page_title="EfficientNet Studio", page_icon="🧪", layout="wide")
 st.title("EfficientNet Studio")
@@ -32,12 +36,15 @@ except EngineError as err:
     st.stop()
 
 if should_import_sample(workspace):
-    st.info("This workspace is empty, so the sample project is being imported: generated "
-            "photos of beaches, forests and cities, with a few broken files planted on purpose.")
-    report = run_with_progress("Sample project", lambda progress: import_sample_project(
-        workspace, progress=progress))
+    with st.empty().container():
+        st.info("This workspace is empty, so the sample project is being imported: generated "
+                "photos of beaches, forests and cities, with a few broken files planted on "
+                "purpose.")
+        report = run_with_progress("Sample project", lambda progress: import_sample_project(
+            workspace, progress=progress))
     if report is not None:
         st.session_state[SAMPLE_REPORT] = report
+        st.rerun()   # redraw without the progress bar
 sample = st.session_state.get(SAMPLE_REPORT)
 if sample is not None:
     st.success(f"Imported the sample project: {sample.num_readable} photos in "
@@ -87,7 +94,7 @@ steps = next_steps()
 if not steps:
     st.write("All set. Train another variant or compare runs.")
 for number, (page, label, why) in enumerate(steps[:4], start=1):
-    st.page_link(page, label=f"{number}. {label} — {why}")
+    st.page_link(page, label=f"{number}. {label} — {why}", icon=":material/arrow_forward:")
 
 st.subheader("Pages")
 for page, label, icon, purpose in PAGES:

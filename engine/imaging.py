@@ -224,7 +224,7 @@ def _thumbnail_image(workspace: Workspace, normalized_path: str | None,
                 return image
         except (OSError, ValueError, Image.DecompressionBombError):
             pass
-    return placeholder_image(size_px, "cannot be shown")
+    return placeholder_image(size_px, "no preview")
 
 
 def placeholder_image(size_px: int, text: str) -> Image.Image:

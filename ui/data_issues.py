@@ -49,9 +49,10 @@ def _quarantine(workspace: Workspace, frame: pd.DataFrame) -> None:
            "from the Quarantined tab.")
 
 
-def _restore(workspace: Workspace, image_ids: list[int]) -> None:
+def _restore(workspace: Workspace, image_ids: list[int], name: str | None = None) -> None:
     count = restore_images(workspace, image_ids)
-    _flash(f"Restored {count} image(s) to the dataset.")
+    what = name if name and count == 1 else f"{count} image(s)"
+    _flash(f"Restored {what} to the dataset.")
 
 
 def _show_flash() -> None:
@@ -135,7 +136,7 @@ def render_quarantined(workspace: Workspace) -> None:
 
     def restore_button(row: pd.Series) -> None:
         st.button("Restore", key=f"data_restore_{int(row['image_id'])}",
-                  on_click=_restore, args=(workspace, [int(row["image_id"])]))
+                  on_click=_restore, args=(workspace, [int(row["image_id"])], row["path"]))
 
     render_grid(workspace, quarantined, key="data_quarantined", columns=6, size_px=160,
                 caption=lambda row: f"{row['path']} — {row['quarantine_reason'] or ''}",

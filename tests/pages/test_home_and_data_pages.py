@@ -106,7 +106,7 @@ def test_quarantine_all_flagged_then_restore_one(app, workspace, messy_tree):
     assert not test.exception
     assert _status(workspace, "dog/page.jpg") == "ok"
     assert _status(workspace, "cat/empty.jpg") == "quarantined"
-    assert "Restored 1 image(s)" in test.success[0].value
+    assert "Restored dog/page.jpg" in test.success[0].value
 
 
 def test_quarantine_one_kind(app, workspace, messy_tree):
