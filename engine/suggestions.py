@@ -195,7 +195,11 @@ def accept_suggestions(workspace: Workspace, run_id: str, min_probability: float
         return 0, 0
     with workspace.connect() as connection:
         current = current_labels(connection, [int(i) for i in chosen["image_id"]])
-        changes = [(int(row.image_id), None, str(row.predicted)) for row in chosen.itertuples()
+        # A class renamed only in capitals since training ('dog' -> 'Dog') keeps its images.
+        existing = {row[0].casefold(): row[0] for row in connection.execute("SELECT name FROM classes")}
+        changes = [(int(row.image_id), None, existing.get(str(row.predicted).casefold(),
+                                                          str(row.predicted)))
+                   for row in chosen.itertuples()
                    if int(row.image_id) in current and current[int(row.image_id)] is None]
         if not changes:
             return 0, 0

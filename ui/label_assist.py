@@ -88,4 +88,5 @@ def _controls(workspace: Workspace, run_id: str, state: dict) -> None:
     st.button(f"Accept {sure} suggestions >= {threshold}%", key="assist_accept", type="primary",
               disabled=sure == 0, on_click=_accept, args=(workspace, run_id))
     counts = suggestions.groupby("predicted").size().rename("Suggested images")
+    counts.index.name = "Suggested class"
     st.dataframe(counts, width="content")

@@ -20,7 +20,7 @@ FLASH = "label_flash"                      # (kind, text) shown once after an ac
 SECTION = "label_section"
 
 GRID_SIZES_PX = {"Small": 128, "Medium": 192, "Large": 256}
-SINGLE_SIZE_PX = 512
+SINGLE_SIZE_PX = 768
 
 
 @st.cache_data(show_spinner=False, max_entries=20000, ttl=3600)

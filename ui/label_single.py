@@ -84,7 +84,7 @@ def render_single(workspace: Workspace) -> None:
         thumbnail_path(str(workspace.root), upcoming[1], SINGLE_SIZE_PX)
     left, right = st.columns([3, 2])
     with left:
-        show_thumbnail(workspace, image_id, SINGLE_SIZE_PX)
+        show_thumbnail(workspace, image_id, SINGLE_SIZE_PX, width="stretch")
     with right:
         _describe(workspace, image_id)
         _class_buttons(workspace, image_id, class_names)
@@ -95,7 +95,7 @@ def _describe(workspace: Workspace, image_id: int) -> None:
     st.markdown(f"**{details.get('source_path', '')}**")
     current = details.get("label")
     st.markdown(f"Label now: **{current or 'unlabeled'}**"
-                + (f" · split {details['split']}" if details.get("split") else ""))
+                + (f" · split {details['split']}" if current and details.get("split") else ""))
     if details.get("width"):
         st.caption(f"{details['width']} x {details['height']} px, {details.get('format')}")
     suggestions = suggestion_table(workspace)

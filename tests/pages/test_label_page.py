@@ -142,3 +142,27 @@ def test_history_and_export_sections(app, workspace):
     test = app("Export")
     assert not test.exception
     assert len(test.get("download_button")) == 2
+
+
+@pytest.mark.slow
+def test_model_suggestions_show_and_can_be_accepted(app, workspace, tmp_path):
+    from engine.suggestions import compute_suggestions
+    from tests.engine.tiny_runs import add_finished_run, image_table
+    run = add_finished_run(workspace, image_table(tmp_path / "train", per_class=4), epochs=1)
+    ids = insert_images(workspace, [None] * 4, with_files=True)
+    labels.create_class(workspace, "cat")
+    labels.create_class(workspace, "dog")
+    table = compute_suggestions(workspace, run.id)
+    test = app("Grid")
+    assert not test.exception
+    captions = [c.label for c in test.checkbox if c.key and c.key.startswith("label_pick_")]
+    assert all("model:" in c for c in captions) and len(captions) == 4
+    order = test.selectbox(key="grid_order")
+    assert "least_certain" in [str(getattr(o, "value", o)) for o in order.options] or any(
+        "Least certain" in str(o) for o in order.options)
+    test.slider(key="assist_threshold").set_value(50).run()
+    test.button(key="assist_accept").click().run()
+    assert not test.exception
+    assert all(image_labels(workspace)[i] in {"cat", "dog"} for i in ids)
+    assert any("Labeled 4 images with the model's suggestion" in s.value for s in test.success)
+    assert len(table) == 4
