@@ -49,14 +49,15 @@ def run_with_progress(label: str, start: Callable[[Callable[[ImportProgress], No
 
 def show_report(report: ImportReport) -> None:
     """A one-line outcome plus the files that need attention."""
-    classes = ", ".join(f"{name} {count}" for name, count in report.classes.items()) or "no labels"
+    classes = ", ".join(f"{name} {count}" for name, count in report.classes.items()) or "none (unlabeled)"
     text = (f"**{report.source}**: {report.imported:,} new files ({report.num_readable:,} "
             f"readable images), {report.already_present:,} already in the workspace. "
             f"Classes: {classes}.")
     if report.num_readable == 0 and report.already_present == 0:
         st.error(text + " Nothing usable was imported: see the problems below.")
     elif report.problems:
-        st.warning(text + f" {len(report.problems):,} files need attention: see the Issues tab.")
+        st.warning(text + f" Files needing attention: {len(report.problems):,} (listed below; act on them in "
+                   "the Issues tab).")
     else:
         st.success(text)
     if report.problems:

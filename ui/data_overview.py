@@ -9,6 +9,16 @@ from engine.overview import image_table, summarize_workspace
 from engine.workspace import Workspace
 
 UNLABELED_NAME = "(unlabeled)"
+UNLABELED_COLOR = "#9ca3af"
+
+
+def class_colors(names) -> dict[str, str]:
+    """One colour per class name, the same in every chart (grey for unlabeled)."""
+    palette = px.colors.qualitative.Plotly
+    ordered = sorted({str(name) for name in names} - {UNLABELED_NAME})
+    colors = {name: palette[index % len(palette)] for index, name in enumerate(ordered)}
+    colors[UNLABELED_NAME] = UNLABELED_COLOR
+    return colors
 
 
 def render_overview(workspace: Workspace) -> None:
@@ -42,7 +52,7 @@ def _class_chart(workspace: Workspace) -> None:
     counts["label"] = counts["label"].fillna(UNLABELED_NAME)
     figure = px.bar(counts, x="label", y="images", text="images",
                     title="Images per class (not quarantined)",
-                    color="label", color_discrete_map={UNLABELED_NAME: "#9ca3af"})
+                    color="label", color_discrete_map=class_colors(counts["label"]))
     figure.update_layout(showlegend=False, xaxis_title=None, yaxis_title="images",
                          margin={"t": 40, "b": 10, "l": 10, "r": 10}, height=360)
     st.plotly_chart(figure, key="data_class_chart")
@@ -60,6 +70,7 @@ def _size_chart(workspace: Workspace) -> None:
     sizes = readable.groupby(["width", "height", "label"], as_index=False).agg(
         images=("image_id", "size"), example=("path", "first"))
     figure = px.scatter(sizes, x="width", y="height", color="label", size="images",
+                        color_discrete_map=class_colors(sizes["label"]),
                         hover_name="example", hover_data={"images": True}, size_max=28,
                         title="Image sizes in pixels (after EXIF rotation); marker = count")
     figure.update_layout(margin={"t": 40, "b": 10, "l": 10, "r": 10}, height=360,
