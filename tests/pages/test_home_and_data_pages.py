@@ -128,5 +128,5 @@ def test_folder_import_from_the_page_and_a_bad_path(app, workspace, messy_tree, 
     test.text_input(key="data_folder_path").input(str(messy_tree))
     test.button(key="data_folder_import").click().run()
     assert not test.exception
-    assert "11 new files" in test.warning[0].value and "needing attention: 2" in test.warning[0].value
+    assert "11 new files" in test.warning[0].value and "needing attention: 3" in test.warning[0].value
     assert len(test.dataframe) >= 1                     # the problems of this import
