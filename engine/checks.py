@@ -378,29 +378,38 @@ def near_duplicate_pairs(hashes: Sequence[int], max_distance: int) -> list[tuple
 
     Pigeonhole banding: two 64-bit hashes within d bits agree exactly on at least one of
     d + 1 bands, so only hashes sharing a band value are compared (near-linear, not n^2).
+    Equal hashes (blank frames, copies) are linked to their first occurrence only, so a
+    thousand black images give a thousand pairs, not half a million.
     """
+    if len(hashes) < 2:
+        return []
     values = np.asarray(hashes, dtype=np.uint64)
-    band_count = max_distance + 1
-    edges = np.linspace(0, 64, band_count + 1).astype(int)
-    seen: set[tuple[int, int]] = set()
-    pairs = []
+    unique, first, inverse = np.unique(values, return_index=True, return_inverse=True)
+    pairs = {(int(first[group]), index, 0) for index, group in enumerate(inverse.tolist())
+             if first[group] != index}
+    edges = np.linspace(0, 64, max_distance + 2).astype(int)
     for start, stop in zip(edges[:-1], edges[1:]):
-        mask = np.uint64((1 << int(stop - start)) - 1)
-        bands = (values >> np.uint64(start)) & mask
+        bands = (unique >> np.uint64(start)) & np.uint64((1 << int(stop - start)) - 1)
         order = np.argsort(bands, kind="stable")
-        boundaries = np.flatnonzero(np.diff(bands[order])) + 1
-        for bucket in np.split(order, boundaries):
-            if len(bucket) < 2:
-                continue
-            bucket = np.sort(bucket)
-            distances = np.bitwise_count(values[bucket][:, None] ^ values[bucket][None, :])
-            rows, cols = np.nonzero(np.triu(distances <= max_distance, k=1))
-            for row, col in zip(rows.tolist(), cols.tolist()):
-                pair = (int(bucket[row]), int(bucket[col]))
-                if pair not in seen:
-                    seen.add(pair)
-                    pairs.append((*pair, int(distances[row, col])))
+        for bucket in np.split(order, np.flatnonzero(np.diff(bands[order])) + 1):
+            if len(bucket) > 1:
+                pairs.update(_close_pairs(unique, np.sort(bucket), first, max_distance))
     return sorted(pairs)
+
+
+def _close_pairs(unique: np.ndarray, bucket: np.ndarray, first: np.ndarray,
+                 max_distance: int, block: int = 1024) -> set[tuple[int, int, int]]:
+    """Pairs within one bucket, compared in blocks so memory stays small for big buckets."""
+    found = set()
+    members = unique[bucket]
+    for offset in range(0, len(bucket), block):
+        rows = members[offset:offset + block]
+        distances = np.bitwise_count(rows[:, None] ^ members[None, :])
+        for row, col in zip(*np.nonzero(distances <= max_distance)):
+            if offset + row < col:
+                one, two = int(first[bucket[offset + row]]), int(first[bucket[col]])
+                found.add((min(one, two), max(one, two), int(distances[row, col])))
+    return found
 
 
 def find_near_duplicates(records: Sequence[HashRecord], max_distance: int

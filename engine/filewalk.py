@@ -67,14 +67,18 @@ def default_workers() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def chunked(items: Iterable[Item], size: int) -> Iterator[list[Item]]:
-    """Lists of up to `size` consecutive items."""
+def chunked(items: Iterable[Item], size: int, max_bytes: int | None = None,
+            weight: Callable[[Item], int] | None = None) -> Iterator[list[Item]]:
+    """Lists of up to `size` consecutive items, and of at most `max_bytes` total `weight`
+    (bytes carried along) when given, so work in flight stays small in memory."""
     chunk: list[Item] = []
+    carried = 0
     for item in items:
         chunk.append(item)
-        if len(chunk) >= size:
+        carried += weight(item) if weight else 0
+        if len(chunk) >= size or (max_bytes is not None and carried >= max_bytes):
             yield chunk
-            chunk = []
+            chunk, carried = [], 0
     if chunk:
         yield chunk
 

@@ -74,7 +74,12 @@ def open_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image
     with warnings.catch_warnings():
         # Our own limit decides below; Pillow's global one only warns up to 2x its value.
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        image = Image.open(io.BytesIO(data))
+        try:
+            image = Image.open(io.BytesIO(data))
+        except Image.DecompressionBombError as err:  # Pillow's own hard stop (2x its limit)
+            raise Image.DecompressionBombError(
+                f"more than {2 * (Image.MAX_IMAGE_PIXELS or 0):,} pixels, above the limit of "
+                f"{max_pixels:,} pixels") from err
     width, height = image.size
     if width * height > max_pixels:
         raise Image.DecompressionBombError(

@@ -32,6 +32,8 @@ from engine.workspace import Workspace, utc_now
 # A zip member bigger than this is refused before reading (zip bombs, video files).
 MAX_MEMBER_BYTES = 256 * 1024 * 1024
 CHUNK_FILES = 16
+# Zip members and uploads travel to the workers with their bytes: cap a chunk's payload.
+CHUNK_BYTES = 32 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -255,7 +257,8 @@ def _run_import(workspace: Workspace, source: str, kind: str, items: Iterable[_I
         workers = 1
     status = "failed"
     try:
-        chunks = filewalk.chunked(_with_known_hashes(workspace, source, items), CHUNK_FILES)
+        chunks = filewalk.chunked(_with_known_hashes(workspace, source, items), CHUNK_FILES,
+                                  max_bytes=CHUNK_BYTES, weight=_carried_bytes)
         worker = partial(_store_chunk, root=str(workspace.root), config=config)
         for results in filewalk.map_chunks(worker, chunks, workers):
             recorder.record(results)
@@ -275,7 +278,8 @@ def _with_known_hashes(workspace: Workspace, source: str, items: Iterable[_Item]
                        ) -> Iterator[_Item]:
     """Attach the sha256 of an existing row with the same source path, so a re-run only hashes
     what it already has (no decode)."""
-    for chunk in filewalk.chunked(items, 200):
+    for chunk in filewalk.chunked(items, CHUNK_FILES, max_bytes=CHUNK_BYTES,
+                                  weight=_carried_bytes):
         paths = [item.source_path for item in chunk]
         with workspace.connect() as connection:
             known = {row[0]: row[1] for row in connection.execute(
@@ -284,6 +288,10 @@ def _with_known_hashes(workspace: Workspace, source: str, items: Iterable[_Item]
         for item in chunk:
             sha = known.get(item.source_path)
             yield item if sha is None else _replace(item, known_sha256=sha)
+
+
+def _carried_bytes(item: _Item) -> int:
+    return len(item.data) if item.data is not None else 0
 
 
 def _replace(item: _Item, **changes: object) -> _Item:

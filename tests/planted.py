@@ -158,3 +158,13 @@ def plant_oddities(root: Path) -> tuple[str, ...]:
     base.save(buffer, format="WEBP", quality=90)
     write(root / "dog/webp_named.png", buffer.getvalue())
     return ODDITIES
+
+
+def bomb_png(width: int = 30_000, height: int = 30_000) -> bytes:
+    """A small PNG whose header claims width x height pixels (a decompression bomb)."""
+    def chunk(kind: bytes, payload: bytes) -> bytes:
+        return (len(payload).to_bytes(4, "big") + kind + payload
+                + zlib.crc32(kind + payload).to_bytes(4, "big"))
+    header = width.to_bytes(4, "big") + height.to_bytes(4, "big") + bytes([1, 0, 0, 0, 0])
+    rows = zlib.compress(bytes(1 + (width + 7) // 8) * 64)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", rows) + chunk(b"IEND", b"")

@@ -13,7 +13,7 @@ from engine.checks import (CheckConfig, HashRecord, find_label_conflicts, imbala
                            tensorflow_decode_problem)
 from engine.errors import ConfigError, ImportFailedError
 from tests.factories import PETS_DEV_DIR, requires_pets_dev
-from tests.planted import (ODDITIES, garble_jpeg, jpeg_bytes, make_clean_tree, plant_defects,
+from tests.planted import (ODDITIES, bomb_png, garble_jpeg, jpeg_bytes, make_clean_tree, plant_defects,
                            plant_oddities, png_bytes, scene)
 
 
@@ -82,6 +82,16 @@ def test_thresholds_are_configurable():
         CheckConfig(min_side_px=0)
     with pytest.raises(ConfigError, match="tensorflow_check"):
         CheckConfig(tensorflow_check="sometimes")
+
+
+def test_decompression_bomb_is_refused_before_decoding():
+    analysis, image = inspect_bytes("bomb.png", bomb_png(), CheckConfig())
+    assert [issue.kind for issue in analysis.issues] == ["decompression_bomb"] and image is None
+    assert "above the limit of 100,000,000 pixels" in analysis.issues[0].detail
+    small_limit, _ = inspect_bytes("b.png", bomb_png(200, 200), CheckConfig(max_pixels=10_000))
+    assert "200x200 = 40,000 pixels" in small_limit.issues[0].detail
+    huge, _ = inspect_bytes("huge.png", bomb_png(100_000, 100_000), CheckConfig())
+    assert [issue.kind for issue in huge.issues] == ["decompression_bomb"]
 
 
 def test_tensorflow_decoder_sees_warnings_and_errors():
