@@ -1,0 +1,85 @@
+"""Real app, real browser: label photos with the keyboard in one-at-a-time mode (keys 1, 2
+assign classes, S skips, Z undoes), then bulk-assign from the grid."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from engine import labels
+from tests.e2e.conftest import ARTIFACTS, ROOT, _free_port, _wait_healthy, screenshot
+from tests.engine.labeling_data import image_labels, insert_images
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def label_app(tmp_path_factory, browser):
+    from engine.workspace import open_workspace
+    workspace = open_workspace(tmp_path_factory.mktemp("e2e-label") / "workspace")
+    ids = insert_images(workspace, [None] * 8, with_files=True)
+    labels.create_class(workspace, "cat")
+    labels.create_class(workspace, "dog")
+    port = _free_port()
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with (ARTIFACTS / "streamlit-label.log").open("w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", str(ROOT / "streamlit_app.py"),
+             "--server.port", str(port), "--server.headless", "true",
+             "--server.fileWatcherType", "none", "--", "--workspace", str(workspace.root)],
+            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}, start_new_session=True)
+        try:
+            _wait_healthy(f"http://127.0.0.1:{port}/_stcore/health", process)
+            yield f"http://127.0.0.1:{port}/Label", workspace, ids
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+def _current_file(page) -> str:
+    return page.locator("strong", has_text=".jpg").first.inner_text()
+
+
+def _press(page, key: str) -> None:
+    before = _current_file(page)
+    page.mouse.click(1300, 110)  # focus the page itself, not a text field
+    page.keyboard.press(key)
+    page.wait_for_function(
+        "(old) => { const s = [...document.querySelectorAll('strong')].map(e => e.innerText)"
+        ".filter(t => t.endsWith('.jpg')); return s.length && s[0] !== old; }", arg=before)
+
+
+def test_keyboard_labeling_then_bulk_assign(label_app, page):
+    url, workspace, ids = label_app
+    page.goto(url)
+    page.get_by_role("tab", name="One at a time").click()
+    page.wait_for_selector("text=Labeled in this sitting")
+    _press(page, "1")   # first photo -> cat
+    _press(page, "2")   # second -> dog
+    _press(page, "S")   # third skipped
+    _press(page, "1")   # fourth -> cat
+    _press(page, "Z")   # undo: the fourth comes back
+    screenshot(page, "label-one-at-a-time")
+    assert [image_labels(workspace)[i] for i in ids[:4]] == ["cat", "dog", None, None]
+
+    page.get_by_role("tab", name="Grid").click()
+    page.wait_for_selector("text=Assign the selection to")
+    page.get_by_label("Show").click()
+    page.get_by_role("option", name="Unlabeled").click()
+    page.wait_for_selector("text=of 6")
+    page.wait_for_function(  # the grid shows exactly the 6 unlabeled photos
+        "() => { const b = [...document.querySelectorAll(\"[data-testid='stCheckbox']\")];"
+        " return b.length === 6 && b.every(e => e.innerText.startsWith('unlabeled')); }")
+    boxes = page.locator("[data-testid='stCheckbox'] label")
+    for index in range(3):
+        boxes.nth(index).click()
+    page.get_by_role("button", name="Assign selection").click()
+    page.wait_for_selector("text=3 images are now 'cat'")
+    screenshot(page, "label-grid-bulk")
+    assert sum(label == "cat" for label in image_labels(workspace).values()) == 4, image_labels(workspace)
