@@ -99,7 +99,7 @@ def curves_figure(curves: pd.DataFrame, best: Mapping[str, int | None]) -> go.Fi
         switch = curves.loc[curves["phase"] != curves["phase"].iloc[0], "epoch"].min()
         for column in (1, 2):
             figure.add_vline(x=switch - 0.5, line_dash="dot", line_color="grey", row=1, col=column)
-    figure.update_xaxes(title_text="Epoch")
+    figure.update_xaxes(title_text="Epoch", dtick=1 if len(curves) <= 30 else None)
     figure.update_layout(height=340, margin={"l": 10, "r": 10, "t": 40, "b": 10},
                          legend={"orientation": "h", "y": -0.25})
     return figure

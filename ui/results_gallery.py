@@ -18,7 +18,6 @@ SPLIT, TRUE, PREDICTED = "results_filter_split", "results_filter_true", "results
 ERRORS_ONLY, SORT, PAGE = "results_filter_errors_only", "results_sort", "results_gallery_page"
 CHART, LAST_CELL, NORMALIZED = "results_confusion_chart", "_results_last_cell", "results_normalized"
 BULK_CLASS, PICK_PREFIX, FLASH = "results_bulk_class", "results_pick_", "results_flash"
-QUEUE_PAGE, QUEUE_LIKELY, DISMISSED = "results_queue_page", "results_queue_likely", "results_dismissed"
 RERUN_APP = "_results_rerun_app"
 ANY = "(any)"
 SPLIT_CHOICES = {"test": "Test", "val": "Validation", "train": "Train", "all": "All splits"}
@@ -84,7 +83,7 @@ def picked_ids() -> list[int]:
                   if str(key).startswith(PICK_PREFIX) and value)
 
 
-def _bulk_bar(workspace: Workspace, class_names: list[str], key: str) -> None:
+def bulk_bar(workspace: Workspace, class_names: list[str], key: str) -> None:
     """Fix actions for the ticked images."""
     chosen = picked_ids()
     cells = st.columns([1.2, 2, 1.4, 1.4, 1.4], vertical_alignment="bottom")
@@ -104,7 +103,7 @@ def _fix_picked(workspace: Workspace, action: str, class_key: str | None) -> Non
               st.session_state.get(class_key) if class_key else None)
 
 
-def _rerun_app_if_fixed() -> None:
+def rerun_app_if_fixed() -> None:
     # A fix changes the header (pending fixes) too: rerun the whole page, not only the fragment.
     if st.session_state.pop(RERUN_APP, False):
         st.rerun(scope="app")
@@ -154,7 +153,7 @@ def render_mistakes(workspace: Workspace, results: evaluation.RunResults, run: R
 def render_gallery(workspace: Workspace, results: evaluation.RunResults,
                    split: str | None) -> None:
     """Filtered, sorted, paged gallery (a fragment: paging and ticking rerun only this)."""
-    _rerun_app_if_fixed()
+    rerun_app_if_fixed()
     names = results.class_names
     options = [ANY, *names]
     for key in (TRUE, PREDICTED):
@@ -177,12 +176,12 @@ def render_gallery(workspace: Workspace, results: evaluation.RunResults,
     st.markdown(f"**{len(shown)} image(s)**: {where}, {SPLIT_CHOICES.get(split or 'all')} split"
                 f"{', mistakes only' if errors_only else ''}.")
     show_flash()
-    _bulk_bar(workspace, names, "gallery")
-    page_rows = _paged(shown, PAGE)
-    _grid(page_rows, lambda row: _mistake_cell(workspace, results, row, fixes))
+    bulk_bar(workspace, names, "gallery")
+    page_rows = paged(shown, PAGE)
+    grid(page_rows, lambda row: _mistake_cell(workspace, results, row, fixes))
 
 
-def _paged(rows: pd.DataFrame, key: str) -> pd.DataFrame:
+def paged(rows: pd.DataFrame, key: str) -> pd.DataFrame:
     pages = max(1, -(-len(rows) // PAGE_SIZE))
     if st.session_state.get(key, 1) > pages:
         st.session_state[key] = 1
@@ -192,7 +191,7 @@ def _paged(rows: pd.DataFrame, key: str) -> pd.DataFrame:
     return rows.iloc[(page - 1) * PAGE_SIZE: page * PAGE_SIZE]
 
 
-def _grid(rows: pd.DataFrame, draw: Callable[[pd.Series], None]) -> None:
+def grid(rows: pd.DataFrame, draw: Callable[[pd.Series], None]) -> None:
     if rows.empty:
         st.caption("No images match.")
         return
@@ -202,7 +201,7 @@ def _grid(rows: pd.DataFrame, draw: Callable[[pd.Series], None]) -> None:
                 draw(row)
 
 
-def _thumbnail(workspace: Workspace, image_id: int) -> None:
+def thumbnail(workspace: Workspace, image_id: int) -> None:
     try:
         data = load_thumbnail(workspace, image_id, THUMB_PX)
     except AssertionError:
@@ -219,7 +218,7 @@ def _thumbnail(workspace: Workspace, image_id: int) -> None:
 def _mistake_cell(workspace: Workspace, results: evaluation.RunResults, row: pd.Series,
                   fixes: pd.DataFrame) -> None:
     image_id = int(row["image_id"])
-    _thumbnail(workspace, image_id)
+    thumbnail(workspace, image_id)
     st.markdown(f"**{row['file_name']}**  \ntrue **{row['true']}** → **{row['predicted']}**  \n"
                 f"p={row['confidence']:.2f} · loss {row['loss']:.2f}")
     _fix_badge(fixes, image_id)
@@ -284,75 +283,9 @@ def _show_grad_cam(workspace: Workspace, results: evaluation.RunResults, image_i
                      "regions that raised this class's probability")
 
 
-# -- label-error queue ------------------------------------------------------------------------
-
-@st.cache_data(show_spinner=False, max_entries=4)
-def _queue(workspace_root: str, run_dir: str, fingerprint: str) -> pd.DataFrame:
-    from engine.label_issues import label_issues
-    from engine.workspace import open_workspace
-
-    del fingerprint  # cache key: labels / quarantine / exclusions changed
-    return label_issues(run_dir, workspace=open_workspace(workspace_root))
-
-
-def render_label_errors(workspace: Workspace, results: evaluation.RunResults,
-                        run: RunRecord) -> None:
-    """Review queue of images whose label an out-of-fold model doubts, with the fixes."""
-    from engine.label_issues import labels_fingerprint
-
-    del run
-    st.caption("Each photo is scored by a logistic regression that never saw it, trained on the "
-               "run's image features (5-fold). Low self-confidence = the label looks wrong.")
-    try:
-        with st.spinner("Ranking possible label errors…"):
-            queue = _queue(str(workspace.root), str(results.run_dir), labels_fingerprint(workspace))
-    except EngineError as err:
-        st.error(err.user_message)
-        return
-    _queue_fragment(workspace, results, queue)
-
-
-@st.fragment
-def _queue_fragment(workspace: Workspace, results: evaluation.RunResults,
-                    queue: pd.DataFrame) -> None:
-    _rerun_app_if_fixed()
-    dismissed = st.session_state.setdefault(DISMISSED, set())
-    st.session_state.setdefault(QUEUE_LIKELY, True)
-    likely_only = st.toggle("Only images another class claims", key=QUEUE_LIKELY)
-    rows = queue[~queue["image_id"].isin(dismissed)]
-    if likely_only:
-        rows = rows[rows["is_likely_error"]]
-    st.markdown(f"**{len(rows)} image(s) to review** (lowest self-confidence first).")
-    show_flash()
-    _bulk_bar(workspace, results.class_names, "queue")
-    _grid(_paged(rows, QUEUE_PAGE), lambda row: _queue_cell(workspace, results, row))
-
-
-def _queue_cell(workspace: Workspace, results: evaluation.RunResults, row: pd.Series) -> None:
-    image_id = int(row["image_id"])
-    _thumbnail(workspace, image_id)
-    name = str(row["path"]).rsplit("/", 1)[-1]
-    st.markdown(f"**{name}** ({row['split']})  \nlabeled **{row['label']}**, looks like "
-                f"**{row['suggested']}**  \nself-confidence {row['self_confidence']:.2f}")
-    st.button(f"→ {row['suggested']}", key=f"results_accept_{image_id}", width="stretch",
-              help="Relabel as the suggested class", on_click=apply_fix,
-              args=(workspace, "relabel", [image_id], str(row["suggested"])))
-    left, right = st.columns(2)
-    left.checkbox("Select", key=f"{PICK_PREFIX}{image_id}")
-    right.button("Keep", key=f"results_keep_{image_id}", on_click=_dismiss, args=(image_id,),
-                 help="The label is right: hide it from this queue")
-    if image_id in set(results.predictions["image_id"]) and st.button(
-            "Open", key=f"results_queue_open_{image_id}", width="stretch"):
-        open_image(workspace, results, image_id)
-
-
-def _dismiss(image_id: int) -> None:
-    st.session_state.setdefault(DISMISSED, set()).add(int(image_id))
-
-
 def render_thumbnails(workspace: Workspace, rows: pd.DataFrame, caption_column: str) -> None:
     """A plain grid of thumbnails with one caption column (used by 'What changed')."""
     def draw(row: pd.Series) -> None:
-        _thumbnail(workspace, int(row["image_id"]))
+        thumbnail(workspace, int(row["image_id"]))
         st.caption(f"{str(row['path']).rsplit('/', 1)[-1]}: {row[caption_column]}")
-    _grid(rows, draw)
+    grid(rows, draw)

@@ -14,6 +14,7 @@ from engine.runs import COMPLETED_STATUSES, RunRecord, get_run, list_runs
 from engine.workspace import Workspace
 from ui import results_charts as charts
 from ui import results_gallery as gallery
+from ui import results_queue
 from ui.state import SELECTED_RUN
 
 RUN_PICKER = "results_run_picker"
@@ -44,12 +45,19 @@ def pick_run(workspace: Workspace) -> RunRecord | None:
         link_to_train("Go to Train")
         return None
     by_id = {run.id: run for run in runs}
-    wanted = st.session_state.get(SELECTED_RUN)
-    if st.session_state.get(RUN_PICKER) not in by_id:
-        st.session_state[RUN_PICKER] = wanted if wanted in by_id else runs[0].id
-    chosen = st.selectbox("Run", list(by_id), key=RUN_PICKER, format_func=lambda i: _label(by_id[i]))
+    wanted = st.session_state.get(SELECTED_RUN)  # set by this picker or by another page
+    if wanted in by_id:
+        st.session_state[RUN_PICKER] = wanted
+    elif st.session_state.get(RUN_PICKER) not in by_id:
+        st.session_state[RUN_PICKER] = runs[0].id
+    chosen = st.selectbox("Run", list(by_id), key=RUN_PICKER, format_func=lambda i: _label(by_id[i]),
+                          on_change=_remember_run)
     st.session_state[SELECTED_RUN] = chosen
     return by_id[chosen]
+
+
+def _remember_run() -> None:
+    st.session_state[SELECTED_RUN] = st.session_state[RUN_PICKER]
 
 
 def link_to_train(label: str) -> None:
@@ -96,9 +104,10 @@ def render_retrain(workspace: Workspace, results: evaluation.RunResults, run: Ru
         counts = fixes["fix"].value_counts()
         text = ", ".join(f"{count} {kind}" for kind, count in counts.items())
         left.markdown(f"**Fixes since this run:** {text}.")
-    middle.button("↶ Undo last relabel", key="results_undo", on_click=gallery.undo_label,
+    middle.button("Undo last relabel", key="results_undo", icon=":material/undo:", on_click=gallery.undo_label,
                   args=(workspace,), help="Undo the latest label change (any page).")
-    if right.button(f"🔁 Retrain with fixes ({len(fixes)})", key="results_retrain", type="primary",
+    if right.button(f"Retrain with fixes ({len(fixes)})", key="results_retrain", type="primary",
+                    icon=":material/refresh:",
                     help="Start a new run with this run's settings on the corrected data. "
                          "When it finishes, its results list which images changed outcome."):
         _retrain(workspace, run)
@@ -127,7 +136,7 @@ def render_sections(workspace: Workspace, results: evaluation.RunResults, run: R
     names = SECTIONS if run.parent_run_id else SECTIONS[:-1]
     tabs = st.tabs(names, key=SECTION, on_change="rerun")
     renderers = {"Overview": render_overview, "Mistakes": gallery.render_mistakes,
-                 "Label errors": gallery.render_label_errors, "Calibration": render_calibration,
+                 "Label errors": results_queue.render_label_errors, "Calibration": render_calibration,
                  "What changed": render_changes}
     for tab, name in zip(tabs, names):
         if tab.open:  # only the open section runs

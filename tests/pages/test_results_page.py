@@ -214,3 +214,27 @@ def _stop_workers(workspace, runs) -> None:
                 os.kill(pid, signal.SIGTERM)
             except ProcessLookupError:
                 pass
+
+
+def test_run_chosen_on_another_page_is_honoured(canned):
+    workspace, record, ids = canned
+    images = [CannedImage(i, f"x/{i}.jpg", split, label, (p, 1 - p))
+              for i, (label, split, p) in zip(ids, PLAN)]
+    newer = register_run(workspace, images, CLASSES, config=_config())
+    test = _app().run()
+    assert test.selectbox(key="results_run_picker").value == newer.id   # default: newest
+    test.session_state[SELECTED_RUN] = record.id                        # e.g. from Train
+    test.run()
+    assert test.selectbox(key="results_run_picker").value == record.id
+    test.selectbox(key="results_run_picker").set_value(newer.id).run()
+    assert test.session_state[SELECTED_RUN] == newer.id
+    assert "What changed" not in [tab.label for tab in test.tabs]       # no parent run
+
+
+def test_unfinished_run_folder_is_reported_not_crashed(canned):
+    workspace, record, ids = canned
+    (record.run_dir / "class_dict.csv").unlink()
+    (record.run_dir / "report.json").unlink()
+    test = _app().run()
+    assert not test.exception
+    assert "class_dict.csv" in test.error[0].value
