@@ -8,11 +8,34 @@ label action, so one undo reverts it.
 from __future__ import annotations
 
 import csv
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from engine.errors import LabelError
-from engine.labels import CSV, LabelCsvResult, current_labels, record_relabel, validate_class_name
+from engine.labels import CSV, current_labels, record_relabel, validate_class_name
 from engine.workspace import Workspace
+
+@dataclass(frozen=True)
+class LabelCsvResult:
+    """What :func:`apply_label_csv` did.
+
+    Attributes:
+        action_id: the label action (0 when nothing changed).
+        num_rows: data rows read.
+        num_changed: images whose label changed.
+        num_unchanged: matched images that already had that label.
+        unmatched_paths: CSV paths that match no imported image (first 100).
+        num_unmatched: how many CSV rows matched no image.
+        created_classes: classes the CSV introduced.
+    """
+    action_id: int
+    num_rows: int
+    num_changed: int
+    num_unchanged: int
+    unmatched_paths: tuple[str, ...]
+    num_unmatched: int
+    created_classes: tuple[str, ...]
+
 
 _PATH_COLUMNS = ("path", "source_path", "filename", "file")
 _LABEL_COLUMNS = ("label", "class", "class_name")
