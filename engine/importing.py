@@ -344,10 +344,17 @@ def import_folder(workspace: Workspace, root: Path, *, default_label: str | None
     if total == 0:
         raise ImportFailedError(f"The folder '{folder}' holds no files to import. Put your "
                                 "photos in it, one subfolder per class.")
-    items = (_Item(relative, filewalk.label_from_path(relative) or default_label,
-                   file_path=str(folder / relative))
+    items = (_folder_item(folder, relative, default_label)
              for relative in filewalk.iter_files(folder))
     return _run_import(workspace, str(folder), "folder", items, total, progress, config, workers)
+
+
+def _folder_item(folder: Path, relative: str, default_label: str | None) -> _Item:
+    label = filewalk.label_from_path(relative) or default_label
+    if relative.lower().endswith(".zip"):
+        return _Item(relative, label, failure=(
+            "archive", "A zip archive inside the folder is not opened: import it on its own."))
+    return _Item(relative, label, file_path=str(folder / relative))
 
 
 def import_zip(workspace: Workspace, zip_file: Path | str | IO[bytes], *,
@@ -373,20 +380,23 @@ def import_zip(workspace: Workspace, zip_file: Path | str | IO[bytes], *,
         members = _zip_members(archive)
         if not members:
             raise ImportFailedError(f"The archive '{source}' holds no files to import.")
-        strip = _common_top_folder([member.filename for member in members])
+        strip = _common_top_folder([member.filename for member in members
+                                    if _member_refusal(member) is None])
         items = _zip_items(archive, members, strip, label, use_subfolders)
         return _run_import(workspace, source, "zip", items, len(members), progress, config,
                            workers, skipped=())
 
 
 def _zip_members(archive: zipfile.ZipFile) -> list[zipfile.ZipInfo]:
+    """Members that are files to look at (folders, hidden files, __MACOSX and side files out)."""
     members = []
     for member in archive.infolist():
         parts = PurePosixPath(member.filename.replace("\\", "/")).parts
         if member.is_dir() or not parts or any(part in filewalk.SKIPPED_FOLDERS or
-                                               part.startswith(".") for part in parts[:-1]):
+                                               part.startswith(".") and part != ".."
+                                               for part in parts[:-1]):
             continue
-        if filewalk.is_candidate(parts[-1]) and ".." not in parts:
+        if filewalk.is_candidate(parts[-1]):
             members.append(member)
     return members
 
@@ -400,20 +410,38 @@ def _common_top_folder(names: list[str]) -> str:
     return ""
 
 
+def _member_refusal(member: zipfile.ZipInfo) -> tuple[str, str] | None:
+    """Why a zip member is not read: an entry escaping the archive, a link, a nested zip."""
+    parts = PurePosixPath(member.filename.replace("\\", "/")).parts
+    if ".." in parts:
+        return ("unsafe_path", "The archive entry points outside the archive's folder (../); "
+                               "refused for safety.")
+    if (member.external_attr >> 16) & 0o170000 == 0o120000:
+        return ("symlink", "A symbolic link inside the archive; links are not followed. Put "
+                           "the photo itself in the archive.")
+    if member.filename.lower().endswith(".zip"):
+        return ("archive", "A zip inside the archive is not opened: unpack it and import it "
+                           "separately.")
+    if member.file_size > MAX_MEMBER_BYTES:
+        return ("decompression_bomb", f"{member.file_size:,} bytes unpacked is above the "
+                f"{MAX_MEMBER_BYTES:,}-byte limit for one file; not read.")
+    return None
+
+
 def _zip_items(archive: zipfile.ZipFile, members: list[zipfile.ZipInfo], strip: str,
                label: str | None, use_subfolders: bool) -> Iterator[_Item]:
     for member in members:
-        relative = member.filename.replace("\\", "/").lstrip("/")
+        name = member.filename.replace("\\", "/")
+        refusal = _member_refusal(member)
+        relative = name if refusal and refusal[0] == "unsafe_path" else _safe_name(name)
         relative = relative[len(strip):] if strip and relative.startswith(strip) else relative
         item_label = label or (filewalk.label_from_path(relative) if use_subfolders else None)
-        if member.file_size > MAX_MEMBER_BYTES:
-            yield _Item(relative, item_label, failure=("decompression_bomb", (
-                f"{member.file_size:,} bytes unpacked is above the {MAX_MEMBER_BYTES:,}-byte "
-                "limit for one file; not read.")))
+        if refusal is not None:
+            yield _Item(relative, item_label, failure=refusal)
             continue
         try:
             data = archive.read(member)
-        except (zipfile.BadZipFile, OSError, RuntimeError, EOFError) as err:
+        except (zipfile.BadZipFile, OSError, RuntimeError, EOFError, ValueError) as err:
             yield _Item(relative, item_label, failure=(
                 "unreadable", f"Cannot be unpacked from the archive ({err})."))
             continue
