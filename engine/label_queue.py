@@ -69,8 +69,9 @@ def _where(image_filter: ImageFilter) -> tuple[str, list[object]]:
         clauses.append("images.split = ?")
         params.append(image_filter.split)
     if image_filter.issue_kind != ALL:
-        clauses.append("EXISTS (SELECT 1 FROM issues WHERE issues.image_id = images.id "
-                       "AND issues.kind = ?)")
+        # both members of a duplicate pair show, not only the one the finding is filed on
+        clauses.append("EXISTS (SELECT 1 FROM issues WHERE (issues.image_id = images.id OR "
+                       "issues.related_image_id = images.id) AND issues.kind = ?)")
         params.append(image_filter.issue_kind)
     return ("WHERE " + " AND ".join(clauses)) if clauses else "", params
 

@@ -15,7 +15,7 @@ from ui.label_common import (GRID_SIZES_PX, flash, label_caption, render_status,
                              show_flash, show_thumbnail, suggestion_table)
 from ui.state import LABEL_PAGE_NUMBER, LABEL_SELECTION
 
-COLUMNS_BY_SIZE = {"Small": 8, "Medium": 6, "Large": 4}
+COLUMNS_BY_SIZE = {"Small": 6, "Medium": 5, "Large": 4}
 _ORDER_NAMES = {Order.IMPORTED: "Import order", Order.NAME: "File name",
                 Order.LEAST_CERTAIN: "Least certain first (model)",
                 Order.MOST_CERTAIN: "Most certain first (model)"}
@@ -59,7 +59,7 @@ def _assign(workspace: Workspace, target: str) -> None:
 
 
 def _filters(workspace: Workspace, class_names: list[str], has_suggestions: bool) -> tuple[ImageFilter, str, int]:
-    cols = st.columns([2, 2, 2, 2, 1, 1])
+    cols = st.columns([2, 1.6, 2, 2, 1.2, 1.2])
     label_options = [ALL, UNLABELED, *class_names]
     label = cols[0].selectbox("Show", label_options, key="grid_label", format_func=lambda v: {
         ALL: "All images", UNLABELED: "Unlabeled"}.get(v, f"Class: {v}"))
@@ -103,10 +103,19 @@ def render_grid(workspace: Workspace) -> None:
                 else "No images yet. Import photos on the Data page.")
         return
     first = (page_number - 1) * per_page + 1
-    st.caption(f"Images {first}-{first + len(page) - 1} of {total}")
-    _thumbnails(workspace, page, size)
+    cols = st.columns([1, 3], vertical_alignment="center")
+    cols[0].caption(f"Images {first}-{first + len(page) - 1} of {total}")
     if num_pages > 1:
-        st.pagination(num_pages, key=LABEL_PAGE_NUMBER, max_visible_pages=9)
+        with cols[1]:
+            st.pagination(num_pages, key=LABEL_PAGE_NUMBER, max_visible_pages=9)
+    _thumbnails(workspace, page, size)
+    if page_number < num_pages:  # after scrolling through a page, the next one is one click
+        st.button(f"Next page ({page_number + 1} of {num_pages})", key="grid_next",
+                  on_click=_turn_page, args=(page_number + 1,))
+
+
+def _turn_page(number: int) -> None:
+    st.session_state[LABEL_PAGE_NUMBER] = number
 
 
 def _bulk_bar(workspace: Workspace, class_names: list[str], page_ids: list[int]) -> None:

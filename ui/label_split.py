@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from engine.dataset_export import dataset_csv_text, export_dataset_zip
+from engine.dataset_export import dataset_csv_text, export_dataset_zip, labeled_images
 from engine.errors import DatasetError, EngineError
 from engine.split import (SplitConfig, assign_splits, check_split, is_test_locked,
                           load_split_config, set_test_locked, split_summary)
@@ -80,7 +80,13 @@ def render_split(workspace: Workspace) -> None:
 
 
 def render_export(workspace: Workspace) -> None:
-    st.markdown("Download the labeled images (usable ones: not quarantined, not excluded).")
+    images = labeled_images(workspace)
+    if images.empty:
+        st.info("Nothing to export yet: label some images first.")
+        return
+    unsplit = int(images["split"].isna().sum())
+    st.markdown(f"Download the **{len(images)}** labeled images in **{images['label'].nunique()}**"
+                " classes (not quarantined, not excluded).")
     with_splits = st.checkbox("Put class folders inside train / val / test folders",
                               key="export_with_splits")
     cols = st.columns(2)
@@ -93,7 +99,9 @@ def render_export(workspace: Workspace) -> None:
                             file_name="labels.csv", mime="text/csv", on_click="ignore",
                             data=lambda: dataset_csv_text(workspace))
     st.caption("The zip holds the original files as imported plus labels.csv; paths in the CSV "
-               "are as imported, relative to the imported folder.")
+               "are as imported, relative to the imported folder."
+               + (f" {unsplit} images have no split yet (folder 'unassigned'; split them in "
+                  "the Split section)." if unsplit and with_splits else ""))
 
 
 def _zip_bytes(workspace: Workspace, with_splits: bool) -> bytes:

@@ -149,3 +149,24 @@ def test_label_csv_errors_name_the_problem(workspace, tmp_path):
         labels.apply_label_csv(workspace, write_csv(tmp_path / "y.csv", [("zzz.jpg", "cat")]))
     with pytest.raises(LabelError, match="Cannot read"):
         labels.apply_label_csv(workspace, tmp_path / "missing.csv")
+
+
+def test_find_images_filters_pages_and_shows_both_duplicates(workspace):
+    from engine.label_queue import ALL, UNLABELED, UNSPLIT, ImageFilter, find_images
+    ids = insert_images(workspace, [None] * 5 + ["cat"] * 3)
+    with workspace.connect() as connection:
+        connection.execute("UPDATE images SET split = 'test' WHERE id = ?", (ids[5],))
+        connection.execute("UPDATE images SET status = 'quarantined' WHERE id = ?", (ids[4],))
+        connection.execute("INSERT INTO issues(image_id, kind, severity, detail, related_image_id,"
+                           " created_at) VALUES (?, 'near_duplicate', 'warning', 'x', ?, 'now')",
+                           (ids[1], ids[6]))
+    page, total = find_images(workspace, ImageFilter(label=UNLABELED), offset=2, limit=2)
+    assert total == 4 and list(page["image_id"]) == ids[2:4]     # quarantined one hidden
+    page, total = find_images(workspace, ImageFilter(label="cat", split=UNSPLIT))
+    assert list(page["image_id"]) == ids[6:8]
+    page, _ = find_images(workspace, ImageFilter(split="test"))
+    assert list(page["image_id"]) == [ids[5]]
+    page, _ = find_images(workspace, ImageFilter(issue_kind="near_duplicate"))
+    assert list(page["image_id"]) == [ids[1], ids[6]]
+    _, total = find_images(workspace, ImageFilter(label=ALL, include_quarantined=True))
+    assert total == 8
