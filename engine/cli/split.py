@@ -3,9 +3,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from engine.dataset_export import export_dataset_csv
-from engine.split import SplitConfig, assign_splits, load_split_config, split_counts
+from engine.errors import DatasetError
+from engine.split import (SplitConfig, assign_splits, check_split, load_split_config,
+                          set_test_locked, split_counts)
 from engine.workspace import open_workspace
 
 
@@ -20,6 +23,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--seed", type=int, help="seed of the draw (default: the saved seed, else 0)")
     parser.add_argument("--resplit", action="store_true",
                         help="draw the split again for all images (a locked test split is kept)")
+    parser.add_argument("--lock-test", choices=("on", "off"),
+                        help="lock the test split (re-splits keep it) or unlock it")
     parser.add_argument("--json", action="store_true",
                         help='print {"counts": {class: {"train": n, "val": n, "test": n}}}')
     parser.add_argument("--csv", metavar="OUT", help="write path,label,split for every image")
@@ -34,7 +39,13 @@ def run(arguments: argparse.Namespace) -> int:
         config = SplitConfig.from_ratios(arguments.ratios, seed=seed)
     else:
         config = SplitConfig(saved.train, saved.val, saved.test, seed=seed)
+    if arguments.lock_test:
+        set_test_locked(workspace, arguments.lock_test == "on")
     summary = assign_splits(workspace, config, resplit=arguments.resplit)
+    try:
+        check_split(workspace, config)
+    except DatasetError as err:  # the split is stored; training would refuse it, so say why
+        print(f"warning: {err.user_message}", file=sys.stderr)
     if arguments.csv:
         export_dataset_csv(workspace, arguments.csv)
     if arguments.json:

@@ -66,3 +66,16 @@ def test_real_process_entry_point(workspace):
         cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert completed.returncode == 0, completed.stderr
     assert json.loads(completed.stdout)["counts"]["dog"]["test"] == 1
+
+
+def test_small_class_warns_and_lock_keeps_test(workspace, tmp_path, capsys):
+    insert_images(workspace, ["cat"] * 20 + ["dog"] * 4)
+    assert main(["split", "--workspace", str(workspace.root), "--json"]) == 0
+    assert "'dog' has 4 usable images" in capsys.readouterr().err
+    first = tmp_path / "first.csv"
+    main(["split", "--workspace", str(workspace.root), "--lock-test", "on", "--csv", str(first)])
+    again = tmp_path / "again.csv"
+    main(["split", "--workspace", str(workspace.root), "--seed", "5", "--resplit", "--csv", str(again)])
+    capsys.readouterr()
+    test_rows = lambda path: {r["path"] for r in csv.DictReader(path.open()) if r["split"] == "test"}
+    assert test_rows(first) == test_rows(again) and test_rows(first)
