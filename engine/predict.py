@@ -156,8 +156,12 @@ def _decode_file(path_bytes: bytes, longest_side_px: int) -> tuple[np.ndarray, b
     """Decode one file to an RGB uint8 array; on failure a 1x1 black pixel and the reason."""
     from PIL import Image, ImageOps
 
+    from PIL import UnidentifiedImageError
+
     path = path_bytes.decode("utf-8", "surrogateescape")
     try:
+        if Path(path).is_file() and Path(path).stat().st_size == 0:
+            return np.zeros((1, 1, 3), dtype=np.uint8), b"empty file (0 bytes)"
         with Image.open(path) as image:
             # JPEG draft decoding at a reduced scale: several times faster on big photos and
             # still >= 2x the model's input size, so the final resize sees the same detail.
@@ -170,8 +174,11 @@ def _decode_file(path_bytes: bytes, longest_side_px: int) -> tuple[np.ndarray, b
         reason = "is a folder, not an image file"
     except PermissionError:
         reason = "permission denied"
+    except UnidentifiedImageError:
+        reason = "not a readable image (not an image file, or a format that cannot be read)"
     except Exception as err:  # Pillow raises many kinds for corrupt data
-        reason = f"not a readable image ({type(err).__name__}: {err})"
+        damage = "the file is cut short" if "truncated" in str(err) else str(err)
+        reason = f"not a readable image (damaged: {damage})"
     return np.zeros((1, 1, 3), dtype=np.uint8), reason.encode("utf-8")
 
 

@@ -72,6 +72,8 @@ def test_schema_and_broken_files_do_not_abort(tiny_run, tmp_path):
     assert list(broken) == [False, True, False, True, True, True, False]
     assert table.loc[5, "error"] == "file not found"
     assert "not a readable image" in table.loc[3, "error"]
+    assert table.loc[4, "error"] == "empty file (0 bytes)"
+    assert table.loc[1, "error"].startswith("not a readable image")
     assert table.loc[broken, "predicted"].eq("").all()
     assert table.loc[broken, ["probability", "prob_cat", "prob_dog"]].isna().all().all()
     good_rows = table[~broken]
