@@ -56,8 +56,13 @@ def render_split(workspace: Workspace) -> None:
     cols[0].button("Split new images", key="split_new", type="primary", on_click=_split,
                    args=(workspace, False),
                    help="Gives a split to labeled images that have none; existing splits stay.")
-    cols[1].button("Re-split everything", key="split_all", on_click=_split, args=(workspace, True),
-                   help="Draws the whole split again (a locked test set is kept).")
+    with cols[1].popover("Re-split everything"):
+        st.markdown("Draws the whole split again with these ratios and seed"
+                    + (", keeping the locked test set." if state.get("split_lock") else ".")
+                    + " Runs trained before were tested on other images, so their scores "
+                      "will not compare with new runs.")
+        st.button("Yes, re-split", key="split_all", type="primary", on_click=_split,
+                  args=(workspace, True))
     cols[2].caption("Stratified by class; exact and near duplicates always share a split, so "
                     "no photo is in training and in test.")
     summary = split_summary(workspace)

@@ -10,7 +10,7 @@ from streamlit.testing.v1 import AppTest
 from engine import labels
 from engine.split import split_summary
 from engine.workspace import WORKSPACE_ENV
-from tests.engine.labeling_data import image_labels, insert_images
+from tests.engine.labeling_data import image_labels, image_splits, insert_images
 
 PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "2_Label.py")
 
@@ -128,6 +128,12 @@ def test_split_section_splits_and_warns_on_small_classes(app, workspace):
     summary = split_summary(workspace).set_index("class")
     assert summary.loc["cat", ["train", "val", "test"]].tolist() == [16, 2, 2]
     assert summary["unassigned"].sum() == 0
+    before, splits_before = split_summary(workspace), image_splits(workspace)
+    test.number_input(key="split_seed").set_value(3)
+    _button(test, "split_all").click().run()           # "Yes, re-split" in the popover
+    assert not test.exception
+    assert split_summary(workspace).equals(before)     # same counts ...
+    assert image_splits(workspace) != splits_before    # ... drawn again with the new seed
     test.number_input(key="split_train").set_value(90).run()
     assert any("add up to 1" in e.value for e in test.error)
 
