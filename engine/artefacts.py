@@ -42,8 +42,11 @@ def save_model(model: Any, run_dir: Path) -> Path:
     """model.keras via a temporary name and a rename."""
     target = run_dir / "model.keras"
     temporary = run_dir / ".model.tmp.keras"
-    model.save(temporary)
-    os.replace(temporary, target)
+    try:
+        model.save(temporary)
+        os.replace(temporary, target)
+    finally:  # a failed save (disk full) leaves no half-written file behind
+        temporary.unlink(missing_ok=True)
     return target
 
 

@@ -19,7 +19,9 @@ continues an interrupted run from its last completed epoch.
 """
 from __future__ import annotations
 
+import errno
 import math
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,11 +32,14 @@ import pandas as pd
 
 from engine.config import TrainConfig
 from engine.dataset import trainable_images, unquarantined_errors
-from engine.errors import DatasetError, EngineError
+from engine.errors import DatasetError, EngineError, TrainingError
 from engine.events import (CommandSource, EventSink, Message, RunFailed, RunFinished, RunStarted,
                            no_commands)
 from engine.runs import RunRecord, create_run, get_run, update_run
 from engine.workspace import Workspace, utc_now
+
+# Write failures that mean "no room": disk full, file-size limit, quota.
+DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EFBIG, errno.EDQUOT})
 
 SPLITS = ("train", "val", "test")
 MAX_LISTED_PROBLEMS = 5
@@ -156,6 +161,17 @@ def train(workspace: Workspace, run_id: str, *, sink: EventSink,
     except EngineError as err:
         _fail(workspace, run_id, sink, type(err).__name__, err.user_message)
         raise
+    except OSError as err:
+        if err.errno not in DISK_FULL_ERRNOS:
+            _fail(workspace, run_id, sink, type(err).__name__,
+                  f"Training stopped with an unexpected error: {err}.")
+            raise
+        message = (f"Training stopped: the disk is full or a file grew past the size limit "
+                   f"({os.strerror(err.errno)}) while writing the run's files in {run.run_dir}. "
+                   f"Nothing half-written is kept as the model. Free disk space under "
+                   f"{workspace.root}, then press Resume (or retrain).")
+        _fail(workspace, run_id, sink, "TrainingError", message)
+        raise TrainingError(message) from err
     except Exception as err:
         _fail(workspace, run_id, sink, type(err).__name__,
               f"Training stopped with an unexpected error: {err}.")
