@@ -77,7 +77,12 @@ def show_thumbnail(workspace: Workspace, image_id: int, size_px: int, *, square:
                    **kwargs) -> None:
     maker = square_thumbnail_path if square else thumbnail_path
     try:
-        st.image(maker(str(workspace.root), int(image_id), size_px), **kwargs)
+        path = maker(str(workspace.root), int(image_id), size_px)
+        if not Path(path).is_file():  # the thumbs folder was emptied: make it again
+            thumbnail_path.clear()
+            square_thumbnail_path.clear()
+            path = maker(str(workspace.root), int(image_id), size_px)
+        st.image(path, **kwargs)
     except (EngineError, OSError) as err:
         st.caption(f"(no preview: {getattr(err, 'user_message', err)})")
 
