@@ -34,8 +34,8 @@ def thumbnail_path(root: str, image_id: int, size_px: int) -> str:
     try:
         return str(thumbnail(workspace, image_id, size_px))
     except (AssertionError, ValueError, OSError):
-        # engine.imaging fails on RGB photos smaller than the thumbnail (reported to its
-        # owner); make the thumbnail here instead of showing nothing.
+        # a thumbnail engine.imaging cannot make (an odd file): try plain Pillow before
+        # showing nothing
         return _fallback_thumbnail(workspace, image_id, size_px)
 
 
