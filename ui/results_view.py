@@ -22,6 +22,7 @@ SECTION = "results_section"
 NORMALIZED = "results_confusion_normalized"
 SECTIONS = ("Overview", "Mistakes", "Label errors", "Calibration", "What changed")
 TRAIN_PAGE = "pages/3_Train.py"
+STARTED_RUN = "results_started_run"
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
@@ -112,6 +113,8 @@ def render_retrain(workspace: Workspace, results: evaluation.RunResults, run: Ru
                          "When it finishes, its results list which images changed outcome."):
         _retrain(workspace, run)
     gallery.show_flash()
+    if st.session_state.get(STARTED_RUN):
+        link_to_train(f"Watch run {st.session_state[STARTED_RUN]} on the Train page")
 
 
 def _retrain(workspace: Workspace, run: RunRecord) -> None:
@@ -129,7 +132,7 @@ def _retrain(workspace: Workspace, run: RunRecord) -> None:
         "success", f"Started run `{new_id}` with the settings of `{run.id}` on the corrected "
                    "data. Watch it on the Train page; when it finishes, pick it here to see "
                    "what changed.")
-    st.session_state["results_started_run"] = new_id
+    st.session_state[STARTED_RUN] = new_id
 
 
 def render_sections(workspace: Workspace, results: evaluation.RunResults, run: RunRecord) -> None:
@@ -142,8 +145,6 @@ def render_sections(workspace: Workspace, results: evaluation.RunResults, run: R
         if tab.open:  # only the open section runs
             with tab:
                 renderers[name](workspace, results, run)
-    if st.session_state.get("results_started_run"):
-        link_to_train("Watch the new run on the Train page")
 
 
 def render_overview(workspace: Workspace, results: evaluation.RunResults, run: RunRecord) -> None:
