@@ -24,8 +24,9 @@ from pathlib import Path, PurePosixPath
 from typing import IO, Union
 
 from engine import filewalk, imaging
-from engine.checks import CheckConfig, Issue, inspect_bytes, kind_rank, refresh_group_issues
+from engine.checks import CheckConfig, Issue, inspect_bytes, kind_rank
 from engine.errors import ImportFailedError, LabelError
+from engine.issues import refresh_group_issues
 from engine.labels import ensure_class
 from engine.workspace import Workspace, utc_now
 
@@ -206,7 +207,8 @@ class _Recorder:
         self.imported += 1
         self.readable += row["normalized_path"] is not None
         connection.executemany(
-            "INSERT INTO issues(image_id, kind, severity, detail, created_at) VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO issues(image_id, kind, severity, detail, created_at) "
+            "VALUES (?, ?, ?, ?, ?)",
             [(image_id, issue.kind, issue.severity, issue.detail, now) for issue in result.issues])
         if result.issues:
             self.problems.append(_problem(result.issues))
@@ -221,7 +223,8 @@ class _Recorder:
             self.problems.append(Problem(item.source_path, "bad_label",
                                          f"{err.user_message} Imported without a label."))
             return
-        name = connection.execute("SELECT name FROM classes WHERE id = ?", (class_id,)).fetchone()[0]
+        name = connection.execute("SELECT name FROM classes WHERE id = ?",
+                                  (class_id,)).fetchone()[0]
         if is_readable:
             self.classes[name] += 1
         connection.execute("UPDATE images SET class_id = ? WHERE id = ?", (class_id, image_id))
@@ -530,7 +533,8 @@ def import_csv(workspace: Workspace, csv_path: Path, *, base_folder: Path | None
 
 
 def _csv_rows(text: str, csv_path: Path | str) -> list[tuple[str, str | None]]:
-    rows = [row for row in csv.reader(io.StringIO(text)) if row and any(cell.strip() for cell in row)]
+    rows = [row for row in csv.reader(io.StringIO(text))
+            if row and any(cell.strip() for cell in row)]
     if rows and [cell.strip().lower() for cell in rows[0][:2]] in (["path", "label"], ["path"],
                                                                     ["filename", "label"],
                                                                     ["file", "label"]):

@@ -53,7 +53,8 @@ def beach(rng: np.random.Generator) -> Image.Image:
     sand = _vertical_gradient((225, 200, 150), (200, 170, 120), (width, height - shore))
     image = Image.fromarray(np.concatenate([sky, sea, sand]).astype(np.uint8))
     draw = ImageDraw.Draw(image)
-    sun_x, sun_y, radius = rng.integers(20, width - 20), rng.integers(10, horizon), rng.integers(8, 22)
+    sun_x, sun_y = rng.integers(20, width - 20), rng.integers(10, horizon)
+    radius = rng.integers(8, 22)
     draw.ellipse([sun_x - radius, sun_y - radius, sun_x + radius, sun_y + radius],
                  fill=(255, 235, 160))
     for _ in range(rng.integers(2, 6)):   # parasols and towels

@@ -49,20 +49,22 @@ def run_with_progress(label: str, start: Callable[[Callable[[ImportProgress], No
 
 def show_report(report: ImportReport) -> None:
     """A one-line outcome plus the files that need attention."""
-    classes = ", ".join(f"{name} {count}" for name, count in report.classes.items()) or "none (unlabeled)"
+    classes = (", ".join(f"{name} {count}" for name, count in report.classes.items())
+               or "none (unlabeled)")
     text = (f"**{report.source}**: {report.imported:,} new files ({report.num_readable:,} "
             f"readable images), {report.already_present:,} already in the workspace. "
             f"Classes: {classes}.")
     if report.num_readable == 0 and report.already_present == 0:
         st.error(text + " Nothing usable was imported: see the problems below.")
     elif report.problems:
-        st.warning(text + f" Files needing attention: {len(report.problems):,} (listed below; act on them in "
-                   "the Issues tab).")
+        st.warning(text + f" Files needing attention: {len(report.problems):,} (listed below; "
+                   "act on them in the Issues tab).")
     else:
         st.success(text)
     if report.problems:
         st.dataframe(pd.DataFrame([vars(problem) for problem in report.problems]),
-                     hide_index=True, width="stretch", height=min(400, 38 + 35 * len(report.problems)))
+                     hide_index=True, width="stretch",
+                     height=min(400, 38 + 35 * len(report.problems)))
 
 
 def render_import(workspace: Workspace) -> None:
@@ -84,9 +86,10 @@ def render_import(workspace: Workspace) -> None:
             st.dataframe(history, hide_index=True, width="stretch")
 
 
-def _class_choice(workspace: Workspace, key: str, allow_subfolders: bool) -> tuple[str | None, bool]:
+def _class_choice(key: str, allow_subfolders: bool) -> tuple[str | None, bool]:
     """(label for every file or None, use subfolders)."""
-    options = (FROM_SUBFOLDERS, ONE_CLASS, UNLABELED) if allow_subfolders else (ONE_CLASS, UNLABELED)
+    options = ((FROM_SUBFOLDERS, ONE_CLASS, UNLABELED) if allow_subfolders
+               else (ONE_CLASS, UNLABELED))
     mode = st.radio("Class of these photos", options, horizontal=True, key=f"{key}_mode")
     if mode == ONE_CLASS:
         name = st.text_input("Class name", key=f"{key}_class",
@@ -99,7 +102,7 @@ def _upload_form(workspace: Workspace) -> list[ImportReport]:
     files = st.file_uploader(
         "Photos (JPEG, PNG, GIF, WEBP, BMP, TIFF …) or .zip archives of class folders",
         accept_multiple_files=True, key="data_upload_files")
-    label, use_subfolders = _class_choice(workspace, "data_upload", allow_subfolders=True)
+    label, use_subfolders = _class_choice("data_upload", allow_subfolders=True)
     if not st.button("Import the uploaded files", type="primary", key="data_upload_import",
                      disabled=not files):
         return []

@@ -7,7 +7,8 @@ import base64
 import pandas as pd
 import streamlit as st
 
-from engine.checks import KIND_ORDER, KIND_TITLES, find_issues
+from engine.checks import KIND_ORDER, KIND_TITLES
+from engine.issues import find_issues
 from engine.overview import image_table
 from engine.quarantine import quarantine_images, quarantine_log, restore_images
 from engine.workspace import Workspace
@@ -21,6 +22,8 @@ KIND_HELP = {
     "zero_byte": "Empty files: a copy or download that failed. Nothing to recover; quarantine.",
     "not_image": "The content is not a picture (judged by the bytes, not the name): a web page "
                  "saved as .jpg, Thumbs.db, a document. Quarantine.",
+    "unsupported_format": "Real photos in a format this app cannot decode (HEIC). Convert "
+                          "them to JPEG and import again; quarantine these.",
     "decompression_bomb": "So many pixels that decoding could exhaust memory. Quarantine unless "
                           "you trust the file.",
     "corrupt": "Truncated or damaged: the decoders (Pillow, libjpeg, TensorFlow) fail or warn. "
@@ -79,7 +82,8 @@ def render_issues(workspace: Workspace) -> None:
         return
     present = [kind for kind in KIND_ORDER if kind in set(worst["kind"])]
     st.write("**Found:** " + " · ".join(
-        f"{KIND_TITLES.get(kind, kind)} **{int((worst['kind'] == kind).sum())}**" for kind in present))
+        f"{KIND_TITLES.get(kind, kind)} **{int((worst['kind'] == kind).sum())}**"
+        for kind in present))
     chosen = st.multiselect("Kinds to quarantine", present, default=present,
                             format_func=lambda kind: KIND_TITLES.get(kind, kind),
                             key=QUARANTINE_KINDS)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import plotly.express as px
 import streamlit as st
 
-from engine.checks import class_counts, dataset_warnings
+from engine.issues import class_counts, dataset_warnings
 from engine.overview import image_table, summarize_workspace
 from engine.workspace import Workspace
 

@@ -2,15 +2,13 @@
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
 
-from engine.checks import (CheckConfig, HashRecord, find_label_conflicts, imbalance_warning,
-                           inspect_bytes, near_duplicate_pairs, scan_folder,
+from engine.checks import (CheckConfig, imbalance_warning, inspect_bytes, scan_folder,
                            tensorflow_decode_problem)
+from engine.duplicates import HashRecord, find_label_conflicts, near_duplicate_pairs
 from engine.errors import ConfigError, ImportFailedError
 from tests.factories import PETS_DEV_DIR, requires_pets_dev
 from tests.planted import (ODDITIES, bomb_png, garble_jpeg, jpeg_bytes, make_clean_tree, plant_defects,
@@ -82,6 +80,13 @@ def test_thresholds_are_configurable():
         CheckConfig(min_side_px=0)
     with pytest.raises(ConfigError, match="tensorflow_check"):
         CheckConfig(tensorflow_check="sometimes")
+
+
+def test_heic_is_reported_as_unsupported_not_corrupt():
+    heic = b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + bytes(64)
+    analysis, _ = inspect_bytes("IMG_0001.HEIC", heic, CheckConfig())
+    assert [issue.kind for issue in analysis.issues] == ["unsupported_format"]
+    assert "JPEG" in analysis.issues[0].detail
 
 
 def test_decompression_bomb_is_refused_before_decoding():

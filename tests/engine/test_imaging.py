@@ -1,7 +1,6 @@
 """Imaging: format sniffing, RGB normalisation, normalised copies, thumbnails, dHash."""
 from __future__ import annotations
 
-import io
 
 import numpy as np
 import pytest
