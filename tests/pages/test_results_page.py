@@ -220,6 +220,7 @@ def test_run_chosen_on_another_page_is_honoured(canned):
     workspace, record, ids = canned
     images = [CannedImage(i, f"x/{i}.jpg", split, label, (p, 1 - p))
               for i, (label, split, p) in zip(ids, PLAN)]
+    time.sleep(1.1)  # created_at has one-second resolution: make 'newest' unambiguous
     newer = register_run(workspace, images, CLASSES, config=_config())
     test = _app().run()
     assert test.selectbox(key="results_run_picker").value == newer.id   # default: newest
