@@ -83,19 +83,28 @@ def picked_ids() -> list[int]:
                   if str(key).startswith(PICK_PREFIX) and value)
 
 
-def bulk_bar(workspace: Workspace, class_names: list[str], key: str) -> None:
-    """Fix actions for the ticked images."""
+def bulk_bar(workspace: Workspace, class_names: list[str], key: str,
+             page_ids: list[int] | None = None) -> None:
+    """Fix actions for the ticked images, and ticking a whole page at once."""
     chosen = picked_ids()
-    cells = st.columns([1.2, 2, 1.4, 1.4, 1.4], vertical_alignment="bottom")
+    cells = st.columns([1.1, 1.1, 2, 1.2, 1.6, 1.3], vertical_alignment="bottom")
     cells[0].markdown(f"**{len(chosen)} selected**")
-    target = cells[1].selectbox("Relabel selected as", class_names, key=f"{BULK_CLASS}_{key}")
-    cells[2].button("Relabel", key=f"results_relabel_{key}", on_click=_fix_picked,
+    cells[1].button("Select page" if not chosen else "Clear", key=f"results_select_page_{key}",
+                    on_click=_pick, args=(page_ids or [], not chosen))
+    cells[2].selectbox("Relabel selected as", class_names, key=f"{BULK_CLASS}_{key}")
+    cells[3].button("Relabel", key=f"results_relabel_{key}", on_click=_fix_picked,
                     args=(workspace, "relabel", f"{BULK_CLASS}_{key}"), disabled=not chosen)
-    cells[3].button("Exclude from training", key=f"results_exclude_{key}", on_click=_fix_picked,
+    cells[4].button("Exclude from training", key=f"results_exclude_{key}", on_click=_fix_picked,
                     args=(workspace, "exclude", None), disabled=not chosen)
-    cells[4].button("Quarantine", key=f"results_quarantine_{key}", on_click=_fix_picked,
+    cells[5].button("Quarantine", key=f"results_quarantine_{key}", on_click=_fix_picked,
                     args=(workspace, "quarantine", None), disabled=not chosen)
-    del target
+
+
+def _pick(image_ids: list[int], is_picked: bool) -> None:
+    if not is_picked:
+        image_ids = picked_ids()
+    for image_id in image_ids:
+        st.session_state[f"{PICK_PREFIX}{image_id}"] = is_picked
 
 
 def _fix_picked(workspace: Workspace, action: str, class_key: str | None) -> None:
@@ -176,8 +185,8 @@ def render_gallery(workspace: Workspace, results: evaluation.RunResults,
     st.markdown(f"**{len(shown)} image(s)**: {where}, {SPLIT_CHOICES.get(split or 'all')} split"
                 f"{', mistakes only' if errors_only else ''}.")
     show_flash()
-    bulk_bar(workspace, names, "gallery")
     page_rows = paged(shown, PAGE)
+    bulk_bar(workspace, names, "gallery", [int(i) for i in page_rows["image_id"]])
     grid(page_rows, lambda row: _mistake_cell(workspace, results, row, fixes))
 
 

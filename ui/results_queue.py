@@ -66,8 +66,10 @@ def _queue_fragment(workspace: Workspace, results: evaluation.RunResults,
                 f"{f'; {len(fixed)} fixed since ranking' if fixed else ''}"
                 f"{f'; {len(dismissed)} kept as labeled' if dismissed else ''}.")
     gallery.show_flash()
-    gallery.bulk_bar(workspace, results.class_names, "queue")
-    gallery.grid(gallery.paged(rows, QUEUE_PAGE), lambda row: _queue_cell(workspace, results, row))
+    page_rows = gallery.paged(rows, QUEUE_PAGE)
+    gallery.bulk_bar(workspace, results.class_names, "queue",
+                     [int(i) for i in page_rows["image_id"]])
+    gallery.grid(page_rows, lambda row: _queue_cell(workspace, results, row))
 
 
 def _queue_cell(workspace: Workspace, results: evaluation.RunResults, row: pd.Series) -> None:

@@ -239,3 +239,19 @@ def test_unfinished_run_folder_is_reported_not_crashed(canned):
     test = _app().run()
     assert not test.exception
     assert "class_dict.csv" in test.error[0].value
+
+
+def test_select_page_then_exclude_all_of_it(canned):
+    workspace, record, ids = canned
+    test = _app()
+    test.session_state["results_section"] = "Mistakes"
+    test.run()
+    test.button(key="results_select_page_gallery").click().run()
+    assert all(box.value for box in test.checkbox if box.key.startswith(gallery.PICK_PREFIX))
+    assert any("3 selected" in m.value for m in test.markdown)
+    test.button(key="results_exclude_gallery").click().run()
+    with workspace.connect() as connection:
+        excluded = {row[0] for row in connection.execute(
+            "SELECT id FROM images WHERE is_excluded = 1")}
+    assert excluded == {ids[3], ids[4], ids[5]}
+    assert any("3 excluded" in m.value for m in test.markdown)
