@@ -211,13 +211,7 @@ def grid(rows: pd.DataFrame, draw: Callable[[pd.Series], None]) -> None:
 
 
 def thumbnail(workspace: Workspace, image_id: int) -> None:
-    try:
-        data = load_thumbnail(workspace, image_id, THUMB_PX)
-    except AssertionError:
-        # engine.imaging.thumbnail fails on photos smaller than the thumbnail (Pillow's lazy
-        # load after the file closed); show the file itself, the browser scales it.
-        data = evaluation.image_file(workspace, image_id)
-        data = str(data) if data else None
+    data = load_thumbnail(workspace, image_id, THUMB_PX)
     if data is None:
         st.caption("(image no longer in the workspace)")
     else:
@@ -255,8 +249,12 @@ def open_image(workspace: Workspace, results: evaluation.RunResults, image_id: i
             st.warning("This image is no longer in the workspace.")
         else:
             st.image(str(path), caption=row["path"], width="stretch")
-        if st.button("Show Grad-CAM (where the model looked)", key="results_gradcam"):
-            _show_grad_cam(workspace, results, image_id, str(row["predicted"]))
+        names = results.class_names
+        explain, go = st.columns([2, 3], vertical_alignment="bottom")
+        explained = explain.selectbox("Explain class", names, key="results_gradcam_class",
+                                      index=names.index(row["predicted"]))
+        if go.button("Show Grad-CAM (where the model looked)", key="results_gradcam"):
+            _show_grad_cam(workspace, results, image_id, str(explained))
     with right:
         st.markdown(f"**{row['file_name']}** · {row['split']} split  \n"
                     f"labeled **{row['true']}**, predicted **{row['predicted']}**, "
