@@ -3,327 +3,31 @@
 Every file is hashed, checked (engine.checks), copied into the content-addressed store and,
 when training needs it, given a normalised copy (engine.imaging). Broken files are recorded
 too (with their issues), so they can be shown and quarantined; nothing is silently dropped.
-
-Imports stream: files are read, decoded and written by a pool of worker processes in small
-chunks with bounded work in flight; the database is written in one transaction per chunk.
-A killed import leaves a consistent database (whole chunks only) and the store holds only
-complete files (written via rename); re-running it skips what is already there.
+Imports stream through engine.import_pipeline: bounded work in flight, one transaction per
+chunk, restartable after a kill (re-running skips what is already there).
 """
 from __future__ import annotations
 
 import csv
 import io
-import sqlite3
-import time
 import zipfile
-from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
-from functools import partial
-from hashlib import sha256 as sha256_hasher
+from collections.abc import Iterable, Iterator
 from pathlib import Path, PurePosixPath
 from typing import IO, Union
 
-from engine import filewalk, imaging
-from engine.checks import CheckConfig, Issue, inspect_bytes, kind_rank
-from engine.errors import ImportFailedError, LabelError
-from engine.issues import refresh_group_issues
-from engine.labels import ensure_class
-from engine.workspace import Workspace, _connect, utc_now
+from engine import filewalk
+from engine.checks import CheckConfig
+from engine.errors import ImportFailedError
+from engine.import_pipeline import (ImportItem, ImportProgress, ImportReport, Problem,
+                                    Progress, replace_item, run_import)
+from engine.workspace import Workspace, utc_now
+
+__all__ = ["ImportProgress", "ImportReport", "Problem", "import_csv", "import_files",
+           "import_folder", "import_sample_project", "import_zip", "should_import_sample"]
 
 # A zip member bigger than this is refused before reading (zip bombs, video files).
 MAX_MEMBER_BYTES = 256 * 1024 * 1024
-CHUNK_FILES = 16
-# Zip members and uploads travel to the workers with their bytes: cap a chunk's payload.
-CHUNK_BYTES = 32 * 1024 * 1024
-
-
-@dataclass(frozen=True)
-class Problem:
-    """A file of an import that needs attention (broken, not an image, bad label, missing)."""
-    path: str
-    kind: str
-    detail: str
-
-
-@dataclass(frozen=True)
-class ImportProgress:
-    """Progress of a running import, sent after every chunk."""
-    done: int
-    total: int | None              # None when unknown (a stream of uploads)
-    imported: int
-    already_present: int
-    num_problems: int
-    current_path: str
-
-    @property
-    def fraction(self) -> float:
-        return min(1.0, self.done / self.total) if self.total else 0.0
-
-
-@dataclass(frozen=True)
-class ImportReport:
-    """What one import did.
-
-    Attributes:
-        imported: new images recorded (broken files included: they are rows to quarantine).
-        already_present: files already in the workspace from an earlier import (skipped).
-        problems: files needing attention: their most severe issue (path, kind, detail).
-        classes: readable images per class label in this import (new and already present).
-        num_readable: new images that decode (``imported`` minus broken ones).
-    """
-    import_id: int
-    source: str
-    imported: int
-    already_present: int
-    problems: tuple[Problem, ...]
-    classes: dict[str, int]
-    num_readable: int = 0
-    skipped: tuple[str, ...] = ()
-    seconds: float = 0.0
-
-    def to_dict(self) -> dict[str, object]:
-        """The JSON form printed by ``python -m engine import --json``."""
-        return {"imported": self.imported, "already_present": self.already_present,
-                "problems": [{"path": p.path, "kind": p.kind, "detail": p.detail}
-                             for p in self.problems],
-                "classes": dict(self.classes)}
-
-
-@dataclass(frozen=True)
-class _Item:
-    """One file to import: where it came from and how to get its bytes."""
-    source_path: str               # relative, '/'-separated: the file's name in the source
-    label: str | None
-    file_path: str | None = None   # read by the worker ...
-    data: bytes | None = None      # ... or carried along (zip members, uploads)
-    known_sha256: str | None = None  # sha of the row already holding this source_path
-    failure: tuple[str, str] | None = None  # (kind, detail) when the bytes cannot be had
-
-
-@dataclass(frozen=True)
-class _Stored:
-    """A worker's answer for one item."""
-    item: _Item
-    sha256: str
-    is_present: bool = False
-    row: dict[str, object] = field(default_factory=dict)
-    issues: tuple[Issue, ...] = ()
-
-
-Progress = Callable[[ImportProgress], None]
 FileInput = Union[Path, str, tuple[str, bytes]]
-
-
-# ----- worker side (runs in pool processes) -------------------------------------------------
-
-def _store_chunk(items: list[_Item], root: str, config: CheckConfig) -> list[_Stored]:
-    workspace = Workspace(Path(root))
-    return [_store_item(workspace, item, config) for item in items]
-
-
-def _store_item(workspace: Workspace, item: _Item, config: CheckConfig) -> _Stored:
-    if item.failure is not None:
-        return _Stored(item, "", issues=(Issue(item.source_path, *item.failure[:1], "error",
-                                               item.failure[1]),))
-    if item.data is not None:
-        data = item.data
-    else:
-        try:
-            data = Path(item.file_path).read_bytes()
-        except OSError as err:
-            issue = Issue(item.source_path, "unreadable", "error",
-                          f"Cannot be read from disk: {err.strerror}. Check its permissions.")
-            return _Stored(item, "", issues=(issue,))
-    digest = sha256_hasher(data).hexdigest()
-    if digest == item.known_sha256:
-        return _Stored(item, digest, is_present=True)
-    analysis, image = inspect_bytes(item.source_path, data, config)
-    stored = imaging.stored_relative_path(digest, analysis.format, item.source_path)
-    if not workspace.path(stored).is_file():
-        imaging.write_atomic(workspace.path(stored), data)
-    normalized = None
-    if image is not None:
-        normalized = stored
-        if analysis.needs_normalized:
-            normalized = imaging.normalized_relative_path(digest)
-            if not workspace.path(normalized).is_file():
-                imaging.write_atomic(workspace.path(normalized), imaging.encode_jpeg(
-                    image, imaging.NORMALIZED_MAX_SIDE_PX, imaging.NORMALIZED_JPEG_QUALITY))
-    row = {"sha256": digest, "original_name": PurePosixPath(item.source_path).name,
-           "source_path": item.source_path, "stored_path": stored,
-           "normalized_path": normalized, "byte_size": analysis.byte_size,
-           "format": analysis.format, "width": analysis.width, "height": analysis.height,
-           "mode": analysis.mode,
-           "phash": None if analysis.dhash is None else f"{analysis.dhash:016x}"}
-    return _Stored(item, digest, row=row, issues=analysis.issues)
-
-
-# ----- main process: the import loop --------------------------------------------------------
-
-class _Recorder:
-    """Writes worker results to the database, one transaction per chunk, and counts."""
-
-    def __init__(self, connection: sqlite3.Connection, import_id: int, source: str) -> None:
-        self.connection, self.import_id, self.source = connection, import_id, source
-        self.imported = self.present = self.readable = self.done = 0
-        self.problems: list[Problem] = []
-        self.classes: dict[str, int] = defaultdict(int)
-        self.action_id: int | None = None
-
-    def record(self, results: list[_Stored]) -> None:
-        now = utc_now()
-        with self.connection as connection:   # one transaction per chunk
-            for result in results:
-                self.done += 1
-                if not result.row:
-                    self._count_label(result.item.label, result.is_present)
-                    if result.issues:
-                        self.problems.append(_problem(result.issues))
-                    continue
-                self._insert(connection, result, now)
-            connection.execute(
-                "UPDATE imports SET num_imported = ?, num_present = ?, num_problems = ? "
-                "WHERE id = ?", (self.imported, self.present, len(self.problems), self.import_id))
-
-    def _count_label(self, label: str | None, is_present: bool) -> None:
-        if is_present:
-            self.present += 1
-            if label:
-                self.classes[label] += 1
-
-    def _insert(self, connection, result: _Stored, now: str) -> None:
-        row = dict(result.row)
-        cursor = connection.execute(
-            "INSERT OR IGNORE INTO images(sha256, original_name, source_path, source, import_id, "
-            "stored_path, normalized_path, byte_size, format, width, height, mode, phash, "
-            "created_at, updated_at) VALUES (:sha256, :original_name, :source_path, :source, "
-            ":import_id, :stored_path, :normalized_path, :byte_size, :format, :width, :height, "
-            ":mode, :phash, :now, :now)",
-            {**row, "source": self.source, "import_id": self.import_id, "now": now})
-        if cursor.rowcount == 0:
-            self._count_label(result.item.label, True)
-            return
-        image_id = int(cursor.lastrowid)
-        self.imported += 1
-        self.readable += row["normalized_path"] is not None
-        connection.executemany(
-            "INSERT INTO issues(image_id, kind, severity, detail, created_at) "
-            "VALUES (?, ?, ?, ?, ?)",
-            [(image_id, issue.kind, issue.severity, issue.detail, now) for issue in result.issues])
-        if result.issues:
-            self.problems.append(_problem(result.issues))
-        if result.item.label:
-            self._label(connection, image_id, result.item, now,
-                        is_readable=row["normalized_path"] is not None)
-
-    def _label(self, connection, image_id: int, item: _Item, now: str, is_readable: bool) -> None:
-        try:
-            class_id = ensure_class(connection, item.label)
-        except LabelError as err:
-            self.problems.append(Problem(item.source_path, "bad_label",
-                                         f"{err.user_message} Imported without a label."))
-            return
-        name = connection.execute("SELECT name FROM classes WHERE id = ?",
-                                  (class_id,)).fetchone()[0]
-        if is_readable:
-            self.classes[name] += 1
-        connection.execute("UPDATE images SET class_id = ? WHERE id = ?", (class_id, image_id))
-        if self.action_id is None:
-            self.action_id = int(connection.execute(
-                "INSERT INTO label_actions(kind, description, source, created_at) "
-                "VALUES ('import', ?, 'import', ?)",
-                (f"Labels from import of {self.source}", now)).lastrowid)
-        connection.execute(
-            "INSERT INTO label_history(action_id, image_id, old_label, new_label, created_at) "
-            "VALUES (?, ?, NULL, ?, ?)", (self.action_id, image_id, name, now))
-
-
-def _problem(issues: Iterable[Issue]) -> Problem:
-    worst = min(issues, key=lambda issue: kind_rank(issue.kind))
-    return Problem(worst.path, worst.kind, worst.detail)
-
-
-def _run_import(workspace: Workspace, source: str, kind: str, items: Iterable[_Item],
-                total: int | None, progress: Progress | None, config: CheckConfig | None,
-                workers: int | None, skipped: tuple[str, ...] = ()) -> ImportReport:
-    config = config or CheckConfig()
-    started = time.perf_counter()
-    with workspace.connect() as connection:
-        connection.execute("UPDATE imports SET status = 'failed', finished_at = ? "
-                           "WHERE source = ? AND status = 'running'", (utc_now(), source))
-        import_id = int(connection.execute(
-            "INSERT INTO imports(source, kind, started_at) VALUES (?, ?, ?)",
-            (source, kind, utc_now())).lastrowid)
-    # One connection for the whole import: opening and closing one per chunk costs a WAL
-    # checkpoint each time (tens of ms); commits still happen per chunk.
-    connection = _connect(workspace.database_path)
-    recorder = _Recorder(connection, import_id, source)
-    workers = workers or filewalk.default_workers()
-    if total is not None and total < filewalk.MIN_FILES_FOR_POOL:
-        workers = 1
-    status = "failed"
-    try:
-        chunks = filewalk.chunked(_with_known_hashes(connection, source, items), CHUNK_FILES,
-                                  max_bytes=CHUNK_BYTES, weight=_carried_bytes)
-        worker = partial(_store_chunk, root=str(workspace.root), config=config)
-        for results in filewalk.map_chunks(worker, chunks, workers):
-            recorder.record(results)
-            if progress is not None:
-                progress(ImportProgress(recorder.done, total, recorder.imported, recorder.present,
-                                        len(recorder.problems), results[-1].item.source_path))
-        refresh_group_issues(workspace, config)
-        status = "done"
-    finally:
-        with connection:
-            connection.execute("UPDATE imports SET status = ?, finished_at = ? WHERE id = ?",
-                               (status, utc_now(), import_id))
-        connection.close()
-    return _report(workspace, recorder, skipped, time.perf_counter() - started)
-
-
-def _with_known_hashes(connection: sqlite3.Connection, source: str, items: Iterable[_Item]
-                       ) -> Iterator[_Item]:
-    """Attach the sha256 of an existing row with the same source path, so a re-run only hashes
-    what it already has (no decode)."""
-    for chunk in filewalk.chunked(items, CHUNK_FILES, max_bytes=CHUNK_BYTES,
-                                  weight=_carried_bytes):
-        paths = [item.source_path for item in chunk]
-        known = {row[0]: row[1] for row in connection.execute(
-            "SELECT source_path, sha256 FROM images WHERE source = ? AND source_path IN "
-            f"({', '.join('?' * len(paths))})", [source, *paths])}
-        for item in chunk:
-            sha = known.get(item.source_path)
-            yield item if sha is None else _replace(item, known_sha256=sha)
-
-
-def _carried_bytes(item: _Item) -> int:
-    return len(item.data) if item.data is not None else 0
-
-
-def _replace(item: _Item, **changes: object) -> _Item:
-    from dataclasses import replace
-    return replace(item, **changes)
-
-
-def _report(workspace: Workspace, recorder: _Recorder, skipped: tuple[str, ...],
-            seconds: float) -> ImportReport:
-    """Problems = per-file problems plus group issues (duplicates...) of this import's images."""
-    by_path = {problem.path: problem for problem in recorder.problems}
-    with workspace.connect() as connection:
-        rows = connection.execute(
-            "SELECT images.source_path, issues.kind, issues.detail FROM issues "
-            "JOIN images ON images.id = issues.image_id WHERE images.import_id = ?",
-            (recorder.import_id,)).fetchall()
-    for path, kind, detail in rows:
-        current = by_path.get(path)
-        if current is None or kind_rank(kind) < kind_rank(current.kind):
-            by_path[path] = Problem(path, kind, detail)
-    problems = tuple(sorted(by_path.values(), key=lambda p: (kind_rank(p.kind), p.path)))
-    return ImportReport(recorder.import_id, recorder.source, recorder.imported, recorder.present,
-                        problems, dict(sorted(recorder.classes.items())), recorder.readable,
-                        skipped, seconds)
-
 
 # ----- public entry points ------------------------------------------------------------------
 
@@ -353,15 +57,15 @@ def import_folder(workspace: Workspace, root: Path, *, default_label: str | None
                                 "photos in it, one subfolder per class.")
     items = (_folder_item(folder, relative, default_label)
              for relative in filewalk.iter_files(folder))
-    return _run_import(workspace, str(folder), "folder", items, total, progress, config, workers)
+    return run_import(workspace, str(folder), "folder", items, total, progress, config, workers)
 
 
-def _folder_item(folder: Path, relative: str, default_label: str | None) -> _Item:
+def _folder_item(folder: Path, relative: str, default_label: str | None) -> ImportItem:
     label = filewalk.label_from_path(relative) or default_label
     if relative.lower().endswith(".zip"):
-        return _Item(relative, label, failure=(
+        return ImportItem(relative, label, failure=(
             "archive", "A zip archive inside the folder is not opened: import it on its own."))
-    return _Item(relative, label, file_path=str(folder / relative))
+    return ImportItem(relative, label, file_path=str(folder / relative))
 
 
 def import_zip(workspace: Workspace, zip_file: Path | str | IO[bytes], *,
@@ -390,7 +94,7 @@ def import_zip(workspace: Workspace, zip_file: Path | str | IO[bytes], *,
         strip = _common_top_folder([member.filename for member in members
                                     if _member_refusal(member) is None])
         items = _zip_items(archive, members, strip, label, use_subfolders)
-        return _run_import(workspace, source, "zip", items, len(members), progress, config,
+        return run_import(workspace, source, "zip", items, len(members), progress, config,
                            workers, skipped=())
 
 
@@ -436,7 +140,7 @@ def _member_refusal(member: zipfile.ZipInfo) -> tuple[str, str] | None:
 
 
 def _zip_items(archive: zipfile.ZipFile, members: list[zipfile.ZipInfo], strip: str,
-               label: str | None, use_subfolders: bool) -> Iterator[_Item]:
+               label: str | None, use_subfolders: bool) -> Iterator[ImportItem]:
     for member in members:
         name = member.filename.replace("\\", "/")
         refusal = _member_refusal(member)
@@ -444,15 +148,15 @@ def _zip_items(archive: zipfile.ZipFile, members: list[zipfile.ZipInfo], strip: 
         relative = relative[len(strip):] if strip and relative.startswith(strip) else relative
         item_label = label or (filewalk.label_from_path(relative) if use_subfolders else None)
         if refusal is not None:
-            yield _Item(relative, item_label, failure=refusal)
+            yield ImportItem(relative, item_label, failure=refusal)
             continue
         try:
             data = archive.read(member)
         except (zipfile.BadZipFile, OSError, RuntimeError, EOFError, ValueError) as err:
-            yield _Item(relative, item_label, failure=(
+            yield ImportItem(relative, item_label, failure=(
                 "unreadable", f"Cannot be unpacked from the archive ({err})."))
             continue
-        yield _Item(relative, item_label, data=data)
+        yield ImportItem(relative, item_label, data=data)
 
 
 def import_files(workspace: Workspace, files: Iterable[FileInput], *, label: str | None = None,
@@ -476,20 +180,20 @@ def import_files(workspace: Workspace, files: Iterable[FileInput], *, label: str
     if total == 0:
         raise ImportFailedError("No files were given. Choose one or more photos to upload.")
 
-    def items() -> Iterator[_Item]:
+    def items() -> Iterator[ImportItem]:
         for entry in files:
             if isinstance(entry, tuple):
                 name, data = entry
                 relative = _safe_name(name)
-                item = _Item(relative, None, data=bytes(data))
+                item = ImportItem(relative, None, data=bytes(data))
             else:
                 path = Path(entry)
                 relative = path.name
-                item = _Item(relative, None, file_path=str(path))
+                item = ImportItem(relative, None, file_path=str(path))
             chosen = label or (filewalk.label_from_path(relative) if use_subfolders else None)
-            yield _replace(item, label=chosen)
+            yield replace_item(item, label=chosen)
 
-    return _run_import(workspace, source, "files", items(), total, progress, config, workers)
+    return run_import(workspace, source, "files", items(), total, progress, config, workers)
 
 
 def _safe_name(name: str) -> str:
@@ -522,18 +226,18 @@ def import_csv(workspace: Workspace, csv_path: Path, *, base_folder: Path | None
         raise ImportFailedError(f"The folder '{base_folder}' does not exist; relative paths in "
                                 "the CSV are looked up there.")
 
-    def items() -> Iterator[_Item]:
+    def items() -> Iterator[ImportItem]:
         for path_text, label in rows:
             path = Path(path_text).expanduser()
             path = path if path.is_absolute() else base / path
             name = path_text.replace("\\", "/")
             if not path.is_file():
-                yield _Item(name, label, failure=(
+                yield ImportItem(name, label, failure=(
                     "missing", f"The CSV lists {path_text}, but there is no file {path}."))
                 continue
-            yield _Item(name, label, file_path=str(path))
+            yield ImportItem(name, label, file_path=str(path))
 
-    return _run_import(workspace, str(base), "csv", items(), len(rows), progress, config, workers)
+    return run_import(workspace, str(base), "csv", items(), len(rows), progress, config, workers)
 
 
 def _csv_rows(text: str, csv_path: Path | str) -> list[tuple[str, str | None]]:
