@@ -106,6 +106,15 @@ def test_tensorflow_decoder_sees_warnings_and_errors():
     assert "cannot decode" in tensorflow_decode_problem(good[: len(good) // 2])
 
 
+def test_without_simplejpeg_tensorflow_still_catches_garbled_jpegs(monkeypatch):
+    import engine.checks
+    monkeypatch.setattr(engine.checks, "simplejpeg", None)
+    good = jpeg_bytes(scene(6, (160, 120)), quality=95)
+    assert inspect_bytes("ok.jpg", good, CheckConfig())[0].issues == ()
+    garbled = inspect_bytes("bad.jpg", garble_jpeg(good), CheckConfig())[0]
+    assert [issue.kind for issue in garbled.issues] == ["corrupt"]
+
+
 def test_banding_finds_the_same_pairs_as_brute_force():
     rng = np.random.default_rng(0)
     hashes = [int(value) for value in rng.integers(0, 2**63, 1500, dtype=np.int64)]
