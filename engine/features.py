@@ -100,7 +100,11 @@ def compute_features(extractor: FeatureExtractor, cache_dir: Path, sha256s: Sequ
         dataset = image_dataset([to_compute[sha] for sha in shas], None, image_size_px, batch_size)
         done = 0
         for batch in dataset:
-            output = np.asarray(extractor.predict_on_batch(batch), dtype=np.float32)
+            count = int(batch.shape[0])
+            if count < batch_size:  # pad the last batch: one traced shape, not two
+                batch = np.concatenate([batch, np.zeros((batch_size - count, *batch.shape[1:]),
+                                                        dtype=np.float32)])
+            output = np.asarray(extractor.predict_on_batch(batch), dtype=np.float32)[:count]
             for vector in output:
                 vectors[shas[done]] = vector
                 _save_atomic(_cache_file(cache_dir, shas[done]), vector)

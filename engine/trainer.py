@@ -143,7 +143,7 @@ class Trainer:
 
     # ------------------------------------------------------------------ the run
     def run(self, resume: bool = False) -> Outcome:
-        device = detect_device()
+        device = self.device = detect_device()
         policy = configure_precision(device, self.config.mixed_precision)
         keras.utils.set_random_seed(self.config.seed)
         self.studio = assemble_model(self.spec, self.config, len(self.class_names),
@@ -247,7 +247,7 @@ class Trainer:
 
             def fit(epoch: int, callback: ProgressCallback) -> dict[str, list[float]]:
                 return model.fit(train_data, epochs=epoch + 1, initial_epoch=epoch, verbose=0,
-                                 validation_data=val_data, class_weight=weights,
+                                 validation_data=val_data, class_weight=weights, shuffle=False,
                                  callbacks=[callback]).history
         else:
             detail = "training the head on the cached backbone features"
@@ -300,7 +300,7 @@ class Trainer:
 
         def fit(epoch: int, callback: ProgressCallback) -> dict[str, list[float]]:
             return model.fit(train_data, epochs=epoch + 1, initial_epoch=epoch, verbose=0,
-                             validation_data=val_data, class_weight=weights,
+                             validation_data=val_data, class_weight=weights, shuffle=False,
                              callbacks=[callback]).history
 
         outcome = self._epoch_loop(PHASE_FINE_TUNE, model, fit, planned, done, steps,
@@ -380,8 +380,10 @@ class Trainer:
                            Optimizer.ADAM: keras.optimizers.Adam,
                            Optimizer.RMSPROP: keras.optimizers.RMSprop}[self.config.optimizer]
         loss = keras.losses.CategoricalCrossentropy(label_smoothing=self.config.label_smoothing)
+        # XLA: on a GPU it fuses the step (faster); on a CPU its compile time (tens of seconds
+        # for EfficientNet) outweighs the gain for the few epochs a run has.
         model.compile(optimizer=optimizer_class(learning_rate=learning_rate), loss=loss,
-                      metrics=["accuracy"], jit_compile=False)
+                      metrics=["accuracy"], jit_compile="auto" if self.device.kind == "GPU" else False)
 
     def _class_weights(self) -> dict[int, float] | None:
         if self.config.class_weights.value == "none":
@@ -458,21 +460,25 @@ class Trainer:
                           dtype=np.float64)
 
     def _timing(self, seconds_per_epoch: float | None) -> dict[str, float | None]:
-        model = self.studio.model
+        # Batched: the feature model (already traced at this batch size while computing the
+        # features; it shares its layers with the saved model) plus the head. Single image:
+        # the saved model itself on one image.
+        batch_size = self.config.batch_size
         sample_mask = self.masks["test"] if self.masks["test"].any() else self.masks["val"]
-        paths = [path for path, keep in zip(self.decoded, sample_mask) if keep]
-        batch = next(iter(image_dataset(paths[: self.config.batch_size], None, self.size,
-                                        self.config.batch_size)))
-        model.predict_on_batch(batch)  # warm-up (tracing)
+        paths = [path for path, keep in zip(self.decoded, sample_mask) if keep][:batch_size]
+        batch = next(iter(image_dataset(paths, None, self.size, batch_size))).numpy()
+        batch = np.resize(batch, (batch_size, *batch.shape[1:]))
+        head = self.studio.head
+        head.predict_on_batch(self.studio.feature_model.predict_on_batch(batch))  # warm-up
         started = time.perf_counter()
-        model.predict_on_batch(batch)
-        batched_ms = (time.perf_counter() - started) * 1000 / len(batch)
+        head.predict_on_batch(self.studio.feature_model.predict_on_batch(batch))
+        batched_ms = (time.perf_counter() - started) * 1000 / batch_size
         single = batch[:1]
-        model.predict_on_batch(single)
+        self.studio.model.predict_on_batch(single)  # warm-up (tracing)
         timings = []
         for _ in range(INFERENCE_TIMING_REPEATS):
             started = time.perf_counter()
-            model.predict_on_batch(single)
+            self.studio.model.predict_on_batch(single)
             timings.append(time.perf_counter() - started)
         return {"seconds_per_epoch": seconds_per_epoch,
                 "train_images_per_second": (self.train_images / self.train_seconds

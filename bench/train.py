@@ -1,0 +1,260 @@
+"""Training benchmarks: phase 1 against the 002 seed's recipe, fine-tuning throughput against
+a bare ``train_on_batch`` loop and the 000 seed's input pipeline.
+
+    python -m bench.train                 # full: 1,200 pets-dev images at 224 px
+    python -m bench.train --quick         # 400 images, throughput at 160 px (a few minutes)
+    python -m bench.train --images 600 --throughput-size 192 --steps 15 --skip-phase1
+
+Every measured program runs as its own process, end to end (Python start, TensorFlow import,
+model build, data, training, evaluation), on the same images and split:
+
+- phase 1, ``--epochs`` epochs, for B0 with weights none and MobileNetV2-0.5 with the ImageNet
+  file: ``python -m engine train ... --fine-tune-epochs 0`` with empty caches (cold) and again
+  with warm caches, against ``python -m bench.seed_recipes phase1`` (target >= 8x);
+- fine-tuning throughput, B0 with every layer trainable, same batch size: the engine's real
+  training (``engine.training.train``: tf.data from the decode cache, augmentation, events,
+  command polling) against a bare ``train_on_batch`` loop on in-memory tensors (target >= 0.9)
+  and against the 000 seed's ``flow_from_dataframe`` feeding the same model.
+
+Figures go to bench/results.json (``bench.common.record``) under train_phase1 and
+train_throughput, and are printed as a table.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+from bench.common import WEIGHTS_DIR, record, require_pets_dev  # noqa: E402
+
+MOBILENET_V2_050 = WEIGHTS_DIR / "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.5_224_no_top.h5"
+PHASE1_TARGET = 8.0
+BARE_TARGET = 0.9
+WARMUP_BATCHES = 3
+
+
+# ------------------------------------------------------------------ preparing the data
+def prepare_workspace(work: Path, num_images: int) -> tuple[Path, Path]:
+    """A workspace holding the first num_images/2 photos of each pets-dev class, split
+    80/10/10 (seed 0), and a CSV path,label,split of the same images for the seed recipes."""
+    from engine.dataset import trainable_images
+    from engine.importing import import_folder
+    from engine.split import assign_splits
+    from engine.workspace import open_workspace
+
+    source = require_pets_dev()
+    photos = work / "photos"
+    for class_dir in sorted(p for p in source.iterdir() if p.is_dir()):
+        files = sorted(class_dir.glob("*.jpg"), key=lambda p: int(p.stem.split(".")[-1]))
+        (photos / class_dir.name).mkdir(parents=True, exist_ok=True)
+        for path in files[: num_images // 2]:
+            shutil.copy2(path, photos / class_dir.name / path.name)
+    workspace = open_workspace(work / "workspace")
+    started = time.perf_counter()
+    import_folder(workspace, photos)
+    import_seconds = time.perf_counter() - started
+    assign_splits(workspace)
+    images = trainable_images(workspace)
+    split_csv = work / "split.csv"
+    images[["path", "label", "split"]].to_csv(split_csv, index=False)
+    print(f"prepared {len(images)} images ({dict(images.groupby('split').size())}) "
+          f"in {import_seconds:.1f} s import", flush=True)
+    return workspace.root, split_csv
+
+
+def run_process(command: list[str]) -> tuple[float, dict]:
+    """Run one measured program; (wall seconds, its last stdout line as JSON)."""
+    environment = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    started = time.perf_counter()
+    completed = subprocess.run(command, cwd=ROOT, env=environment, capture_output=True, text=True)
+    seconds = time.perf_counter() - started
+    if completed.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} failed:\n{completed.stderr[-3000:]}")
+    return seconds, json.loads(completed.stdout.strip().splitlines()[-1])
+
+
+def clear_caches(workspace_root: Path) -> None:
+    for name in ("decoded", "features"):
+        shutil.rmtree(workspace_root / "cache" / name, ignore_errors=True)
+
+
+# ------------------------------------------------------------------ phase 1
+def bench_phase1(workspace_root: Path, split_csv: Path, variant: str, weights: str, size: int,
+                 epochs: int) -> dict:
+    engine_command = [sys.executable, "-m", "engine", "train", "--workspace", str(workspace_root),
+                      "--variant", variant, "--weights", weights, "--epochs", str(epochs),
+                      "--fine-tune-epochs", "0", "--image-size", str(size), "--json"]
+    clear_caches(workspace_root)
+    cold_seconds, cold = run_process(engine_command)
+    warm_seconds, warm = run_process(engine_command)
+    seed_seconds, seed = run_process([sys.executable, "-m", "bench.seed_recipes", "phase1",
+                                      "--split-csv", str(split_csv), "--variant", variant,
+                                      "--weights", weights, "--size", str(size),
+                                      "--epochs", str(epochs)])
+    return {"variant": variant, "weights": Path(weights).name, "epochs": epochs,
+            "image_size_px": size,
+            "engine_seconds_cold": round(cold_seconds, 1),
+            "engine_seconds_warm": round(warm_seconds, 1),
+            "seed_seconds": round(seed_seconds, 1),
+            "speedup_cold": round(seed_seconds / cold_seconds, 2),
+            "speedup_warm": round(seed_seconds / warm_seconds, 2),
+            "target": PHASE1_TARGET,
+            "engine_test_accuracy": cold["test_accuracy"],
+            "engine_test_accuracy_warm": warm["test_accuracy"],
+            "seed_test_accuracy": round(seed["test_accuracy"], 4)}
+
+
+# ------------------------------------------------------------------ throughput workers
+def worker_engine(workspace_root: str, variant: str, size: int, batch_size: int,
+                  augment: bool) -> dict:
+    """Images/s of the engine's own fine-tuning (one epoch of engine.training.train)."""
+    from engine.config import TrainConfig
+    from engine.events import BatchEnded
+    from engine.training import start_run, train
+    from engine.workspace import open_workspace
+
+    workspace = open_workspace(workspace_root)
+    config = TrainConfig(variant=variant, weights="none", image_size_px=size, epochs=0,
+                         fine_tune_epochs=1, batch_size=batch_size, augment=augment)
+    stamps: list[tuple[float, int]] = []
+
+    def sink(event):
+        if isinstance(event, BatchEnded) and event.phase == "fine_tune":
+            stamps.append((time.perf_counter(), event.batch))
+
+    run = start_run(workspace, config)
+    train(workspace, run.id, sink=sink)
+    timed = [(moment, batch) for moment, batch in stamps if batch >= WARMUP_BATCHES]
+    if len(timed) < 2 or timed[-1][1] == timed[0][1]:
+        raise SystemExit("Too few batches to time: use more images or a smaller batch size.")
+    (first_time, first_batch), (last_time, last_batch) = timed[0], timed[-1]
+    return {"images_per_second": (last_batch - first_batch) * batch_size / (last_time - first_time),
+            "batches_timed": last_batch - first_batch}
+
+
+def worker_bare(variant: str, size: int, batch_size: int, steps: int) -> dict:
+    """Images/s of train_on_batch on one in-memory batch: the same model, compiled the same."""
+    import keras
+    import numpy as np
+
+    from engine.config import TrainConfig
+    from engine.layers import assemble_model, unfreeze_top_blocks
+    from engine.variants import get_variant
+
+    keras.utils.set_random_seed(0)
+    spec = get_variant(variant)
+    studio = assemble_model(spec, TrainConfig(variant=variant, weights="none", image_size_px=size),
+                            2, "none")
+    unfreeze_top_blocks(studio, spec, 0, freeze_batch_norm=False)
+    studio.model.compile(optimizer=keras.optimizers.Adamax(1e-4),
+                         loss=keras.losses.CategoricalCrossentropy(), metrics=["accuracy"],
+                         jit_compile=False)
+    rng = np.random.default_rng(0)
+    images = rng.uniform(0, 255, (batch_size, size, size, 3)).astype("float32")
+    labels = np.eye(2, dtype="float32")[rng.integers(0, 2, batch_size)]
+    for _ in range(WARMUP_BATCHES):
+        studio.model.train_on_batch(images, labels)
+    started = time.perf_counter()
+    for _ in range(steps):
+        studio.model.train_on_batch(images, labels)
+    return {"images_per_second": steps * batch_size / (time.perf_counter() - started)}
+
+
+def bench_throughput(workspace_root: Path, split_csv: Path, size: int, batch_size: int,
+                     steps: int, variant: str = "B0") -> dict:
+    me = [sys.executable, "-m", "bench.train", "--worker"]
+    common = ["--variant", variant, "--throughput-size", str(size), "--batch-size", str(batch_size)]
+    _, bare = run_process(me + ["bare", "--steps", str(steps)] + common)
+    _, engine = run_process(me + ["engine", "--workspace", str(workspace_root)] + common)
+    _, engine_plain = run_process(me + ["engine-no-augment", "--workspace", str(workspace_root)]
+                                  + common)
+    _, seed = run_process([sys.executable, "-m", "bench.seed_recipes", "seed000", "--split-csv",
+                           str(split_csv), "--variant", variant, "--size", str(size),
+                           "--batch-size", str(batch_size), "--steps", str(steps)])
+    return {"variant": variant, "image_size_px": size, "batch_size": batch_size,
+            "bare_train_on_batch_images_per_second": round(bare["images_per_second"], 2),
+            "engine_images_per_second": round(engine["images_per_second"], 2),
+            "engine_no_augment_images_per_second": round(engine_plain["images_per_second"], 2),
+            "seed000_images_per_second": round(seed["images_per_second"], 2),
+            "engine_vs_bare": round(engine["images_per_second"] / bare["images_per_second"], 3),
+            "engine_no_augment_vs_bare": round(engine_plain["images_per_second"]
+                                               / bare["images_per_second"], 3),
+            "engine_vs_seed000": round(engine["images_per_second"] / seed["images_per_second"], 2),
+            "target_vs_bare": BARE_TARGET}
+
+
+# ------------------------------------------------------------------ command line
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="training benchmarks (see the module docstring)")
+    parser.add_argument("--quick", action="store_true",
+                        help="400 images, throughput at 160 px: the whole suite in minutes")
+    parser.add_argument("--images", type=int, help="pets-dev images to use (default 1200)")
+    parser.add_argument("--size", type=int, default=224, help="phase-1 input size")
+    parser.add_argument("--epochs", type=int, default=10, help="phase-1 epochs")
+    parser.add_argument("--throughput-size", type=int, help="fine-tuning input size (default 224)")
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--steps", type=int, default=15, help="timed bare / seed batches")
+    parser.add_argument("--variant", default="B0", help="throughput variant")
+    parser.add_argument("--skip-phase1", action="store_true")
+    parser.add_argument("--skip-throughput", action="store_true")
+    parser.add_argument("--work-dir", help="keep the prepared workspace here")
+    parser.add_argument("--worker", choices=["engine", "engine-no-augment", "bare"],
+                        help=argparse.SUPPRESS)
+    parser.add_argument("--workspace", help=argparse.SUPPRESS)
+    arguments = parser.parse_args(argv)
+    images = arguments.images or (400 if arguments.quick else 1200)
+    throughput_size = arguments.throughput_size or (160 if arguments.quick else 224)
+    if arguments.worker:
+        if arguments.worker == "bare":
+            result = worker_bare(arguments.variant, throughput_size, arguments.batch_size,
+                                 arguments.steps)
+        else:
+            result = worker_engine(arguments.workspace, arguments.variant, throughput_size,
+                                   arguments.batch_size, arguments.worker == "engine")
+        print(json.dumps(result), flush=True)
+        return 0
+    work = Path(arguments.work_dir or tempfile.mkdtemp(prefix="bench-train-"))
+    workspace_root, split_csv = prepare_workspace(work, images)
+    if not arguments.skip_phase1:
+        cases = [bench_phase1(workspace_root, split_csv, "B0", "none", arguments.size,
+                              arguments.epochs)]
+        if MOBILENET_V2_050.is_file():
+            cases.append(bench_phase1(workspace_root, split_csv, "MobileNetV2-0.5",
+                                      str(MOBILENET_V2_050), arguments.size, arguments.epochs))
+        entry = record("train_phase1", {"images": images, "cases": cases})
+        for case in cases:
+            print(f"phase 1 {case['variant']:>16} ({case['weights']}): engine {case['engine_seconds_cold']} s "
+                  f"cold / {case['engine_seconds_warm']} s warm, seed {case['seed_seconds']} s -> "
+                  f"{case['speedup_cold']}x cold, {case['speedup_warm']}x warm (target >= "
+                  f"{PHASE1_TARGET}x); test accuracy engine {case['engine_test_accuracy']}, "
+                  f"seed {case['seed_test_accuracy']}", flush=True)
+        del entry
+    if not arguments.skip_throughput:
+        figures = bench_throughput(workspace_root, split_csv, throughput_size,
+                                   arguments.batch_size, arguments.steps, arguments.variant)
+        record("train_throughput", {"images": images, **figures})
+        print(f"fine-tuning {figures['variant']} at {throughput_size} px, batch "
+              f"{arguments.batch_size}: engine {figures['engine_images_per_second']} img/s "
+              f"(no augmentation {figures['engine_no_augment_images_per_second']}), bare "
+              f"train_on_batch {figures['bare_train_on_batch_images_per_second']}, 000 seed "
+              f"pipeline {figures['seed000_images_per_second']} -> {figures['engine_vs_bare']} of "
+              f"bare (target >= {BARE_TARGET}), {figures['engine_vs_seed000']}x the seed's",
+              flush=True)
+    if not arguments.work_dir:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
