@@ -7,9 +7,9 @@ How the estimate is made:
   :data:`MULTIPLY_ADDS_AT_NATIVE`) scaled by ``(image_size_px / native_size_px) ** 2``
   (convolution work grows with the pixel count).
 - *Machine speed* = multiply-adds per second, taken from the most recent fine-tuning epochs
-  stored in this workspace (``run_events``: EpochEnded durations and RunStarted image
-  counts), so estimates learn this machine; before any run, the figures measured on the
-  team's 2-core CPU machine (:data:`DEFAULT_TRAIN_MACS_PER_SECOND`, see below).
+  stored in this workspace at 128 px or more (``run_events``: EpochEnded durations and
+  RunStarted image counts), so estimates learn this machine; before such a run, the figures
+  measured on the team's 2-core CPU machine (:data:`DEFAULT_TRAIN_MACS_PER_SECOND`, below).
 - *Seconds per fine-tuning epoch* = training images x work per image / training speed.
   *Phase-1 features* = all images x work per image / inference speed, once per run (phase-1
   epochs then train only the small head on cached features and take about a second).
@@ -51,6 +51,9 @@ DEFAULT_INFER_MACS_PER_SECOND = 46.0 * _B0_128_MACS        # 46 images/s inferen
 ACTIVATION_BYTES_PER_MAC = 32.5e6 / _B0_128_MACS            # 32.5 MB per image, B0 @128 px
 RUNTIME_BYTES = 1.2e9                                        # TensorFlow + data pipeline
 OPTIMIZER_BYTES_PER_PARAMETER = 16                           # float32 weights, grads, 2 slots
+# Runs on smaller images are dominated by per-image overheads (decoding, augmentation), not by
+# the backbone, so they would make every larger size look far slower: not used to calibrate.
+MIN_CALIBRATION_SIZE_PX = 128
 
 
 @dataclass(frozen=True)
@@ -106,9 +109,12 @@ def measured_throughput(workspace: Workspace) -> Throughput:
                 continue
             info = json.loads(started["payload_json"])
             payloads = [json.loads(epoch["payload_json"]) for epoch in epochs]
+            # The first fine-tuning epoch also builds the graph: leave it out when others exist.
             durations = [payload["duration_seconds"] for payload in payloads
                          if payload.get("phase") == "fine_tune" and payload["duration_seconds"] > 0]
-            if info.get("variant") not in VARIANTS or not durations or info.get("num_train", 0) < 1:
+            durations = durations[1:] or durations
+            if (info.get("variant") not in VARIANTS or not durations or info.get("num_train", 0) < 1
+                    or info.get("image_size_px", 0) < MIN_CALIBRATION_SIZE_PX):
                 continue
             work = info["num_train"] * multiply_adds(info["variant"], info["image_size_px"])
             train_speed = work / statistics.median(durations)

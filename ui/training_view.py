@@ -261,12 +261,25 @@ def _render_live_bars(progress: Progress, run: RunRecord) -> None:
                     text=f"Epoch {batch.epoch} · batch {batch.batch}/{batch.steps_per_epoch} · "
                          f"loss {batch.loss:.4f} · accuracy {batch.accuracy * 100:.1f} %")
     else:
-        st.progress(0.0, text=f"Epoch {progress.completed_epochs + 1}: waiting for the first batch…")
+        slow = (" (the first step builds the network graph: a minute or more on a CPU)"
+                if progress.phase.phase == "fine_tune" else "")
+        st.progress(0.0, text=f"Epoch {progress.completed_epochs + 1}: waiting for the first "
+                              f"batch…{slow}")
+
+
+# A click that lands while the fragment's timed rerun starts can reach its callback twice
+# (the interrupted run and its replacement both see the click); one command per click.
+DUPLICATE_CLICK_SECONDS = 2.0
 
 
 def _send(workspace: Workspace, run_id: str, kind: str, count_key: str | None = None) -> None:
     """Button callback: queue a command (runs before the rerun, so the view shows it at once)."""
     argument = int(st.session_state[count_key]) if count_key else None
+    last = st.session_state.get(f"command-last-{run_id}")
+    now = time.time()
+    if last and last[0] == (kind, argument) and now - last[1] < DUPLICATE_CLICK_SECONDS:
+        return
+    st.session_state[f"command-last-{run_id}"] = ((kind, argument), now)
     try:
         jobs.send_command(workspace, run_id, kind, argument)
     except EngineError as err:
