@@ -107,13 +107,16 @@ def _render_kind(workspace: Workspace, kind: str, rows: pd.DataFrame) -> None:
         "thumbnail": [_thumbnail_uri(workspace, image_id) for image_id in shown["image_id"]],
         "file": shown["path"].to_numpy(), "label": shown["label"].to_numpy(),
         "problem": shown["detail"].to_numpy(),
+        "other": [None if pd.isna(other) else _thumbnail_uri(workspace, int(other))
+                  for other in shown["related_image_id"]],
         "same as": shown["related_path"].to_numpy()})
-    if table["same as"].isna().all():
-        table = table.drop(columns="same as")
+    if table["same as"].isna().all():   # not a duplicate kind: no second picture
+        table = table.drop(columns=["other", "same as"])
     event = st.dataframe(
         table, hide_index=True, width="stretch", on_select="rerun", selection_mode="multi-row",
         key=f"data_issue_table_{kind}", row_height=TABLE_THUMBNAIL_PX + 8,
         column_config={"thumbnail": st.column_config.ImageColumn("", width="small"),
+                       "other": st.column_config.ImageColumn("other", width="small"),
                        "problem": st.column_config.TextColumn(width="large")})
     if len(rows) > MAX_TABLE_ROWS:
         st.caption(f"Showing the first {MAX_TABLE_ROWS} of {len(rows):,}; the buttons act on all.")
