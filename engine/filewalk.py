@@ -7,7 +7,10 @@ in memory).
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.context
 import os
+import sys
+import types
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from pathlib import Path
@@ -83,6 +86,29 @@ def chunked(items: Iterable[Item], size: int, max_bytes: int | None = None,
         yield chunk
 
 
+class _CleanMainProcess(multiprocessing.context.SpawnProcess):
+    """A spawned worker that does not re-import the parent's ``__main__``.
+
+    Spawn normally re-runs the main module in each child. Under Streamlit, ``__main__`` is
+    the page script being run, so every worker would execute the page (and could start an
+    import of its own). Hiding ``__main__`` while the child is launched avoids that; the
+    worker functions live in importable engine modules.
+    """
+
+    def start(self) -> None:
+        main = sys.modules.get("__main__")
+        sys.modules["__main__"] = types.ModuleType("__main__")
+        try:
+            super().start()
+        finally:
+            if main is not None:
+                sys.modules["__main__"] = main
+
+
+class _CleanSpawnContext(multiprocessing.context.SpawnContext):
+    Process = _CleanMainProcess
+
+
 def map_chunks(function: Callable[[list[Item]], Result], chunks: Iterable[list[Item]],
                workers: int) -> Iterator[Result]:
     """``function(chunk)`` for every chunk, in worker processes when `workers` > 1.
@@ -95,7 +121,7 @@ def map_chunks(function: Callable[[list[Item]], Result], chunks: Iterable[list[I
         for chunk in chunks:
             yield function(chunk)
         return
-    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+    pool = ProcessPoolExecutor(workers, mp_context=_CleanSpawnContext())
     pending: set[Future] = set()
     try:
         for chunk in chunks:

@@ -260,16 +260,20 @@ SAMPLE_SETTING = "sample_project_imported"
 
 
 def should_import_sample(workspace: Workspace) -> bool:
-    """True on a first start: nothing was ever imported and the sample was never offered."""
+    """True on a first start: nothing but the sample was ever imported, and the sample import
+    has not finished yet (an interrupted one is resumed)."""
     if workspace.get_setting(SAMPLE_SETTING) is not None or not SAMPLE_PHOTOS_DIR.is_dir():
         return False
     with workspace.connect() as connection:
-        return connection.execute("SELECT COUNT(*) FROM imports").fetchone()[0] == 0
+        others = connection.execute("SELECT COUNT(*) FROM imports WHERE source != ?",
+                                    (str(SAMPLE_PHOTOS_DIR.resolve()),)).fetchone()[0]
+    return others == 0
 
 
 def import_sample_project(workspace: Workspace, *, progress: Progress | None = None,
                           workers: int | None = None) -> ImportReport:
     """Import sample_data/photos (3 generated classes with planted problems) and remember that
     it was done, so it happens once per workspace."""
+    report = import_folder(workspace, SAMPLE_PHOTOS_DIR, progress=progress, workers=workers)
     workspace.set_setting(SAMPLE_SETTING, utc_now())
-    return import_folder(workspace, SAMPLE_PHOTOS_DIR, progress=progress, workers=workers)
+    return report

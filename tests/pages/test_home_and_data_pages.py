@@ -58,6 +58,22 @@ def test_home_imports_the_sample_once_and_says_so(app, workspace):
         assert connection.execute("SELECT COUNT(*) FROM imports").fetchone()[0] == 1
 
 
+def test_interrupted_sample_import_is_resumed(app, workspace):
+    from engine.importing import SAMPLE_PHOTOS_DIR
+
+    def stop(progress):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        import_folder(workspace, SAMPLE_PHOTOS_DIR, progress=stop, workers=1)
+    test = app(HOME)
+    assert not test.exception
+    assert any("Imported the sample project" in element.value for element in test.success)
+    with workspace.connect() as connection:
+        assert connection.execute("SELECT COUNT(*) FROM images").fetchone()[0] == 125
+    assert workspace.get_setting(SAMPLE_SETTING) is not None
+
+
 def test_home_leaves_a_used_workspace_alone(app, workspace, messy_tree):
     import_folder(workspace, messy_tree, workers=1)
     test = app(HOME)
