@@ -35,6 +35,7 @@ with predict_tab:
                     key="predict_mode")
     paths: list[str] = []
     display_names: dict[str, str] = {}
+    folder_text = ""
     if mode == "Upload photos":
         uploads = st.file_uploader("Photos", type=predict_view.UPLOAD_EXTENSIONS,
                                    accept_multiple_files=True, key="predict_uploads")
@@ -47,7 +48,8 @@ with predict_tab:
             if not Path(folder.strip()).expanduser().is_dir():
                 st.error(f"There is no folder {folder.strip()}. Check the path and try again.")
             else:
-                paths = [str(path) for path in predict.expand_paths([folder.strip()])]
+                folder_text = folder.strip()
+                paths = [str(path) for path in predict.expand_paths([folder_text])]
                 st.caption(f"{len(paths)} image files found.")
     settings = st.columns(3)
     threshold = settings[0].slider(
@@ -73,7 +75,8 @@ with predict_tab:
         else:
             bar.progress(1.0, text=f"Predicted {len(table)} image(s)")
             st.session_state[predict_view.RESULTS] = {
-                "table": table, "source": str(chosen.path), "names": display_names}
+                "table": table, "source": str(chosen.path), "names": display_names,
+                "folder": folder_text}
 
     results = st.session_state.get(predict_view.RESULTS)
     if results is not None:
@@ -87,10 +90,11 @@ with predict_tab:
         predict_view.render_table(shown)
         st.download_button("⬇ Download CSV", predict.predictions_csv_text(shown),
                            file_name="predictions.csv", mime="text/csv", key="predict_csv")
-        if not results["names"]:
+        if results.get("folder"):
             flag = f" --threshold {threshold:g}" if threshold > 0 else ""
             st.caption("Same CSV from a terminal: `python -m engine predict --run "
-                       f"{results['source']} FOLDER --csv predictions.csv{flag}`")
+                       f"'{results['source']}' '{results['folder']}' --csv predictions.csv"
+                       f"{flag}`")
 
 with export_tab:
     if chosen.is_ensemble:

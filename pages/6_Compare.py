@@ -26,7 +26,7 @@ if table.empty:
 compare_view.render_table(table)
 run_ids = list(table["run_id"])
 labels = {row.run_id: f"{row.variant} · {row.run_id}" for row in table.itertuples()}
-selected = st.multiselect("Runs to compare", run_ids, default=run_ids[:2], key=SELECTED_RUNS,
+selected = st.multiselect("Runs to compare", run_ids, default=run_ids[:3], key=SELECTED_RUNS,
                           format_func=labels.get,
                           help="Used for the inference-time measurement, the confusion "
                                "matrices and the ensemble below.")

@@ -14,17 +14,23 @@ from engine.errors import EngineError
 
 LAST_EVALUATION = "compare_last_evaluation"
 COLUMN_LABELS = {
-    "variant": "Variant", "run_id": "Run", "image_size_px": "Input px", "weights": "Weights",
+    "variant": "Variant", "image_size_px": "Input px", "weights": "Weights",
     "epochs": "Epochs", "training_seconds": "Training s", "seconds_per_epoch": "s / epoch",
     "train_images_per_second": "Train img/s", "inference_ms_single": "Infer ms/img (1)",
     "inference_ms_batched": "Infer ms/img (batch)", "inference_source": "Timing",
     "parameters": "Parameters", "test_accuracy": "Test accuracy", "log_loss": "Log loss",
-    "macro_f1": "Macro F1"}
+    "macro_f1": "Macro F1", "run_id": "Run"}
+
+
+def _short_weights(value: str) -> str:
+    """'imagenet' / 'none' as they are; a weights file by its name only."""
+    return f"file {Path(value).name}" if ("/" in value or "\\" in value) else value
 
 
 def render_table(table: pd.DataFrame) -> None:
     """The 004 seed's tables in one: speed, size and quality of every run."""
     shown = table[list(COLUMN_LABELS)].rename(columns=COLUMN_LABELS)
+    shown["Weights"] = shown["Weights"].map(_short_weights)
     config = {
         "Test accuracy": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0,
                                                          format="percent"),
@@ -37,7 +43,9 @@ def render_table(table: pd.DataFrame) -> None:
         "Infer ms/img (1)": st.column_config.NumberColumn(format="%.2f"),
         "Infer ms/img (batch)": st.column_config.NumberColumn(format="%.2f"),
         "Epochs": st.column_config.NumberColumn(format="%d"),
-        "Input px": st.column_config.NumberColumn(format="%d")}
+        "Input px": st.column_config.NumberColumn(format="%d"),
+        "Weights": st.column_config.TextColumn(width="small"),
+        "Run": st.column_config.TextColumn(width="small")}
     st.dataframe(shown, hide_index=True, column_config=config, width="stretch")
 
 
@@ -116,10 +124,17 @@ def render_ensemble_builder(table: pd.DataFrame, selected: list[str], workspace_
                       key="ensemble_method",
                       help="mean: average the probabilities. stacking: a small logistic "
                            "regression learns how to combine them from the validation split.")
+    weights = None
+    if method == "mean" and len(rows) >= 2:
+        with st.expander("Weights (optional)"):
+            cells = st.columns(len(rows))
+            weights = [cell.number_input(f"{row.variant} · {row.run_id[-4:]}", 0.0, 100.0, 1.0,
+                                         0.5, key=f"ensemble_weight_{row.run_id}")
+                       for cell, row in zip(cells, rows.itertuples(index=False))]
     if st.button(f"🧪 Evaluate ensemble of {len(rows)} selected run(s)", key="ensemble_evaluate",
                  disabled=len(rows) < 2):
         try:
-            evaluation = ensemble.evaluate_ensemble(list(rows["run_dir"]), method)
+            evaluation = ensemble.evaluate_ensemble(list(rows["run_dir"]), method, weights)
         except EngineError as err:
             st.error(err.user_message)
         else:

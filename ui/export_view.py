@@ -59,7 +59,8 @@ def render_export(result: ExportResult) -> None:
         columns[3].metric("CPU ms / image", f"{result.ms_per_image:.2f}",
                           help="Measured in the fresh process, one image at a time.")
         st.caption(("✅ parity within tolerance" if ok else "⚠ outside tolerance") +
-                   f" · reload took {result.load_seconds:.1f} s")
+                   f" on {result.num_sample_images} sample images · reloaded in a new process "
+                   f"in {result.load_seconds:.1f} s")
         left, right = st.columns(2)
         if result.bundle_path.is_file():
             left.download_button("⬇ Download bundle (.zip)", result.bundle_path.read_bytes(),

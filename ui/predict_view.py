@@ -129,9 +129,36 @@ def render_summary(table: pd.DataFrame, answers: pd.Series) -> None:
         column.metric(str(answer), int(count))
 
 
+def filter_rows(table: pd.DataFrame, answers: pd.Series, show: str,
+                least_sure_first: bool) -> tuple[pd.DataFrame, pd.Series]:
+    """Rows of one answer (or 'Could not be read', or 'All'), optionally least sure first."""
+    keep = pd.Series(True, index=table.index)
+    if show == BROKEN_FILTER:
+        keep = table["error"] != ""
+    elif show != ALL_FILTER:
+        keep = (answers == show) & (table["error"] == "")
+    table, answers = table[keep], answers[keep]
+    if least_sure_first:
+        order = table["probability"].fillna(-1.0).sort_values(kind="stable").index
+        table, answers = table.loc[order], answers.loc[order]
+    return table, answers
+
+
+ALL_FILTER = "All"
+BROKEN_FILTER = "Could not be read"
+
+
 def render_gallery(table: pd.DataFrame, answers: pd.Series, top_k: int,
                    display_names: dict[str, str], columns: int = 6) -> None:
     """Thumbnails with the answer and top-k classes; broken files show their error."""
+    choices = [ALL_FILTER, *sorted(set(answers[table["error"] == ""])), BROKEN_FILTER]
+    left, right = st.columns([2, 1])
+    show = left.selectbox("Show", choices, key="predict_gallery_filter")
+    least_sure = right.toggle("Least sure first", key="predict_gallery_sort")
+    table, answers = filter_rows(table, answers, show, least_sure)
+    if table.empty:
+        st.caption("No images here.")
+        return
     pages = max(1, -(-len(table) // GALLERY_PAGE_SIZE))
     page = 1
     if pages > 1:

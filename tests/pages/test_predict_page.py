@@ -126,3 +126,21 @@ def test_uploads_are_stored_by_content(workspace):
         workspace, [Upload("Cat.JPG", b"abc"), Upload("copy.jpg", b"abc")])
     assert paths[0] == paths[1] and Path(paths[0]).read_bytes() == b"abc"
     assert paths[0].endswith(".jpg") and names[paths[0]] == "copy.jpg"
+
+
+def test_gallery_filters_broken_files_and_sorts_least_sure_first(app, runs):
+    _, _, folder = runs
+    test = app()
+    test.radio(key="predict_mode").set_value("A folder on this computer").run()
+    test.text_input(key="predict_folder").input(str(folder)).run()
+    test.button(key="predict_run").click().run()
+    test.selectbox(key="predict_gallery_filter").set_value("Could not be read").run()
+    assert not test.exception
+    assert len(test.warning) == 1 and "broken.jpg" in test.warning[0].value
+    test.selectbox(key="predict_gallery_filter").set_value("All").run()
+    test.toggle(key="predict_gallery_sort").set_value(True).run()
+    assert not test.exception
+    table = test.session_state[predict_view.RESULTS]["table"]
+    answers = table["predicted"]
+    shown, _ = predict_view.filter_rows(table, answers, "All", True)
+    assert list(shown["probability"].dropna()) == sorted(table["probability"].dropna())
