@@ -13,13 +13,14 @@ from engine import compare, ensemble
 from engine.errors import EngineError
 
 LAST_EVALUATION = "compare_last_evaluation"
+# Quality first, then speed, then how it was trained (the 004 seed's three tables in one).
 COLUMN_LABELS = {
-    "variant": "Variant", "image_size_px": "Input px", "weights": "Weights",
-    "epochs": "Epochs", "training_seconds": "Training s", "seconds_per_epoch": "s / epoch",
-    "train_images_per_second": "Train img/s", "inference_ms_single": "Infer ms/img (1)",
-    "inference_ms_batched": "Infer ms/img (batch)", "inference_source": "Timing",
-    "parameters": "Parameters", "test_accuracy": "Test accuracy", "log_loss": "Log loss",
-    "macro_f1": "Macro F1", "run_id": "Run"}
+    "variant": "Variant", "test_accuracy": "Test accuracy", "log_loss": "Log loss",
+    "macro_f1": "Macro F1", "inference_ms_single": "Infer ms/img (1)",
+    "inference_ms_batched": "Infer ms/img (batch)", "seconds_per_epoch": "s / epoch",
+    "train_images_per_second": "Train img/s", "training_seconds": "Training s",
+    "epochs": "Epochs", "parameters": "Parameters", "image_size_px": "Input px",
+    "weights": "Weights", "inference_source": "Timing", "run_id": "Run"}
 
 
 def _short_weights(value: str) -> str:
