@@ -253,3 +253,28 @@ def test_sigkill_mid_run_marks_interrupted_and_resume_completes(tiny_workspace: 
     assert (status.run.run_dir / "model.keras").is_file()
     report = json.loads((status.run.run_dir / "report.json").read_text())
     assert report["num_images"] >= 1
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=False, reason=(
+    "engine.trainer bug (training helper): at the start of phase 2 best.weights.h5 is rewritten "
+    "with whole-model weights while checkpoints/state.json still says phase 'head' complete, so "
+    "a kill during the first fine-tuning epoch makes resume load it into the phase-1 model "
+    "(ValueError: 3 objects could not be loaded). Remove this mark once it passes."))
+def test_sigkill_during_fine_tuning_resumes_to_the_end(tiny_workspace: Workspace) -> None:
+    workspace = tiny_workspace
+    run_id = jobs.start_training_job(workspace, _head_only(epochs=1, fine_tune_epochs=2))
+    _wait_until(lambda: [s for s in jobs.read_events(workspace, run_id, kinds=("BatchEnded",))
+                         if s.event.phase == "fine_tune"], what="the first fine-tuning batch")
+    pid = get_run(workspace, run_id).pid
+    os.kill(pid, signal.SIGKILL)
+    _wait_until(lambda: not jobs._is_worker_process(pid, run_id), timeout=30, what="the kill")
+    assert jobs.job_status(workspace, run_id).run.status == "interrupted"
+
+    jobs.resume_job(workspace, run_id)
+    status = _wait_until(lambda: (s := jobs.job_status(workspace, run_id)).is_active is False and s,
+                         what="the resumed run to end")
+
+    assert status.run.status == "finished", status.run.error
+    epochs = sorted({s.event.epoch for s in jobs.read_events(workspace, run_id, kinds=("EpochEnded",))})
+    assert epochs == [1, 2, 3]
