@@ -227,6 +227,16 @@ def _render_advanced() -> dict:
                                             help="auto = balance rare classes by inverse frequency."),
             "seed": col4.number_input("Seed", 0, 2**31 - 1, DEFAULTS.seed, key=f"{KEY}seed"),
         }
+        col1, col2 = st.columns(2)
+        fine_lr = col1.number_input(
+            "Fine-tuning learning rate (0 = learning rate ÷ 10)", 0.0, 1.0, 0.0, format="%.6f",
+            step=1e-5, key=f"{KEY}fine_lr")
+        values |= {
+            "fine_tune_learning_rate": fine_lr or None,
+            "label_smoothing": col2.number_input("Label smoothing", 0.0, 0.5, DEFAULTS.label_smoothing,
+                                                 step=0.05, key=f"{KEY}smoothing",
+                                                 help="Softens the targets; can help with noisy labels."),
+        }
         col1, col2, col3 = st.columns(3)
         values |= {
             "head": col1.selectbox("Head", [h.value for h in Head], key=f"{KEY}head"),
