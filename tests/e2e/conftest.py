@@ -39,11 +39,18 @@ def _wait_healthy(url: str, process: subprocess.Popen, timeout_seconds: float = 
 
 
 @pytest.fixture(scope="module")
-def app_url(tmp_path_factory):
+def workspace_path(tmp_path_factory) -> Path:
+    """The (not yet created) workspace folder the module's app runs on; open it with
+    engine.workspace.open_workspace to check what the app wrote."""
+    return tmp_path_factory.mktemp("e2e") / "workspace"
+
+
+@pytest.fixture(scope="module")
+def app_url(workspace_path):
     """Start the app on an empty workspace; yield its base URL; stop it afterwards."""
     if not Path(CHROMIUM).exists():
         pytest.skip("Chromium is not installed (.ci/run installs Debian's chromium package)")
-    workspace = tmp_path_factory.mktemp("e2e") / "workspace"
+    workspace = workspace_path
     port = _free_port()
     log_path = ARTIFACTS / "streamlit.log"
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -87,9 +94,31 @@ def page(browser):
     context.close()
 
 
+MAX_SCREENSHOT_HEIGHT = 8000
+
+
 def screenshot(page, name: str) -> Path:
-    """Save a full-page screenshot as a test artefact and return its path."""
+    """Save a screenshot of the whole page as a test artefact and return its path.
+
+    Streamlit scrolls inside its main element, so Playwright's full_page alone captures one
+    viewport; the viewport is made as tall as the page for the shot, then put back."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     path = ARTIFACTS / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)
+    page.wait_for_function(  # elements still loading show grey skeletons
+        "() => !document.querySelector(\"[data-testid='stSkeleton']\")", timeout=30_000)
+    viewport = page.viewport_size
+    height = page.evaluate(
+        "() => { const main = document.querySelector(\"[data-testid='stMain']\");"
+        " return main ? main.scrollHeight : 0; }")
+    if viewport and height > viewport["height"]:
+        page.set_viewport_size({"width": viewport["width"],
+                                "height": min(int(height) + 20, MAX_SCREENSHOT_HEIGHT)})
+        try:
+            page.evaluate(  # two frames: the grids lay out at the new size
+                "() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
+            page.screenshot(path=str(path), full_page=True)
+        finally:
+            page.set_viewport_size(viewport)
+    else:
+        page.screenshot(path=str(path), full_page=True)
     return path
