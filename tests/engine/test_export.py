@@ -21,16 +21,7 @@ def tiny_run(tmp_path_factory):
     return write_tiny_run(root / "runs" / "r1", images, size=32, epochs=1), images
 
 
-@pytest.mark.parametrize("export_format, quantize, model_name", [
-    ("keras", False, "model.keras"),
-    ("savedmodel", False, "saved_model"),
-    ("tflite", False, "model.tflite"),
-    ("tflite", True, "model.tflite"),
-])
-def test_export_reloads_and_matches(tiny_run, export_format, quantize, model_name):
-    run_dir, images = tiny_run
-    result = export_model(run_dir, export_format, quantize=quantize,
-                          sample_paths=list(images["path"][:6]))
+def check_export(run_dir, result, quantize: bool, model_name: str) -> None:
     assert result.model_path == result.export_dir / model_name
     assert result.model_path.exists()
     assert (result.export_dir / "class_dict.csv").read_text() == \
@@ -48,10 +39,23 @@ def test_export_reloads_and_matches(tiny_run, export_format, quantize, model_nam
     assert not [p.name for p in (run_dir / "exports").iterdir() if p.name.startswith(".")]
 
 
+@pytest.mark.parametrize("export_format, quantize, model_name", [
+    ("keras", False, "model.keras"),
+    ("savedmodel", False, "saved_model"),
+    ("tflite", True, "model.tflite"),
+])
+def test_export_reloads_and_matches(tiny_run, export_format, quantize, model_name):
+    run_dir, images = tiny_run
+    result = export_model(run_dir, export_format, quantize=quantize,
+                          sample_paths=list(images["path"][:6]))
+    check_export(run_dir, result, quantize, model_name)
+
+
 def test_tflite_export_predicts_like_the_model_in_another_process(tiny_run, tmp_path):
     """Independent of export_model's own check: load the .tflite file in a new interpreter."""
     run_dir, images = tiny_run
-    result = export_model(run_dir, "tflite")
+    result = export_model(run_dir, "tflite", sample_paths=list(images["path"][:6]))
+    check_export(run_dir, result, False, "model.tflite")
     pixels = load_images(images["path"][:4], 32)
     np.save(tmp_path / "x.npy", pixels)
     code = ("import numpy as np, tensorflow as tf, sys\n"
