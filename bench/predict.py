@@ -21,11 +21,11 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+import numpy as np
+import pandas as pd
 
-from bench.common import record, require_pets_dev  # noqa: E402
-from engine import predict  # noqa: E402
+from bench.common import record, require_pets_dev
+from engine import predict
 
 TARGET_RATIO = 0.9
 

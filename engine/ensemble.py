@@ -297,6 +297,10 @@ def read_ensemble(ensemble_dir: str | Path) -> dict:
         document = json.loads((folder / ENSEMBLE_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError) as err:
         raise RunError(f"The ensemble {folder.name} cannot be read ({err}).") from err
+    missing = {"method", "members", "class_names"} - set(document)
+    if missing:
+        raise RunError(f"The ensemble {folder.name} is incomplete (no {', '.join(sorted(missing))} "
+                       "in ensemble.json); build it again on the Compare page.")
     root = folder.resolve().parent.parent
     document["members"] = [str((root / member).resolve()) for member in document["members"]]
     return document
@@ -327,8 +331,8 @@ def load_ensemble_predictor(ensemble_dir: str | Path) -> Predictor:
 
     if document["method"] == EnsembleMethod.STACKING.value:
         stacking = document["stacking"]
-        combine = lambda probs: combine_stacking(aligned(probs), stacking)  # noqa: E731
+        combine = lambda probs: combine_stacking(aligned(probs), stacking)
     else:
         weights = document["weights"]
-        combine = lambda probs: combine_mean(aligned(probs), weights)  # noqa: E731
+        combine = lambda probs: combine_mean(aligned(probs), weights)
     return Predictor(Path(ensemble_dir).resolve(), members, class_names, combine, True)

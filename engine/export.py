@@ -18,6 +18,7 @@ import json
 import os
 import secrets
 import shutil
+import sqlite3
 import subprocess
 import sys
 import time
@@ -26,9 +27,14 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.errors import ConfigError, ExportError, RunError
-from engine.predict import (MODEL_FILE, expand_paths, load_model, make_dataset,
-                            read_image_size)
+from engine.errors import ConfigError, EngineError, ExportError, RunError
+from engine.predict import (
+    MODEL_FILE,
+    expand_paths,
+    load_model,
+    make_dataset,
+    read_image_size,
+)
 from engine.runs import read_class_names, workspace_of_run
 
 # Max |p_export - p_original| accepted; dynamic-range quantisation stores weights as int8, so
@@ -200,7 +206,8 @@ def _workspace_test_images(run_dir: Path) -> list[str]:
         predictions = pd.read_csv(run_dir / "predictions.csv", usecols=["image_id", "split"])
         from engine.dataset import trainable_images
         images = trainable_images(open_workspace(root))
-    except Exception:  # samples are a convenience; noise inputs still verify the export
+    except (OSError, ValueError, KeyError, EngineError, sqlite3.Error):
+        # samples are a convenience; noise inputs still verify the export
         return []
     test_ids = set(predictions.loc[predictions["split"] == "test", "image_id"])
     chosen = images[images["image_id"].isin(test_ids)] if test_ids else images
@@ -220,7 +227,7 @@ def _verify_in_fresh_process(export_format: ExportFormat, model_path: Path, inpu
         completed = subprocess.run(
             [sys.executable, "-m", "engine.export", "--verify", export_format.value,
              str(model_path), str(inputs_path), str(result_path)],
-            cwd=ROOT, env=environment, capture_output=True, text=True,
+            cwd=ROOT, env=environment, capture_output=True, text=True, check=False,
             timeout=VERIFY_TIMEOUT_SECONDS)
         if completed.returncode != 0 or not result_path.is_file():
             raise ExportError(

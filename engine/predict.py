@@ -154,9 +154,7 @@ def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
 
 def _decode_file(path_bytes: bytes, longest_side_px: int) -> tuple[np.ndarray, bytes]:
     """Decode one file to an RGB uint8 array; on failure a 1x1 black pixel and the reason."""
-    from PIL import Image, ImageOps
-
-    from PIL import UnidentifiedImageError
+    from PIL import Image, ImageOps, UnidentifiedImageError
 
     path = path_bytes.decode("utf-8", "surrogateescape")
     try:
@@ -176,7 +174,7 @@ def _decode_file(path_bytes: bytes, longest_side_px: int) -> tuple[np.ndarray, b
         reason = "permission denied"
     except UnidentifiedImageError:
         reason = "not a readable image (not an image file, or a format that cannot be read)"
-    except Exception as err:  # Pillow raises many kinds for corrupt data
+    except Exception as err:  # noqa: BLE001 -- Pillow raises many kinds for corrupt data
         damage = "the file is cut short" if "truncated" in str(err) else str(err)
         reason = f"not a readable image (damaged: {damage})"
     return np.zeros((1, 1, 3), dtype=np.uint8), reason.encode("utf-8")

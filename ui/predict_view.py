@@ -15,6 +15,7 @@ import streamlit as st
 
 from engine import predict
 from engine.ensemble import list_ensembles, read_ensemble
+from engine.errors import EngineError
 from engine.runs import COMPLETED_STATUSES, list_runs
 from engine.workspace import Workspace
 
@@ -51,7 +52,7 @@ def source_options(workspace: Workspace) -> list[SourceOption]:
     for folder in list_ensembles(workspace.root):
         try:
             document = read_ensemble(folder)
-        except Exception:  # a damaged ensemble.json must not break the page
+        except EngineError:  # a damaged ensemble.json must not break the page
             continue
         scores = {row["model"]: row for row in document.get("evaluation", [])}
         accuracy = next((row["accuracy"] for name, row in scores.items()
@@ -108,7 +109,7 @@ def thumbnail_bytes(path: str, modified: float, size_px: int = 200) -> bytes | N
             buffer = io.BytesIO()
             image.save(buffer, format="JPEG", quality=85)
             return buffer.getvalue()
-    except Exception:  # broken files are shown as a warning card instead
+    except Exception:  # noqa: BLE001 -- broken files are shown as a warning card instead
         return None
 
 

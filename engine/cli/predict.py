@@ -8,8 +8,13 @@ import sys
 from pathlib import Path
 
 from engine.errors import ConfigError
-from engine.predict import (apply_unsure_threshold, expand_paths, is_ensemble_dir,
-                            predict_paths, write_predictions_csv)
+from engine.predict import (
+    apply_unsure_threshold,
+    expand_paths,
+    is_ensemble_dir,
+    predict_paths,
+    write_predictions_csv,
+)
 from engine.runs import find_run_dir
 from engine.workspace import open_workspace
 

@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def engine_cli(*arguments: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "engine", *arguments], cwd=ROOT,
-                          capture_output=True, text=True, timeout=300)
+                          capture_output=True, text=True, timeout=300, check=False)
 
 
 @pytest.fixture(scope="module")

@@ -6,8 +6,13 @@ import json
 import numpy as np
 import pytest
 
-from engine.compare import (COMPARE_COLUMNS, cached_timing, compare_runs, confusion_table,
-                            measure_inference)
+from engine.compare import (
+    COMPARE_COLUMNS,
+    cached_timing,
+    compare_runs,
+    confusion_table,
+    measure_inference,
+)
 from engine.errors import RunError
 from engine.runs import create_run, list_runs, update_run
 from tests.engine.tiny_runs import image_table, write_tiny_run

@@ -8,7 +8,12 @@ import pandas as pd
 import pytest
 from sklearn.metrics import log_loss
 
-from engine.ensemble import (evaluate_ensemble, list_ensembles, read_ensemble, save_ensemble)
+from engine.ensemble import (
+    evaluate_ensemble,
+    list_ensembles,
+    read_ensemble,
+    save_ensemble,
+)
 from engine.errors import ConfigError, RunError
 from engine.predict import predict_paths
 from tests.engine.tiny_runs import image_table, write_tiny_run
@@ -104,3 +109,14 @@ def test_saved_stacking_ensemble_predicts(two_runs):
     table = predict_paths(folder, list(images["path"][:3]))
     np.testing.assert_allclose(table[["prob_cat", "prob_dog"]].sum(axis=1), 1.0, atol=1e-6)
     assert (table["error"] == "").all()
+
+
+def test_a_damaged_ensemble_file_is_a_clear_error(tmp_path):
+    folder = tmp_path / "ensembles" / "broken"
+    folder.mkdir(parents=True)
+    (folder / "ensemble.json").write_text('{"name": "broken"}')
+    with pytest.raises(RunError, match="incomplete"):
+        read_ensemble(folder)
+    (folder / "ensemble.json").write_text("{not json")
+    with pytest.raises(RunError, match="cannot be read"):
+        predict_paths(folder, [])

@@ -1,13 +1,20 @@
 """engine.predict on real tiny run folders: parity with the model, broken files, schema."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from engine.errors import RunError
-from engine.predict import (apply_unsure_threshold, expand_paths, load_model, predict_paths,
-                            top_k)
+from engine.predict import (
+    apply_unsure_threshold,
+    expand_paths,
+    load_model,
+    predict_paths,
+    top_k,
+)
 from tests.engine.tiny_runs import image_table, load_images, write_tiny_run
 
 
@@ -54,7 +61,7 @@ def test_predictions_equal_the_models_own(tiny_run):
 def test_schema_and_broken_files_do_not_abort(tiny_run, tmp_path):
     run_dir, images = tiny_run
     truncated = tmp_path / "truncated.jpg"
-    truncated.write_bytes(open(images["path"][0], "rb").read()[:60])
+    truncated.write_bytes(Path(images["path"][0]).read_bytes()[:60])
     text_file = tmp_path / "notes.jpg"
     text_file.write_text("hello, not a photo")
     empty = tmp_path / "empty.png"
