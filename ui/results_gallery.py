@@ -50,7 +50,7 @@ def apply_fix(workspace: Workspace, action: str, image_ids: list[int],
             text = f"Excluded {count} {noun} from training (still in the workspace)."
         else:
             quarantine_images(workspace, image_ids, "quarantined from the results page")
-            text = f"Quarantined {count} {noun}; restore them on the Clean page."
+            text = f"Quarantined {count} {noun}; restore them on the Data page (Quarantined tab)."
     except EngineError as err:
         st.session_state[FLASH] = ("error", err.user_message)
         return

@@ -224,12 +224,14 @@ def test_step3_train_tiny_b0(tab, app_url, workspace_path):
     screenshot(tab, "flow-3a-train-form")
     tab.locator(".st-key-train_start").get_by_role("button").click()
 
-    tab.get_by_text("Training now").wait_for(timeout=120_000)
-    # The live view: a phase, a progress bar of the planned epoch, Halt / Cancel controls.
-    progress = tab.locator("[data-testid='stProgress']",
-                           has_text=re.compile(r"Epochs: [01] of 1 done"))
-    progress.first.wait_for(timeout=TRAIN_TIMEOUT_MS)
-    assert tab.get_by_role("button", name="Halt").is_visible()
+    tab.get_by_role("heading", name="Training now").wait_for(timeout=120_000)
+    # The live view, caught while the worker trains: a progress bar of the planned epoch
+    # and the Halt control, drawn together (one poll of the view).
+    tab.wait_for_function(
+        "() => [...document.querySelectorAll(\"[data-testid='stProgress']\")]"
+        ".some(e => /Epochs: [01] of 1 done/.test(e.innerText))"
+        " && [...document.querySelectorAll('button')].some(e => /\\bHalt\\s*$/.test(e.innerText))",
+        timeout=TRAIN_TIMEOUT_MS)
     screenshot(tab, "flow-3b-training-live")
     tab.get_by_text(re.compile(r"Training (finished|halted)\. Test accuracy")).wait_for(
         timeout=TRAIN_TIMEOUT_MS)
@@ -259,7 +261,7 @@ def _gallery_count(page) -> int:
 
 def test_step4_results_confusion_and_gallery(tab, app_url, workspace_path):
     tab.locator(".st-key-train_open_results").get_by_role("button").click()
-    tab.get_by_role("heading", name="Results").wait_for()
+    tab.get_by_role("heading", name="Results", exact=True).wait_for()
     (run_id,) = _rows(workspace_path, "SELECT id FROM runs")[0]
     assert run_id in tab.get_by_role("combobox", name="Run").input_value()
     tab.get_by_role("tab", name="Mistakes").click()
