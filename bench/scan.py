@@ -66,6 +66,12 @@ def main() -> int:
               f"flagged {flagged}")
     print(f"RESULT scan: {max(rates):.0f} images/s (best of {len(rates)}, wall clock, "
           f"{workers} workers, full decode, tensorflow={arguments.tensorflow})")
+    from bench.common import record
+    record("scan", {"images": len(report.files), "images_per_second": round(max(rates), 1),
+                    "runs_images_per_second": [round(rate, 1) for rate in rates],
+                    "cpu_ms_per_image": round(cpu_per_image * 1000, 2), "workers": workers,
+                    "tensorflow": arguments.tensorflow, "target": 300,
+                    "load_average": [round(value, 1) for value in os.getloadavg()]})
     return 0
 
 

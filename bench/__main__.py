@@ -1,0 +1,122 @@
+"""The benchmark suite: ``python -m bench`` runs every benchmark as its own process, then
+prints one table with each figure beside its target and writes bench/results.json.
+
+    python -m bench                  # the suite, sized to finish in < 15 min on 2 cores
+    python -m bench --only scan,predict
+    python -m bench --table          # print the table of the last results, run nothing
+
+Steps (each also runs alone, see its module docstring):
+  scan     bench/scan.py             scan/clean images/s on pets-dev (full decode)
+  train    bench/train.py --quick    phase 1 vs the 002 seed; fine-tuning vs train_on_batch and
+                                     the 000 seed's flow_from_dataframe
+  predict  bench/predict.py          batched prediction vs bare forward
+  scale    bench/scale.py            20k-image import + scan + training: time and peak memory
+The GPU figures come from ``bench/gpu_train.py`` on a GPU machine (see README).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+
+from bench.common import RESULTS_PATH, ROOT
+
+STEPS: dict[str, list[str]] = {
+    "scan": ["bench/scan.py", "--repeat", "2"],
+    "train": ["-m", "bench.train", "--quick"],
+    "predict": ["-m", "bench.predict", "--images", "128", "--batch-size", "32"],
+    "scale": ["-m", "bench.scale", "--images", "20000", "--train-size", "32"],
+}
+
+
+def run_steps(names: list[str]) -> dict[str, str]:
+    """Run the named steps in order; return each step's outcome ('ok (N s)' or the failure)."""
+    outcomes = {}
+    for name in names:
+        command = [sys.executable, *STEPS[name]]
+        print(f"\n=== {name}: {' '.join(command[1:])}", flush=True)
+        started = time.perf_counter()
+        completed = subprocess.run(command, cwd=ROOT)
+        seconds = time.perf_counter() - started
+        outcomes[name] = (f"ok ({seconds:.0f} s)" if completed.returncode == 0
+                          else f"FAILED with exit code {completed.returncode} ({seconds:.0f} s)")
+    return outcomes
+
+
+def _rows(results: dict) -> list[tuple[str, str, str, str]]:
+    """(figure, value, target, verdict) for every figure a benchmark recorded."""
+    rows: list[tuple[str, str, str, str]] = []
+
+    def add(figure: str, value: float | None, target: float | None, unit: str = "",
+            higher_is_better: bool = True) -> None:
+        if value is None:
+            return
+        verdict = "" if target is None else (
+            "meets" if (value >= target if higher_is_better else value <= target) else "MISSES")
+        rows.append((figure, f"{value:,.2f}{unit}", "" if target is None else
+                     f">= {target:g}{unit}", verdict))
+
+    scan = results.get("scan", {})
+    add("scan/clean, images/s (pets-dev, full decode)", scan.get("images_per_second"), 300)
+    for case in results.get("train_phase1", {}).get("cases", []):
+        label = f"phase 1 x{case['epochs']} vs 002 seed, {case['variant']} {case['image_size_px']}px"
+        add(f"{label}, cold caches, speed-up", case.get("speedup_cold"), 8, "x")
+        add(f"{label}, warm caches, speed-up", case.get("speedup_warm"), 8, "x")
+        add(f"{label}, engine test accuracy", case.get("engine_test_accuracy"), None)
+        add(f"{label}, 002 seed test accuracy", case.get("seed_test_accuracy"), None)
+    throughput = results.get("train_throughput", {})
+    size = throughput.get("image_size_px")
+    add(f"fine-tuning images/s vs bare train_on_batch ({size}px)",
+        throughput.get("engine_vs_bare"), 0.9, "x")
+    add(f"fine-tuning images/s vs 000 seed flow_from_dataframe ({size}px)",
+        throughput.get("engine_vs_seed000"), None, "x")
+    add("batched prediction vs bare forward", results.get("predict", {}).get("ratio"), 0.9, "x")
+    scale = results.get("scale", {})
+    if scale:
+        count = scale.get("images")
+        add(f"import {count} images, images/s", scale.get("import_images_per_second"), None)
+        add(f"import {count} images, peak MiB", scale.get("import_peak_mib"), None)
+        add(f"scan {count} images, peak MiB", scale.get("scan_peak_mib"), None)
+        add(f"train on {count} images ({scale.get('train_image_size_px')}px), peak MiB",
+            scale.get("train_peak_mib"), None)
+    gpu = results.get("gpu_train", {})
+    if gpu:
+        add(f"B0 training vs 000 seed loader on {gpu.get('device')} ({gpu.get('backend')})",
+            gpu.get("studio_vs_seed"), 5 if "CPU" not in str(gpu.get("device")) else None, "x")
+    return rows
+
+
+def print_table(results: dict) -> None:
+    rows = _rows(results)
+    widths = [max(len(row[i]) for row in rows + [("figure", "value", "target", "")])
+              for i in range(4)]
+    header = ("figure", "value", "target", "")
+    for row in [header, tuple("-" * w for w in widths), *rows]:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--only", help=f"comma-separated steps of {', '.join(STEPS)}")
+    parser.add_argument("--table", action="store_true", help="print the last results only")
+    arguments = parser.parse_args(argv)
+    outcomes = {}
+    if not arguments.table:
+        names = arguments.only.split(",") if arguments.only else list(STEPS)
+        unknown = set(names) - set(STEPS)
+        if unknown:
+            parser.error(f"unknown steps {sorted(unknown)}; choose from {', '.join(STEPS)}")
+        started = time.perf_counter()
+        outcomes = run_steps(names)
+        print(f"\nsuite: {time.perf_counter() - started:.0f} s; "
+              + ", ".join(f"{name} {outcome}" for name, outcome in outcomes.items()))
+    results = json.loads(RESULTS_PATH.read_text()) if RESULTS_PATH.is_file() else {}
+    print(f"\nResults ({RESULTS_PATH.relative_to(ROOT)}):")
+    print_table(results)
+    return 0 if all(outcome.startswith("ok") for outcome in outcomes.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
