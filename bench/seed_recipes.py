@@ -55,9 +55,9 @@ def phase1(split_csv: str, variant: str, weights: str, size: int, epochs: int) -
 
     keras.utils.set_random_seed(0)
     generator_class = tf.keras.preprocessing.image.ImageDataGenerator
-    augmenting = dict(rescale=1.0 / 255, rotation_range=40, width_shift_range=0.2,
-                      height_shift_range=0.2, shear_range=0.2, zoom_range=0.2,
-                      horizontal_flip=True, fill_mode="nearest")
+    augmenting = {"rescale": 1.0 / 255, "rotation_range": 40, "width_shift_range": 0.2,
+                  "height_shift_range": 0.2, "shear_range": 0.2, "zoom_range": 0.2,
+                  "horizontal_flip": True, "fill_mode": "nearest"}
     frames = _frames(split_csv)
     batch_size = 16
 
@@ -137,7 +137,7 @@ def _step_timer_class():
     return _StepTimer
 
 
-def StepTimer(warmup: int):  # noqa: N802 (a class made lazily, keras imports late)
+def StepTimer(warmup: int):
     return _step_timer_class()(warmup)
 
 

@@ -112,7 +112,7 @@ def evaluation_report(predictions: pd.DataFrame, class_names: Sequence[str],
     per_class = classification_report(part["true"], part["predicted"], labels=names,
                                       target_names=names, output_dict=True, zero_division=0)
     return {
-        "class_names": names, "split": split, "num_images": int(len(part)),
+        "class_names": names, "split": split, "num_images": len(part),
         "accuracy": float((part["true"] == part["predicted"]).mean()),
         "log_loss": float(part["loss"].mean()),
         "macro_f1": float(f1_score(part["true"], part["predicted"], labels=names,
@@ -155,6 +155,7 @@ class TrainingState:
     controller: dict[str, Any]
     best_epoch: int | None
     best_phase: str | None = None
+    best_file_phase: str | None = None   # which model checkpoints/best.weights.h5 fits
     phase_complete: bool = False
     history: list[dict[str, Any]] = field(default_factory=list)
     train_seconds: float = 0.0

@@ -153,7 +153,8 @@ class TrainConfig:
                               f"got {self.mixed_precision!r}.")
 
     def _validate_variant_and_weights(self) -> None:
-        from engine.variants import VARIANTS  # local: variants imports keras lazily only
+        # Imported here: engine.variants imports engine.config's errors at module level.
+        from engine.variants import VARIANTS
 
         if self.variant not in VARIANTS:
             raise ConfigError(f"variant must be one of {', '.join(VARIANTS)}; "

@@ -41,7 +41,7 @@ def detect_device() -> DeviceInfo:
     try:
         details = tf.config.experimental.get_device_details(gpus[0])
         label = details.get("device_name") or gpus[0].name
-    except Exception:  # details are best-effort and differ between builds
+    except (RuntimeError, ValueError, KeyError):  # best-effort; differs between builds
         label = gpus[0].name
     suffix = f" (x{len(gpus)})" if len(gpus) > 1 else ""
     return DeviceInfo(kind="GPU", name=f"GPU: {label}{suffix}", num_gpus=len(gpus))

@@ -15,21 +15,48 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import keras
-import tensorflow as tf
 import numpy as np
 import pandas as pd
+import tensorflow as tf
 
-from engine.artefacts import (CHECKPOINT_DIR, EpochRow, TrainingState, evaluation_report,
-                              normalise_per_class_keys, read_state, save_model,
-                              save_weights_atomic, write_class_dict, write_embeddings,
-                              write_histories, write_json, write_predictions, write_state)
+from engine.artefacts import (
+    CHECKPOINT_DIR,
+    EpochRow,
+    TrainingState,
+    evaluation_report,
+    normalise_per_class_keys,
+    read_state,
+    save_model,
+    save_weights_atomic,
+    write_class_dict,
+    write_embeddings,
+    write_histories,
+    write_json,
+    write_predictions,
+    write_state,
+)
 from engine.config import Optimizer, TrainConfig
 from engine.data import ensure_decoded, image_dataset
 from engine.devices import configure_precision, detect_device
-from engine.events import (BatchEnded, CheckpointSaved, CommandKind, CommandSource, EpochEnded,
-                           EventSink, LearningRateChanged, Message, PhaseStarted, RunStarted)
+from engine.events import (
+    BatchEnded,
+    CheckpointSaved,
+    CommandKind,
+    CommandSource,
+    EpochEnded,
+    EventSink,
+    LearningRateChanged,
+    Message,
+    PhaseStarted,
+    RunStarted,
+)
 from engine.features import compute_features, feature_cache_dir, weights_fingerprint
-from engine.layers import assemble_model, augmentation, freeze_backbone, unfreeze_top_blocks
+from engine.layers import (
+    assemble_model,
+    augmentation,
+    freeze_backbone,
+    unfreeze_top_blocks,
+)
 from engine.lr_controller import EarlyStopping, LearningRateController
 from engine.runs import RunRecord
 from engine.training import class_weights, finite_or_none
@@ -135,6 +162,7 @@ class Trainer:
         self.best_weights: list[np.ndarray] | None = None
         self.best_epoch: int | None = None
         self.best_phase: str | None = None
+        self.best_file_phase: str | None = None
         self.train_seconds = 0.0
         self.train_images = 0
         self.fine_tune_planned = config.fine_tune_epochs
@@ -283,6 +311,9 @@ class Trainer:
             self.controller.start_phase(learning_rate)
             # The phase-1 best, as whole-model weights: fine-tuning must beat it to replace it.
             self.best_weights = model.get_weights() if self.best_epoch is not None else None
+            if self.best_weights is not None:
+                save_weights_atomic(model, self.run_dir / CHECKPOINT_DIR / "best.weights.h5")
+                self.best_file_phase = PHASE_FINE_TUNE
         self._compile(model, self.controller.learning_rate)
         self.backbone_modified = True
         train, val = self.masks["train"], self.masks["val"]
@@ -330,6 +361,7 @@ class Trainer:
             if decision.is_best:
                 self.best_weights, self.best_epoch, self.best_phase = model.get_weights(), epoch, phase
                 save_weights_atomic(model, self.run_dir / CHECKPOINT_DIR / "best.weights.h5")
+                self.best_file_phase = phase
             if decision.restore_best and self.best_weights is not None:
                 model.set_weights(self.best_weights)
             model.optimizer.learning_rate = decision.next_learning_rate
@@ -403,7 +435,8 @@ class Trainer:
             phase=phase, epochs_done=self.epochs_done, phase_epochs_done=phase_done,
             phase_planned_epochs=planned, fine_tune_planned_epochs=self.fine_tune_planned,
             controller=self.controller.state_dict(), best_epoch=self.best_epoch,
-            best_phase=self.best_phase, phase_complete=complete,
+            best_phase=self.best_phase, best_file_phase=self.best_file_phase,
+            phase_complete=complete,
             history=[asdict(row) for row in self.rows], train_seconds=self.train_seconds,
             train_images=self.train_images))
         if not complete:
@@ -411,14 +444,13 @@ class Trainer:
 
     def _restore_from_checkpoint(self, state: TrainingState, model: keras.Model) -> None:
         folder = self.run_dir / CHECKPOINT_DIR
-        same_phase = state.best_phase == state.phase
-        if state.best_epoch is not None and same_phase and (folder / "best.weights.h5").is_file():
-            model.load_weights(folder / "best.weights.h5")
+        best_file = folder / "best.weights.h5"
+        if state.best_file_phase == state.phase and best_file.is_file():
+            model.load_weights(best_file)
             self.best_weights = model.get_weights()
         model.load_weights(folder / "last.weights.h5")
-        if state.phase == PHASE_FINE_TUNE and not same_phase:
-            self.best_weights = None  # the phase-1 best is no longer loadable as a whole model
         self.best_epoch, self.best_phase = state.best_epoch, state.best_phase
+        self.best_file_phase = state.best_file_phase
         self.rows = state.rows()
         self.epochs_done = state.epochs_done
         self.fine_tune_planned = state.fine_tune_planned_epochs

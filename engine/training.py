@@ -22,7 +22,6 @@ from __future__ import annotations
 import errno
 import math
 import os
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,8 +32,14 @@ import pandas as pd
 from engine.config import TrainConfig
 from engine.dataset import trainable_images, unquarantined_errors
 from engine.errors import DatasetError, EngineError, TrainingError
-from engine.events import (CommandSource, EventSink, Message, RunFailed, RunFinished, RunStarted,
-                           no_commands)
+from engine.events import (
+    CommandSource,
+    EventSink,
+    Message,
+    RunFailed,
+    RunFinished,
+    no_commands,
+)
 from engine.runs import RunRecord, create_run, get_run, update_run
 from engine.workspace import Workspace, utc_now
 
@@ -150,7 +155,6 @@ def train(workspace: Workspace, run_id: str, *, sink: EventSink,
     from engine.trainer import Trainer  # TensorFlow loads here
 
     run = get_run(workspace, run_id)
-    started = time.perf_counter()
     update_run(workspace, run_id, status="running", started_at=run.started_at or utc_now(),
                finished_at=None, error=None)
     try:
@@ -185,7 +189,6 @@ def train(workspace: Workspace, run_id: str, *, sink: EventSink,
     sink(RunFinished(status=outcome.status, test_accuracy=outcome.test_accuracy,
                      log_loss=outcome.log_loss, seconds_per_epoch=outcome.seconds_per_epoch,
                      best_epoch=outcome.best_epoch))
-    del started
     return RunResult(run_id=run_id, run_dir=run.run_dir, status=outcome.status,
                      test_accuracy=outcome.test_accuracy, log_loss=outcome.log_loss,
                      seconds_per_epoch=outcome.seconds_per_epoch, best_epoch=outcome.best_epoch,
@@ -213,5 +216,4 @@ def finite_or_none(value: float | None) -> float | None:
     return None if value is None or not math.isfinite(value) else float(value)
 
 
-__all__ = ["RunResult", "check_dataset", "start_run", "train", "prepare_images", "class_weights",
-           "RunStarted"]
+__all__ = ["RunResult", "check_dataset", "class_weights", "prepare_images", "start_run", "train"]

@@ -11,8 +11,15 @@ import json
 import sys
 
 from engine.config import TrainConfig
-from engine.events import (EpochEnded, Event, LearningRateChanged, Message, PhaseStarted,
-                           RunFailed, RunStarted)
+from engine.events import (
+    EpochEnded,
+    Event,
+    LearningRateChanged,
+    Message,
+    PhaseStarted,
+    RunFailed,
+    RunStarted,
+)
 from engine.variants import VARIANTS
 from engine.workspace import open_workspace
 

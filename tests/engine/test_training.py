@@ -9,8 +9,18 @@ import pytest
 
 from engine.artefacts import EPOCH_LOG_COLUMNS
 from engine.errors import DatasetError, WeightsUnavailableError
-from engine.events import (BatchEnded, CheckpointSaved, Command, CommandKind, EpochEnded,
-                           EventCollector, Message, PhaseStarted, RunFailed, RunFinished)
+from engine.events import (
+    BatchEnded,
+    CheckpointSaved,
+    Command,
+    CommandKind,
+    EpochEnded,
+    EventCollector,
+    Message,
+    PhaseStarted,
+    RunFailed,
+    RunFinished,
+)
 from engine.runs import get_run
 from engine.training import class_weights, start_run, train
 from tests.engine.training_helpers import kinds, tiny_config, tiny_workspace
@@ -267,3 +277,24 @@ def test_automatic_class_weights_balance_the_classes():
     weights = class_weights(np.array([0, 0, 0, 1]), 2)
     assert weights[0] * 3 == pytest.approx(weights[1] * 1)
     assert np.mean([weights[0]] * 3 + [weights[1]]) == pytest.approx(1.0)
+
+
+def test_resume_during_fine_tuning_keeps_the_phase_one_best(tmp_path):
+    workspace = tiny_workspace(tmp_path)
+    run = start_run(workspace, tiny_config(epochs=1, fine_tune_epochs=2, stop_patience=10,
+                                           patience=5))
+
+    def dies_after_epoch_two(event):
+        if isinstance(event, CheckpointSaved) and event.epoch == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(workspace, run.id, sink=dies_after_epoch_two)
+    events = EventCollector()
+    result = train(workspace, run.id, sink=events, resume=True)
+    assert result.status == "finished" and result.epochs_run == 3
+    phases = [(e.phase, e.epoch) for e in events.events if isinstance(e, EpochEnded)]
+    assert phases == [("fine_tune", 3)]
+    history = pd.read_csv(result.run_dir / "history.csv")
+    assert list(history["phase"]) == ["head", "fine_tune", "fine_tune"]
+    assert result.best_epoch is not None and (result.run_dir / "model.keras").is_file()

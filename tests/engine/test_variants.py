@@ -5,8 +5,14 @@ import numpy as np
 import pytest
 
 from engine.config import ConfigError, Head, Optimizer, TrainConfig
-from engine.variants import (VARIANTS, block_starts, build_backbone, get_variant,
-                             install_weights_file, keras_cache_dir)
+from engine.variants import (
+    VARIANTS,
+    block_starts,
+    build_backbone,
+    get_variant,
+    install_weights_file,
+    keras_cache_dir,
+)
 
 # ---------------------------------------------------------------- the table
 

@@ -24,8 +24,9 @@ def tiny_workspace(root: Path, classes: tuple[str, ...] = ("cat", "dog"),
 
 
 def tiny_config(**changes) -> TrainConfig:
-    settings = dict(variant=TINY_VARIANT, weights="none", image_size_px=TINY_SIZE, epochs=1,
-                    fine_tune_epochs=0, batch_size=8, head="simple", dropout=0.0)
+    settings = {"variant": TINY_VARIANT, "weights": "none", "image_size_px": TINY_SIZE,
+                "epochs": 1, "fine_tune_epochs": 0, "batch_size": 8, "head": "simple",
+                "dropout": 0.0}
     settings.update(changes)
     return TrainConfig(**settings)
 
