@@ -207,6 +207,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--steps", type=int, default=15, help="timed bare / seed batches")
     parser.add_argument("--variant", default="B0", help="throughput variant")
+    parser.add_argument("--cases", default="b0,mobilenetv2",
+                        help="phase-1 cases: b0 (weights none), mobilenetv2 (ImageNet file)")
     parser.add_argument("--skip-phase1", action="store_true")
     parser.add_argument("--skip-throughput", action="store_true")
     parser.add_argument("--work-dir", help="keep the prepared workspace here")
@@ -228,12 +230,16 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(arguments.work_dir or tempfile.mkdtemp(prefix="bench-train-"))
     workspace_root, split_csv = prepare_workspace(work, images)
     if not arguments.skip_phase1:
-        cases = [bench_phase1(workspace_root, split_csv, "B0", "none", arguments.size,
-                              arguments.epochs)]
-        if MOBILENET_V2_050.is_file():
+        chosen = set(arguments.cases.split(","))
+        cases = []
+        if "b0" in chosen:
+            cases.append(bench_phase1(workspace_root, split_csv, "B0", "none", arguments.size,
+                                      arguments.epochs))
+        if "mobilenetv2" in chosen and MOBILENET_V2_050.is_file():
             cases.append(bench_phase1(workspace_root, split_csv, "MobileNetV2-0.5",
                                       str(MOBILENET_V2_050), arguments.size, arguments.epochs))
-        entry = record("train_phase1", {"images": images, "cases": cases})
+        name = "train_phase1" if chosen == {"b0", "mobilenetv2"} else f"train_phase1_{'_'.join(sorted(chosen))}"
+        entry = record(name, {"images": images, "cases": cases})
         for case in cases:
             print(f"phase 1 {case['variant']:>16} ({case['weights']}): engine {case['engine_seconds_cold']} s "
                   f"cold / {case['engine_seconds_warm']} s warm, seed {case['seed_seconds']} s -> "

@@ -115,14 +115,32 @@ class CommandState:
         return extension
 
 
-class ProgressCallback(keras.callbacks.Callback):
-    """Batch logs -> BatchEnded events (throttled); stops fit when a command says so."""
+@dataclass
+class PhaseProgress:
+    """Planned and completed epochs of the running phase ("continue N" raises planned)."""
+    planned: int
+    done: int
 
-    def __init__(self, trainer: Trainer, phase: str, epoch: int, steps: int) -> None:
+
+class PhaseCallback(keras.callbacks.Callback):
+    """One per ``fit`` call of a phase: batch logs -> BatchEnded events (throttled), commands
+    polled after every batch, and after every epoch the trainer's controller step (the 000
+    seed's LRA callback, made non-blocking). Sets ``outcome`` and stops ``fit`` when the phase
+    must end; one ``fit`` call covers many epochs, so Keras sets up only once per phase."""
+
+    def __init__(self, trainer: Trainer, phase: str, steps: int, num_images: int,
+                 progress: PhaseProgress) -> None:
         super().__init__()
-        self.trainer, self.phase, self.epoch, self.steps = trainer, phase, epoch, steps
-        self.last_event = 0.0
+        self.trainer, self.phase, self.steps = trainer, phase, steps
+        self.num_images, self.progress = num_images, progress
+        self.epoch = 0
+        self.started = self.last_event = 0.0
         self.interrupted = False
+        self.outcome: str | None = None
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self.epoch = epoch + 1
+        self.started = time.perf_counter()
 
     def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         now = time.perf_counter()
@@ -136,6 +154,20 @@ class ProgressCallback(keras.callbacks.Callback):
         commands.poll()
         if commands.stops(self.phase) and not is_last:
             self.interrupted = True
+            self.model.stop_training = True
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        commands = self.trainer.commands
+        if commands.cancel:
+            self.outcome = "cancel"
+        elif self.interrupted:
+            self.outcome = "halt" if commands.halt else "fine_tune"
+        else:
+            duration = time.perf_counter() - self.started
+            values = {key: float(value) for key, value in (logs or {}).items()}
+            self.outcome = self.trainer.after_epoch(self.phase, self.model, values, duration,
+                                                    self.num_images, self.progress)
+        if self.outcome is not None:
             self.model.stop_training = True
 
 
@@ -273,20 +305,20 @@ class Trainer:
             train_data = self._images(train, shuffle=True, augment=True)
             val_data = self._images(val)
 
-            def fit(epoch: int, callback: ProgressCallback) -> dict[str, list[float]]:
-                return model.fit(train_data, epochs=epoch + 1, initial_epoch=epoch, verbose=0,
+            def fit(first: int, last: int, callback: PhaseCallback) -> Any:
+                return model.fit(train_data, epochs=last, initial_epoch=first, verbose=0,
                                  validation_data=val_data, class_weight=weights, shuffle=False,
-                                 callbacks=[callback]).history
+                                 callbacks=[callback])
         else:
             detail = "training the head on the cached backbone features"
             x, y = self.features[train], self.onehot[train]
             validation = (self.features[val], self.onehot[val])
 
-            def fit(epoch: int, callback: ProgressCallback) -> dict[str, list[float]]:
-                return model.fit(x, y, batch_size=config.batch_size, epochs=epoch + 1,
-                                 initial_epoch=epoch, verbose=0, shuffle=True,
+            def fit(first: int, last: int, callback: PhaseCallback) -> Any:
+                return model.fit(x, y, batch_size=config.batch_size, epochs=last,
+                                 initial_epoch=first, verbose=0, shuffle=True,
                                  validation_data=validation, class_weight=weights,
-                                 callbacks=[callback]).history
+                                 callbacks=[callback])
         self.sink(PhaseStarted(PHASE_HEAD, planned - done, steps, self.epochs_done,
                                self.controller.learning_rate, detail))
         outcome = self._epoch_loop(PHASE_HEAD, model, fit, planned, done, steps,
@@ -329,10 +361,10 @@ class Trainer:
                                   "BatchNormalization trains too: no pretrained statistics)")
                                + (", with augmentation" if config.augment else "")))
 
-        def fit(epoch: int, callback: ProgressCallback) -> dict[str, list[float]]:
-            return model.fit(train_data, epochs=epoch + 1, initial_epoch=epoch, verbose=0,
+        def fit(first: int, last: int, callback: PhaseCallback) -> Any:
+            return model.fit(train_data, epochs=last, initial_epoch=first, verbose=0,
                              validation_data=val_data, class_weight=weights, shuffle=False,
-                             callbacks=[callback]).history
+                             callbacks=[callback])
 
         outcome = self._epoch_loop(PHASE_FINE_TUNE, model, fit, planned, done, steps,
                                    int(train.sum()))
@@ -340,59 +372,64 @@ class Trainer:
         return outcome
 
     def _epoch_loop(self, phase: str, model: keras.Model,
-                    fit: Callable[[int, ProgressCallback], dict[str, list[float]]],
+                    fit: Callable[[int, int, PhaseCallback], Any],
                     planned: int, done: int, steps: int, num_images: int) -> str:
-        while done < planned:
-            epoch = self.epochs_done + 1
-            callback = ProgressCallback(self, phase, epoch, steps)
-            learning_rate = self.controller.learning_rate
-            started = time.perf_counter()
-            history = fit(epoch - 1, callback)
-            duration = time.perf_counter() - started
-            if self.commands.cancel:
-                return "cancel"
-            if callback.interrupted:
-                return "halt" if self.commands.halt else "fine_tune"
-            logs = {key: float(values[-1]) for key, values in history.items()}
-            decision = self.controller.on_epoch_end(epoch, logs["accuracy"], logs["val_loss"])
-            self.epochs_done, done = epoch, done + 1
-            self.train_seconds += duration
-            self.train_images += num_images
-            if decision.is_best:
-                self.best_weights, self.best_epoch, self.best_phase = model.get_weights(), epoch, phase
-                save_weights_atomic(model, self.run_dir / CHECKPOINT_DIR / "best.weights.h5")
-                self.best_file_phase = phase
-            if decision.restore_best and self.best_weights is not None:
-                model.set_weights(self.best_weights)
-            model.optimizer.learning_rate = decision.next_learning_rate
-            self.rows.append(EpochRow(epoch, phase, logs["loss"], logs["accuracy"],
-                                      logs["val_loss"], logs["val_accuracy"], learning_rate,
-                                      decision.next_learning_rate, decision.monitor, duration))
-            later = self.fine_tune_planned if phase == PHASE_HEAD else 0
-            self.sink(EpochEnded(phase, epoch, epoch + planned - done + later, logs["loss"],
-                                 logs["accuracy"], logs["val_loss"], logs["val_accuracy"],
-                                 learning_rate, decision.next_learning_rate, decision.monitor,
-                                 duration, decision.is_best))
-            if decision.learning_rate_changed:
-                self.sink(LearningRateChanged(epoch, learning_rate, decision.next_learning_rate,
-                                              decision.reason))
-            self._checkpoint(phase, model, done, planned, complete=False)
-            self.commands.poll()
-            extension = self.commands.take_extension()
-            if extension:
-                planned += extension
-                self.sink(Message(f"Continuing {extension} more epoch(s): {phase.replace('_', '-')} "
-                                  f"now ends at epoch {epoch + planned - done}."))
-            if self.commands.cancel:
-                return "cancel"
-            if self.commands.halt:
-                return "halt"
-            if self.commands.fine_tune and phase == PHASE_HEAD:
-                return "fine_tune"
-            if decision.stop:
-                self.sink(Message(decision.reason[0].upper() + decision.reason[1:] + "."))
-                return "stopped"
+        progress = PhaseProgress(planned, done)
+        while progress.done < progress.planned:
+            callback = PhaseCallback(self, phase, steps, num_images, progress)
+            first = self.epochs_done
+            fit(first, first + progress.planned - progress.done, callback)
+            if callback.outcome is not None:
+                return callback.outcome
         return "done"
+
+    def after_epoch(self, phase: str, model: keras.Model, logs: dict[str, float],
+                    duration: float, num_images: int, progress: PhaseProgress) -> str | None:
+        """The controller step after a completed epoch; returns an outcome that ends the
+        phase ('cancel', 'halt', 'fine_tune', 'stopped') or None to go on."""
+        epoch = self.epochs_done + 1
+        learning_rate = self.controller.learning_rate
+        decision = self.controller.on_epoch_end(epoch, logs["accuracy"], logs["val_loss"])
+        self.epochs_done = epoch
+        progress.done += 1
+        self.train_seconds += duration
+        self.train_images += num_images
+        if decision.is_best:
+            self.best_weights, self.best_epoch, self.best_phase = model.get_weights(), epoch, phase
+            save_weights_atomic(model, self.run_dir / CHECKPOINT_DIR / "best.weights.h5")
+            self.best_file_phase = phase
+        if decision.restore_best and self.best_weights is not None:
+            model.set_weights(self.best_weights)
+        model.optimizer.learning_rate = decision.next_learning_rate
+        self.rows.append(EpochRow(epoch, phase, logs["loss"], logs["accuracy"], logs["val_loss"],
+                                  logs["val_accuracy"], learning_rate,
+                                  decision.next_learning_rate, decision.monitor, duration))
+        later = self.fine_tune_planned if phase == PHASE_HEAD else 0
+        remaining = progress.planned - progress.done
+        self.sink(EpochEnded(phase, epoch, epoch + remaining + later, logs["loss"],
+                             logs["accuracy"], logs["val_loss"], logs["val_accuracy"],
+                             learning_rate, decision.next_learning_rate, decision.monitor,
+                             duration, decision.is_best))
+        if decision.learning_rate_changed:
+            self.sink(LearningRateChanged(epoch, learning_rate, decision.next_learning_rate,
+                                          decision.reason))
+        self._checkpoint(phase, model, progress.done, progress.planned, complete=False)
+        self.commands.poll()
+        extension = self.commands.take_extension()
+        if extension:
+            progress.planned += extension
+            self.sink(Message(f"Continuing {extension} more epoch(s): {phase.replace('_', '-')} "
+                              f"now ends at epoch {epoch + progress.planned - progress.done}."))
+        if self.commands.cancel:
+            return "cancel"
+        if self.commands.halt:
+            return "halt"
+        if self.commands.fine_tune and phase == PHASE_HEAD:
+            return "fine_tune"
+        if decision.stop:
+            self.sink(Message(decision.reason[0].upper() + decision.reason[1:] + "."))
+            return "stopped"
+        return None
 
     def _end_phase(self, phase: str, model: keras.Model, planned: int, outcome: str) -> None:
         if outcome == "cancel":
