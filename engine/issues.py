@@ -14,7 +14,9 @@ SELECT images.id, images.source_path, images.sha256, images.phash, classes.name 
                AND issues.kind = 'too_small') AS is_small
 FROM images LEFT JOIN classes ON classes.id = images.class_id
 WHERE images.status = 'ok' AND images.normalized_path IS NOT NULL
-ORDER BY images.id
+-- The first of a group is kept, later ones are flagged: earliest import first, then path
+-- order, so the same files give the same verdict however the parallel import finished.
+ORDER BY images.import_id, images.source_path, images.id
 """
 _ISSUES_QUERY = """
 SELECT issues.image_id, images.source_path AS path, issues.kind, issues.severity,
