@@ -1,9 +1,70 @@
 """EfficientNet Studio engine: all data and ML logic, no UI.
 
-Public API: import from the modules (``engine.workspace``, ``engine.importing``, ...).
+The public API is re-exported here and loaded lazily (``import engine`` stays fast and does
+not import TensorFlow until a training or prediction function is touched)::
+
+    import engine
+    ws = engine.open_workspace("workspace")
+    engine.import_folder(ws, Path("PetImages"))
+    run = engine.start_run(ws, engine.TrainConfig(variant="B0", weights="none"))
+    engine.train(ws, run.id, sink=print)
+
 Nothing in this package imports streamlit or prints (except ``engine/cli``).
 """
-from engine.errors import EngineError
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from engine.errors import (ConfigError, DatasetError, EngineError, ExportError,
+                           ImportFailedError, JobError, LabelError, RunError, TrainingError,
+                           WeightsUnavailableError, WorkspaceError)
 from engine.workspace import Workspace, open_workspace
 
-__all__ = ["EngineError", "Workspace", "open_workspace"]
+# public name -> module that defines it
+_LAZY: dict[str, str] = {}
+for _module, _names in {
+    "importing": ["import_folder", "import_zip", "import_files", "import_csv", "ImportReport"],
+    "checks": ["scan_folder", "find_issues", "CheckConfig"],
+    "quarantine": ["quarantine_images", "restore_images", "set_excluded"],
+    "labels": ["assign_labels", "undo_last_action", "label_history", "create_class",
+               "rename_class", "merge_classes", "delete_class", "list_classes",
+               "apply_label_csv", "validate_class_name"],
+    "split": ["SplitConfig", "assign_splits", "split_summary", "check_split",
+              "set_test_locked"],
+    "dataset": ["trainable_images"],
+    "dataset_export": ["export_dataset_zip", "export_dataset_csv"],
+    "config": ["TrainConfig"],
+    "variants": ["VARIANTS"],
+    "runs": ["list_runs", "get_run"],
+    "training": ["start_run", "train", "RunResult"],
+    "jobs": ["start_training_job", "job_status", "send_command", "resume_job", "active_job",
+             "read_events"],
+    "evaluation": ["load_run", "confusion", "top_losses", "most_confused", "calibration",
+                   "compare_outcomes"],
+    "label_issues": ["label_issues"],
+    "gradcam": ["grad_cam"],
+    "predict": ["predict_paths", "load_model"],
+    "export": ["export_model"],
+    "ensemble": ["evaluate_ensemble"],
+    "compare": ["compare_runs"],
+}.items():
+    _LAZY.update(dict.fromkeys(_names, _module))
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'engine' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"engine.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY])
+
+
+__all__ = ["ConfigError", "DatasetError", "EngineError", "ExportError", "ImportFailedError",
+           "JobError", "LabelError", "RunError", "TrainingError", "WeightsUnavailableError",
+           "Workspace", "WorkspaceError", "open_workspace", *_LAZY]
