@@ -17,11 +17,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import StratifiedKFold
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 
 from engine.errors import DatasetError, RunError
 from engine.runs import read_class_names
@@ -53,6 +48,14 @@ def out_of_fold_probabilities(features: np.ndarray, labels: np.ndarray, num_clas
     Raises:
         DatasetError: fewer than two classes, or a class with fewer than 2 images.
     """
+    # scikit-learn loads here, not at import: every `python -m engine` command imports
+    # this module's CLI, and scikit-learn costs about a second to import.
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
     counts = np.bincount(labels, minlength=num_classes)
     present = np.flatnonzero(counts)
     if len(present) < 2:
