@@ -101,7 +101,7 @@ def _pick() -> None:
 
 
 picked = st.selectbox("Open a run", ids, key=RUN_PICKER, on_change=_pick,
-                      format_func=lambda i: f"{i} · {by_id[i].variant} · {by_id[i].status}")
+                      format_func=lambda i: f"{i} · {by_id[i].variant}")
 run = by_id[picked]
 has_results_page = (Path(__file__).resolve().parent / Path(RESULTS_PAGE).name).is_file()
 if st.button("Open results", icon=":material/analytics:", key="train_open_results",

@@ -102,8 +102,8 @@ def render_form(workspace: Workspace, summary: pd.DataFrame) -> TrainConfig | No
     table, throughput = variant_table(workspace, summary, image_size_px, batch_size)
     st.dataframe(table, hide_index=True, key=f"{KEY}variants", height=280, column_config={
         "Parameters (M)": st.column_config.NumberColumn(format="%.1f"),
-        "Features, once (s)": st.column_config.NumberColumn(format="%.0f"),
-        "Fine-tune s / epoch": st.column_config.NumberColumn(format="%.0f"),
+        "Features, once (s)": st.column_config.NumberColumn(format="%.1f"),
+        "Fine-tune s / epoch": st.column_config.NumberColumn(format="%.1f"),
         "Memory (GB)": st.column_config.NumberColumn(format="%.1f")})
     st.caption(
         f"Estimates at {f'{image_size_px} px' if image_size_px else 'each native size'}: "

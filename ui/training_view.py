@@ -260,6 +260,8 @@ def _render_live_bars(progress: Progress, run: RunRecord) -> None:
         st.progress(min(1.0, batch.batch / max(1, batch.steps_per_epoch)),
                     text=f"Epoch {batch.epoch} · batch {batch.batch}/{batch.steps_per_epoch} · "
                          f"loss {batch.loss:.4f} · accuracy {batch.accuracy * 100:.1f} %")
+    elif progress.phase.phase == "features":
+        st.progress(0.0, text="Computing features: starting…")
     else:
         slow = (" (the first step builds the network graph: a minute or more on a CPU)"
                 if progress.phase.phase == "fine_tune" else "")
