@@ -155,7 +155,7 @@ class TrainingState:
     controller: dict[str, Any]
     best_epoch: int | None
     best_phase: str | None = None
-    best_file_phase: str | None = None   # which model checkpoints/best.weights.h5 fits
+    best_file_phase: str | None = None   # the phase whose checkpoints/best_<phase>.weights.h5 is current
     phase_complete: bool = False
     history: list[dict[str, Any]] = field(default_factory=list)
     train_seconds: float = 0.0

@@ -12,6 +12,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import keras
@@ -169,6 +170,13 @@ class PhaseCallback(keras.callbacks.Callback):
                                                     self.num_images, self.progress)
         if self.outcome is not None:
             self.model.stop_training = True
+
+
+def best_weights_file(run_dir: Path, phase: str) -> Path:
+    """The best weights so far, one file per phase: the phase-1 model and the whole model have
+    different variables, so a kill between writing one and recording it in state.json must
+    never make a resume load one into the other."""
+    return run_dir / CHECKPOINT_DIR / f"best_{phase}.weights.h5"
 
 
 class Trainer:
@@ -344,7 +352,7 @@ class Trainer:
             # The phase-1 best, as whole-model weights: fine-tuning must beat it to replace it.
             self.best_weights = model.get_weights() if self.best_epoch is not None else None
             if self.best_weights is not None:
-                save_weights_atomic(model, self.run_dir / CHECKPOINT_DIR / "best.weights.h5")
+                save_weights_atomic(model, best_weights_file(self.run_dir, PHASE_FINE_TUNE))
                 self.best_file_phase = PHASE_FINE_TUNE
         self._compile(model, self.controller.learning_rate)
         self.backbone_modified = True
@@ -396,7 +404,7 @@ class Trainer:
         self.train_images += num_images
         if decision.is_best:
             self.best_weights, self.best_epoch, self.best_phase = model.get_weights(), epoch, phase
-            save_weights_atomic(model, self.run_dir / CHECKPOINT_DIR / "best.weights.h5")
+            save_weights_atomic(model, best_weights_file(self.run_dir, phase))
             self.best_file_phase = phase
         if decision.restore_best and self.best_weights is not None:
             model.set_weights(self.best_weights)
@@ -481,7 +489,7 @@ class Trainer:
 
     def _restore_from_checkpoint(self, state: TrainingState, model: keras.Model) -> None:
         folder = self.run_dir / CHECKPOINT_DIR
-        best_file = folder / "best.weights.h5"
+        best_file = best_weights_file(self.run_dir, state.phase)
         if state.best_file_phase == state.phase and best_file.is_file():
             model.load_weights(best_file)
             self.best_weights = model.get_weights()

@@ -256,11 +256,6 @@ def test_sigkill_mid_run_marks_interrupted_and_resume_completes(tiny_workspace: 
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=False, reason=(
-    "engine.trainer bug (training helper): at the start of phase 2 best.weights.h5 is rewritten "
-    "with whole-model weights while checkpoints/state.json still says phase 'head' complete, so "
-    "a kill during the first fine-tuning epoch makes resume load it into the phase-1 model "
-    "(ValueError: 3 objects could not be loaded). Remove this mark once it passes."))
 def test_sigkill_during_fine_tuning_resumes_to_the_end(tiny_workspace: Workspace) -> None:
     workspace = tiny_workspace
     run_id = jobs.start_training_job(workspace, _head_only(epochs=1, fine_tune_epochs=2))
