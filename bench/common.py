@@ -62,20 +62,26 @@ def run_measured(command: list[str], cwd: Path = ROOT, env: dict[str, str] | Non
     every `poll_seconds`; raises CalledProcessError when the command fails.
     """
     import subprocess
+    import tempfile
     started = time.perf_counter()
-    process = subprocess.Popen(command, cwd=cwd, env={**os.environ, **(env or {})},
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    watched = psutil.Process(process.pid)
-    peak = 0.0
-    while process.poll() is None:
-        try:
-            tree = [watched, *watched.children(recursive=True)]
-            peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()) / 2**20)
-        except psutil.Error:
-            pass
-        time.sleep(poll_seconds)
-    stdout, stderr = process.communicate()
-    seconds = time.perf_counter() - started
+    # Output goes to files, not pipes: a pipe nobody reads while we poll would fill up and
+    # block a chatty command forever.
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        process = subprocess.Popen(command, cwd=cwd, env={**os.environ, **(env or {})},
+                                   stdout=out, stderr=err, text=True)
+        watched = psutil.Process(process.pid)
+        peak = 0.0
+        while process.poll() is None:
+            try:
+                tree = [watched, *watched.children(recursive=True)]
+                peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()) / 2**20)
+            except psutil.Error:
+                pass
+            time.sleep(poll_seconds)
+        seconds = time.perf_counter() - started
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read(), err.read()
     if process.returncode != 0:
         raise subprocess.CalledProcessError(process.returncode, command, stdout, stderr)
     return seconds, peak, stdout
