@@ -27,6 +27,10 @@ __all__ = ["ImportProgress", "ImportReport", "Problem", "import_csv", "import_fi
 
 # A zip member bigger than this is refused before reading (zip bombs, video files).
 MAX_MEMBER_BYTES = 256 * 1024 * 1024
+# A member above this size packed more than MAX_COMPRESSION_RATIO times is refused too,
+# so many medium-sized bombs cannot add up to a full disk.
+SUSPICIOUS_MEMBER_BYTES = 16 * 1024 * 1024
+MAX_COMPRESSION_RATIO = 100
 FileInput = Union[Path, str, tuple[str, bytes]]
 
 # ----- public entry points ------------------------------------------------------------------
@@ -136,6 +140,13 @@ def _member_refusal(member: zipfile.ZipInfo) -> tuple[str, str] | None:
     if member.file_size > MAX_MEMBER_BYTES:
         return ("decompression_bomb", f"{member.file_size:,} bytes unpacked is above the "
                 f"{MAX_MEMBER_BYTES:,}-byte limit for one file; not read.")
+    ratio = member.file_size / max(1, member.compress_size)
+    if member.file_size > SUSPICIOUS_MEMBER_BYTES and ratio > MAX_COMPRESSION_RATIO:
+        # Photos hardly compress; a big entry packed this tightly is a zip bomb (or a blank
+        # uncompressed picture, which is no use for training either).
+        return ("decompression_bomb", f"{member.file_size:,} bytes unpacked from "
+                f"{member.compress_size:,} (x{ratio:,.0f}): packed too tightly to be a photo; "
+                "not read. If it is one, extract the archive and import the folder.")
     return None
 
 

@@ -71,6 +71,20 @@ def test_zip_bomb_is_refused_without_expanding(workspace, tmp_path):
     assert store_bytes < 1_000_000
 
 
+def test_many_medium_bombs_are_refused_too(workspace, tmp_path):
+    archive_path = tmp_path / "many.zip"
+    with zipfile.ZipFile(archive_path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for index in range(5):                        # 5 x 40 MiB of zeros, each under 256 MiB
+            archive.writestr(f"cat/bomb{index}.jpg", b"\0" * (40 << 20))
+        archive.writestr("cat/ok.jpg", _jpeg_bytes())
+    report = import_zip(workspace, archive_path)
+    kinds = _problem_kinds(report)
+    assert all(kinds[f"cat/bomb{index}.jpg"] == "decompression_bomb" for index in range(5))
+    assert report.num_readable == 1
+    store_bytes = sum(p.stat().st_size for p in workspace.store_dir.rglob("*") if p.is_file())
+    assert store_bytes < 1_000_000
+
+
 def test_zip_slip_entries_never_escape_the_workspace(workspace, tmp_path):
     archive_path = tmp_path / "slip.zip"
     with zipfile.ZipFile(archive_path, "w") as archive:
