@@ -1,0 +1,101 @@
+"""EfficientNet Studio home: what is in the workspace, what to do next, links to every page.
+
+On the first start with an empty workspace it imports the sample project (sample_data/) and
+says so, so a newcomer sees the whole flow -- including cleaning -- at once.
+"""
+from __future__ import annotations
+
+import streamlit as st
+
+from engine.errors import EngineError
+from engine.importing import import_sample_project, should_import_sample
+from engine.overview import summarize_workspace
+from ui.data_import import run_with_progress
+from ui.state import get_workspace
+
+SAMPLE_REPORT = "home_sample_report"
+PAGES = (("pages/1_Data.py", "Data", ":material/folder_open:",
+          "import photos, find broken files and duplicates"),
+         ("pages/2_Label.py", "Label", ":material/label:", "assign classes, split train/val/test"),
+         ("pages/3_Train.py", "Train", ":material/model_training:",
+          "train an EfficientNet in the background"),
+         ("pages/4_Results.py", "Results", ":material/insights:",
+          "accuracy, confusions, mistakes to fix"),
+         ("pages/5_Predict.py", "Predict", ":material/online_prediction:",
+          "classify new photos, export the model"),
+         ("pages/6_Compare.py", "Compare", ":material/compare:", "runs side by side"))
+
+st.set_page_config(page_title="EfficientNet Studio", page_icon="🧪", layout="wide")
+st.title("EfficientNet Studio")
+st.caption("From a messy folder of photos to a trained, inspected image classifier.")
+
+try:
+    workspace = get_workspace()
+except EngineError as err:
+    st.error(err.user_message)
+    st.stop()
+
+if should_import_sample(workspace):
+    with st.empty().container():
+        st.info("This workspace is empty, so the sample project is being imported: generated "
+                "photos of beaches, forests and cities, with a few broken files planted on "
+                "purpose.")
+        report = run_with_progress("Sample project", lambda progress: import_sample_project(
+            workspace, progress=progress))
+    if report is not None:
+        st.session_state[SAMPLE_REPORT] = report
+        st.rerun()   # redraw without the progress bar
+sample = st.session_state.get(SAMPLE_REPORT)
+if sample is not None:
+    st.success(f"Imported the sample project: {sample.num_readable} photos in "
+               f"{len(sample.classes)} classes ({', '.join(sample.classes)}). The checks found "
+               f"{len(sample.problems)} problem files planted in it (empty, truncated, a text "
+               "file named .jpg, duplicates): review them on the Data page. To use your own "
+               "photos, import them there, or start the app with --workspace on a new folder.")
+
+summary = summarize_workspace(workspace)
+st.caption(f"Workspace: `{workspace.root}`")
+columns = st.columns(5)
+columns[0].metric("Images", f"{summary.num_active:,}")
+columns[1].metric("Labeled", f"{summary.num_labeled:,}")
+columns[2].metric("Classes", summary.num_classes)
+columns[3].metric("Problems", f"{summary.num_blocking + summary.num_warnings:,}",
+                  help=f"{summary.num_blocking} block training; {summary.num_warnings} warnings")
+columns[4].metric("Trained models", summary.num_finished_runs,
+                  delta=None if summary.best_accuracy is None else
+                  f"best test accuracy {summary.best_accuracy:.1%}", delta_color="off")
+
+
+def next_steps() -> list[tuple[str, str, str]]:
+    """(page, label, why) in the order a user should do them."""
+    steps = []
+    if summary.num_images == 0:
+        steps.append((PAGES[0][0], "Import your photos", "upload files or a zip, or give a "
+                      "folder with one subfolder per class"))
+    if summary.num_blocking:
+        steps.append((PAGES[0][0], f"Fix {summary.num_blocking} problem files",
+                      "broken or mislabeled files block training until quarantined"))
+    unlabeled = summary.num_active - summary.num_labeled
+    if unlabeled:
+        steps.append((PAGES[1][0], f"Label {unlabeled:,} images", "unlabeled images are not "
+                      "used for training"))
+    if summary.num_images and summary.num_classes < 2:
+        steps.append((PAGES[1][0], "Add a second class", "a classifier needs two classes"))
+    if summary.num_labeled and summary.num_classes >= 2 and summary.num_runs == 0:
+        steps.append((PAGES[2][0], "Train a first model", "a small variant trains in minutes"))
+    if summary.num_finished_runs:
+        steps.append((PAGES[3][0], "Inspect the mistakes", "fix labels, then retrain"))
+        steps.append((PAGES[4][0], "Predict or export", "use the model on new photos"))
+    return steps
+
+
+st.subheader("What to do next")
+steps = next_steps()
+if not steps:
+    st.write("All set. Train another variant or compare runs.")
+for number, (page, label, why) in enumerate(steps[:4], start=1):
+    st.page_link(page, label=f"{number}. {label} — {why}", icon=":material/arrow_forward:")
+
+st.subheader("Pages")
+for page, label, icon, purpose in PAGES:
+    st.page_link(page, label=f"{label}: {purpose}", icon=icon)
