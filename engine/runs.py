@@ -11,7 +11,8 @@ A run folder ``workspace/runs/<run id>/`` holds (written by engine.training)::
     predictions.csv    image_id,path,split,true,predicted,confidence,loss,prob_<class>...
     report.json        test metrics, per-class report, confusion matrix, timing
     embeddings.npz     image_id, label_index, features (pooled phase-1 backbone features)
-    checkpoints/       last completed epoch (for resume)
+    checkpoints/       last completed epoch (for resume) and the best weights per phase
+    gradcam/           Grad-CAM overlays (a cache, safe to delete)
     worker.log         stdout/stderr of the worker process
 """
 from __future__ import annotations
