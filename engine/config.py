@@ -52,6 +52,14 @@ class Pooling(_Choice):
     AVG = "avg"
 
 
+class Distribution(_Choice):
+    """How many devices one run trains on (see ``engine.devices.make_strategy``)."""
+    AUTO = "auto"                  # MirroredStrategy when more than one GPU is visible, else none
+    NONE = "none"                  # one device: the GPU, or the CPU
+    MIRRORED = "mirrored"          # MirroredStrategy over the visible GPUs (the CPU when none)
+    MULTI_WORKER = "multi_worker"  # MultiWorkerMirroredStrategy configured from TF_CONFIG
+
+
 WEIGHTS_IMAGENET = "imagenet"
 WEIGHTS_NONE = "none"
 
@@ -90,6 +98,9 @@ class TrainConfig:
         seed: random seed of shuffling, augmentation and weight initialisation.
         mixed_precision: ``None`` = automatic (on when a GPU is present), or forced on/off.
         label_smoothing: 0..0.5.
+        distribution: ``auto`` (several GPUs -> MirroredStrategy), ``none``, ``mirrored`` or
+            ``multi_worker`` (several machines, from ``TF_CONFIG``). ``batch_size`` is per
+            replica: the global batch is ``batch_size`` x the number of replicas.
     """
 
     variant: str = "B0"
@@ -117,6 +128,7 @@ class TrainConfig:
     seed: int = 0
     mixed_precision: bool | None = None
     label_smoothing: float = 0.0
+    distribution: Distribution = Distribution.AUTO
 
     def __post_init__(self) -> None:
         set_field = object.__setattr__
@@ -124,6 +136,7 @@ class TrainConfig:
         set_field(self, "pooling", Pooling.from_str(self.pooling, "pooling"))
         set_field(self, "optimizer", Optimizer.from_str(self.optimizer, "optimizer"))
         set_field(self, "class_weights", ClassWeights.from_str(self.class_weights, "class_weights"))
+        set_field(self, "distribution", Distribution.from_str(self.distribution, "distribution"))
         self._validate_variant_and_weights()
         if self.image_size_px is not None:
             _check_int("image_size_px", self.image_size_px, MIN_IMAGE_SIZE_PX, MAX_IMAGE_SIZE_PX)

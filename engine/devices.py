@@ -59,3 +59,84 @@ def configure_precision(device: DeviceInfo, mixed_precision: bool | None) -> str
     policy = "mixed_float16" if use_mixed else "float32"
     keras.mixed_precision.set_global_policy(policy)
     return policy
+
+
+# ---------------------------------------------------------------------- several devices
+TF_CONFIG_HELP = (
+    'TF_CONFIG is a JSON environment variable that tells each machine the cluster and its own '
+    'place in it, e.g. TF_CONFIG=\'{"cluster": {"worker": ["host1:12345", "host2:12345"]}, '
+    '"task": {"type": "worker", "index": 0}}\': the same cluster list on every machine, '
+    'index 0 on the chief (the machine that writes the model and the run\'s files), 1, 2 ... '
+    'on the others.')
+
+
+@dataclass(frozen=True)
+class StrategyInfo:
+    """The ``tf.distribute`` strategy a run trains under.
+
+    Attributes:
+        strategy: build and compile every model inside ``strategy.scope()``.
+        replicas: copies of the model that train in step (1 on a single device).
+        name: ``"none"`` (the default strategy: one device) or the strategy's class name.
+        description: e.g. ``"2 GPUs with MirroredStrategy"``; empty for the default strategy.
+    """
+
+    strategy: object
+    replicas: int
+    name: str
+    description: str
+
+    @property
+    def distributed(self) -> bool:
+        return self.name != "none"
+
+    def global_batch_size(self, per_replica: int) -> int:
+        """Images per step over all replicas: each replica gets ``per_replica`` of them."""
+        return per_replica * self.replicas
+
+
+def make_strategy(distribution: object, device: DeviceInfo) -> StrategyInfo:
+    """The strategy for a ``TrainConfig.distribution`` value on ``device``.
+
+    ``auto``: MirroredStrategy when more than one GPU is visible, else the default strategy
+    (exactly the single-device behaviour). ``none``: the default strategy. ``mirrored``:
+    MirroredStrategy over the visible GPUs, or over the CPU when there is none (one replica).
+    ``multi_worker``: refused for now (see the message); the design is in the README.
+
+    Raises:
+        ConfigError: ``multi_worker`` (without TF_CONFIG: what TF_CONFIG is; with it: not
+            supported yet), or an unknown value.
+    """
+    import os
+
+    import tensorflow as tf
+
+    from engine.config import Distribution
+    from engine.errors import ConfigError
+
+    choice = Distribution.from_str(distribution, "distribution")
+    if choice == Distribution.AUTO:
+        choice = Distribution.MIRRORED if device.num_gpus > 1 else Distribution.NONE
+    if choice == Distribution.NONE:
+        return StrategyInfo(tf.distribute.get_strategy(), 1, "none", "")
+    if choice == Distribution.MULTI_WORKER:
+        if not os.environ.get("TF_CONFIG", "").strip():
+            raise ConfigError("distribution 'multi_worker' needs the TF_CONFIG environment "
+                              "variable, which is not set. " + TF_CONFIG_HELP + " To train on "
+                              "this machine's GPUs only, use 'mirrored' (or 'auto').")
+        raise ConfigError(
+            "distribution 'multi_worker' (several machines) is not supported yet; use "
+            "'mirrored' to train on all the GPUs of one machine. The design: each machine runs "
+            "the same training command with its TF_CONFIG, MultiWorkerMirroredStrategy splits "
+            "every batch across all workers' devices and all-reduces the gradients, only the "
+            "chief (worker index 0) writes the run's files and database rows, and every "
+            "worker reads the same workspace (e.g. a shared filesystem).")
+    if device.num_gpus:
+        devices = [f"/gpu:{index}" for index in range(device.num_gpus)]
+        where = f"{device.num_gpus} GPU{'s' if device.num_gpus > 1 else ''}"
+    else:
+        devices = ["/cpu:0"]
+        where = "the CPU"
+    strategy = tf.distribute.MirroredStrategy(devices=devices)
+    replicas = int(strategy.num_replicas_in_sync)
+    return StrategyInfo(strategy, replicas, "MirroredStrategy", f"{where} with MirroredStrategy")

@@ -38,7 +38,7 @@ from engine.artefacts import (
 )
 from engine.config import Optimizer, TrainConfig
 from engine.data import ensure_decoded, image_dataset
-from engine.devices import configure_precision, detect_device
+from engine.devices import configure_precision, detect_device, make_strategy
 from engine.events import (
     BatchEnded,
     CheckpointSaved,
@@ -213,13 +213,21 @@ class Trainer:
     def run(self, resume: bool = False) -> Outcome:
         device = self.device = detect_device()
         policy = configure_precision(device, self.config.mixed_precision)
+        # One replica on the default strategy: exactly the single-device behaviour.
+        self.distribution = make_strategy(self.config.distribution, device)
+        self.global_batch = self.distribution.global_batch_size(self.config.batch_size)
         keras.utils.set_random_seed(self.config.seed)
-        self.studio = assemble_model(self.spec, self.config, len(self.class_names),
-                                     self.config.weights)
+        with self.distribution.strategy.scope():
+            self.studio = assemble_model(self.spec, self.config, len(self.class_names),
+                                         self.config.weights)
         self._write_config(device.name, policy)
         counts = {split: int(mask.sum()) for split, mask in self.masks.items()}
         self.sink(RunStarted(self.run_record.id, self.spec.name, self.size, counts["train"],
                              counts["val"], counts["test"], tuple(self.class_names), device.name))
+        if self.distribution.distributed:
+            self.sink(Message(f"Training on {self.distribution.description}, global batch "
+                              f"{self.global_batch} ({self.config.batch_size} per replica x "
+                              f"{self.distribution.replicas})."))
         if not self._prepare_inputs():
             return self._finish("cancelled")
         state = read_state(self.run_dir) if resume else None
@@ -244,6 +252,8 @@ class Trainer:
     def _write_config(self, device: str, policy: str) -> None:
         payload = {**self.config.to_dict(), "class_names": self.class_names,
                    "image_size_px": self.size, "device": device, "precision": policy,
+                   "strategy": self.distribution.name, "replicas": self.distribution.replicas,
+                   "global_batch_size": self.global_batch,
                    "parameters": int(self.studio.model.count_params())}
         write_json(self.run_dir / "config.json", payload)
 
@@ -259,7 +269,7 @@ class Trainer:
 
     # ------------------------------------------------------------------ inputs
     def _prepare_inputs(self) -> bool:
-        batch = self.config.batch_size
+        batch = self.global_batch
         count = len(self.images)
         self.sink(PhaseStarted(PHASE_FEATURES, 1, math.ceil(count / batch), 0, 0.0,
                                "decoding each image once and running the frozen backbone once "
@@ -305,7 +315,7 @@ class Trainer:
             return "done"
         train, val = self.masks["train"], self.masks["val"]
         weights = self._class_weights()
-        steps = math.ceil(int(train.sum()) / config.batch_size)
+        steps = math.ceil(int(train.sum()) / self.global_batch)
         if config.augment_phase1:
             detail = ("augmentation in phase 1 takes the exact path: the frozen backbone runs on "
                       "every augmented image every epoch (slower than the cached features)")
@@ -323,7 +333,7 @@ class Trainer:
             validation = (self.features[val], self.onehot[val])
 
             def fit(first: int, last: int, callback: PhaseCallback) -> Any:
-                return model.fit(x, y, batch_size=config.batch_size, epochs=last,
+                return model.fit(x, y, batch_size=self.global_batch, epochs=last,
                                  initial_epoch=first, verbose=0, shuffle=True,
                                  validation_data=validation, class_weight=weights,
                                  callbacks=[callback])
@@ -360,7 +370,7 @@ class Trainer:
         train_data = self._images(train, shuffle=True, augment=config.augment)
         val_data = self._images(val)
         weights = self._class_weights()
-        steps = math.ceil(int(train.sum()) / config.batch_size)
+        steps = math.ceil(int(train.sum()) / self.global_batch)
         blocks = "all blocks" if config.fine_tune_blocks == 0 else f"the top {config.fine_tune_blocks} blocks"
         self.sink(PhaseStarted(PHASE_FINE_TUNE, planned - done, steps, self.epochs_done,
                                self.controller.learning_rate,
@@ -458,9 +468,12 @@ class Trainer:
                            Optimizer.RMSPROP: keras.optimizers.RMSprop}[self.config.optimizer]
         loss = keras.losses.CategoricalCrossentropy(label_smoothing=self.config.label_smoothing)
         # XLA: on a GPU it fuses the step (faster); on a CPU its compile time (tens of seconds
-        # for EfficientNet) outweighs the gain for the few epochs a run has.
-        model.compile(optimizer=optimizer_class(learning_rate=learning_rate), loss=loss,
-                      metrics=["accuracy"], jit_compile="auto" if self.device.kind == "GPU" else False)
+        # for EfficientNet) outweighs the gain for the few epochs a run has. The optimizer's
+        # variables are created under the run's strategy, like the model's.
+        with self.distribution.strategy.scope():
+            model.compile(optimizer=optimizer_class(learning_rate=learning_rate), loss=loss,
+                          metrics=["accuracy"],
+                          jit_compile="auto" if self.device.kind == "GPU" else False)
 
     def _class_weights(self) -> dict[int, float] | None:
         if self.config.class_weights.value == "none":
@@ -469,7 +482,7 @@ class Trainer:
 
     def _images(self, mask: np.ndarray, *, shuffle: bool = False, augment: bool = False) -> Any:
         paths = [path for path, keep in zip(self.decoded, mask) if keep]
-        return image_dataset(paths, self.onehot[mask], self.size, self.config.batch_size,
+        return image_dataset(paths, self.onehot[mask], self.size, self.global_batch,
                              shuffle=shuffle, seed=self.config.seed,
                              augment=augmentation(self.config.seed) if augment else None)
 

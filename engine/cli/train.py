@@ -55,6 +55,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--early-stopping", action="store_true",
                         help="plain early stopping instead of the learning-rate controller")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--distribution", default="auto",
+                        choices=["auto", "none", "mirrored", "multi_worker"],
+                        help="devices to train on: auto (all GPUs when there are several), none "
+                             "(one device), mirrored (all GPUs of this machine; --batch-size is "
+                             "per GPU), multi_worker (several machines via TF_CONFIG; not "
+                             "supported yet)")
     parser.add_argument("--resume", metavar="RUN_ID",
                         help="continue an interrupted run from its last checkpoint")
     parser.add_argument("--json", action="store_true", help="print the result as a last JSON line")
@@ -69,7 +75,7 @@ def _config(arguments: argparse.Namespace) -> TrainConfig:
         learning_rate=arguments.learning_rate, optimizer=arguments.optimizer,
         head=arguments.head, augment_phase1=arguments.augment_phase1,
         augment=not arguments.no_augment, early_stopping=arguments.early_stopping,
-        seed=arguments.seed)
+        seed=arguments.seed, distribution=arguments.distribution)
 
 
 def print_event(event: Event) -> None:
