@@ -101,7 +101,10 @@ def make_strategy(distribution: object, device: DeviceInfo) -> StrategyInfo:
     ``auto``: MirroredStrategy when more than one GPU is visible, else the default strategy
     (exactly the single-device behaviour). ``none``: the default strategy. ``mirrored``:
     MirroredStrategy over the visible GPUs, or over the CPU when there is none (one replica).
-    ``multi_worker``: refused for now (see the message); the design is in the README.
+    ``multi_worker``: refused for now. Checked with two CPU workers on localhost (TF 2.21,
+    Keras 3.15): the strategy connects, then ``model.fit`` fails with "Attempt to convert a value
+    (PerReplica...)" (keras-team/keras#20585, tensorflow/tensorflow#72388); the design is in
+    the README.
 
     Raises:
         ConfigError: ``multi_worker`` (without TF_CONFIG: what TF_CONFIG is; with it: not
@@ -125,8 +128,10 @@ def make_strategy(distribution: object, device: DeviceInfo) -> StrategyInfo:
                               "variable, which is not set. " + TF_CONFIG_HELP + " To train on "
                               "this machine's GPUs only, use 'mirrored' (or 'auto').")
         raise ConfigError(
-            "distribution 'multi_worker' (several machines) is not supported yet; use "
-            "'mirrored' to train on all the GPUs of one machine. The design: each machine runs "
+            "distribution 'multi_worker' (several machines) is not supported yet: Keras 3's "
+            "model.fit fails under MultiWorkerMirroredStrategy with this TensorFlow (keras-team/"
+            "keras#20585). Use 'mirrored' to train on all the GPUs of one machine. The design, "
+            "for when it works: each machine runs "
             "the same training command with its TF_CONFIG, MultiWorkerMirroredStrategy splits "
             "every batch across all workers' devices and all-reduces the gradients, only the "
             "chief (worker index 0) writes the run's files and database rows, and every "
