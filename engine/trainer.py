@@ -60,7 +60,7 @@ from engine.layers import (
 )
 from engine.lr_controller import EarlyStopping, LearningRateController
 from engine.runs import RunRecord
-from engine.training import class_weights, finite_or_none
+from engine.training import TrainingOutcome, class_weights, finite_or_none
 from engine.variants import get_variant
 from engine.workspace import Workspace
 
@@ -72,18 +72,6 @@ DEFAULT_FINE_TUNE_ON_COMMAND = 5   # epochs when "fine-tune now" arrives with no
 INFERENCE_TIMING_REPEATS = 3
 # Timing single images after batches retraces predict once; that is expected, not a warning.
 tf.get_logger().setLevel("ERROR")
-
-
-@dataclass(frozen=True)
-class Outcome:
-    status: str
-    test_accuracy: float | None
-    log_loss: float | None
-    seconds_per_epoch: float | None
-    best_epoch: int | None
-    epochs_run: int
-    num_features_computed: int
-    num_features_cached: int
 
 
 class CommandState:
@@ -210,7 +198,7 @@ class Trainer:
         self.started = time.perf_counter()
 
     # ------------------------------------------------------------------ the run
-    def run(self, resume: bool = False) -> Outcome:
+    def run(self, resume: bool = False) -> TrainingOutcome:
         device = self.device = detect_device()
         policy = configure_precision(device, self.config.mixed_precision)
         # One replica on the default strategy: exactly the single-device behaviour.
@@ -516,13 +504,13 @@ class Trainer:
         self.sink(Message(f"Resumed from the checkpoint of epoch {state.epochs_done}."))
 
     # ------------------------------------------------------------------ artefacts
-    def _finish(self, status: str) -> Outcome:
+    def _finish(self, status: str) -> TrainingOutcome:
         computed, cached = getattr(self, "feature_counts", (0, 0))
         seconds_per_epoch = self.train_seconds / self.epochs_done if self.epochs_done else None
         write_histories(self.run_dir, self.rows)
         if status == "cancelled":
             self.sink(Message("Cancelled: no model was saved.", level="warning"))
-            return Outcome(status, None, None, seconds_per_epoch, self.best_epoch,
+            return TrainingOutcome(status, None, None, seconds_per_epoch, self.best_epoch,
                            self.epochs_done, computed, cached)
         save_model(self.studio.model, self.run_dir)
         write_class_dict(self.run_dir, self.class_names, self.size)
@@ -534,7 +522,7 @@ class Trainer:
         write_json(self.run_dir / "report.json", report)
         write_embeddings(self.run_dir, self.images["image_id"].to_numpy(), self.labels,
                          self.features)
-        return Outcome(status, finite_or_none(report.get("accuracy")),
+        return TrainingOutcome(status, finite_or_none(report.get("accuracy")),
                        finite_or_none(report.get("log_loss")), seconds_per_epoch,
                        self.best_epoch, self.epochs_done, computed, cached)
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import errno
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -51,8 +51,8 @@ MAX_LISTED_PROBLEMS = 5
 
 
 @dataclass(frozen=True)
-class RunResult:
-    """The outcome of :func:`train`.
+class TrainingOutcome:
+    """What a training loop ended with (engine.trainer returns it).
 
     Attributes:
         status: ``finished`` | ``halted`` | ``cancelled``.
@@ -63,8 +63,6 @@ class RunResult:
         num_features_computed / num_features_cached: backbone passes done now / read from cache.
     """
 
-    run_id: str
-    run_dir: Path
     status: str
     test_accuracy: float | None
     log_loss: float | None
@@ -73,6 +71,14 @@ class RunResult:
     epochs_run: int
     num_features_computed: int
     num_features_cached: int
+
+
+@dataclass(frozen=True)
+class RunResult(TrainingOutcome):
+    """The outcome of :func:`train`: the loop's outcome plus the run's id and folder."""
+
+    run_id: str
+    run_dir: Path
 
 
 def check_dataset(workspace: Workspace) -> pd.DataFrame:
@@ -189,12 +195,7 @@ def train(workspace: Workspace, run_id: str, *, sink: EventSink,
     sink(RunFinished(status=outcome.status, test_accuracy=outcome.test_accuracy,
                      log_loss=outcome.log_loss, seconds_per_epoch=outcome.seconds_per_epoch,
                      best_epoch=outcome.best_epoch))
-    return RunResult(run_id=run_id, run_dir=run.run_dir, status=outcome.status,
-                     test_accuracy=outcome.test_accuracy, log_loss=outcome.log_loss,
-                     seconds_per_epoch=outcome.seconds_per_epoch, best_epoch=outcome.best_epoch,
-                     epochs_run=outcome.epochs_run,
-                     num_features_computed=outcome.num_features_computed,
-                     num_features_cached=outcome.num_features_cached)
+    return RunResult(**asdict(outcome), run_id=run_id, run_dir=run.run_dir)
 
 
 def _fail(workspace: Workspace, run_id: str, sink: EventSink, error_class: str,
