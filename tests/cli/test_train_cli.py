@@ -68,8 +68,6 @@ def test_real_transfer_learning_on_pets_dev_reaches_97_5_percent(tmp_path, capsy
     from engine.importing import import_folder
     from engine.workspace import open_workspace
 
-    if os.environ.get("STUDIO_SLOW_TESTS") != "1":
-        pytest.skip("about a minute on 2 cores; set STUDIO_SLOW_TESTS=1 to run it")
     workspace = open_workspace(tmp_path / "pets")
     import_folder(workspace, PETS_DEV_DIR)
     assert main(["train", "--workspace", str(workspace.root), "--variant", "MobileNetV2-0.5",
