@@ -60,8 +60,10 @@ def _rows(results: dict) -> list[tuple[str, str, str, str]]:
 
     scan = results.get("scan", {})
     add("scan/clean, images/s (pets-dev, full decode)", scan.get("images_per_second"), 300)
-    for case in results.get("train_phase1", {}).get("cases", []):
-        label = f"phase 1 x{case['epochs']} vs 002 seed, {case['variant']} {case['image_size_px']}px"
+    phase1 = results.get("train_phase1", {})
+    for case in phase1.get("cases", []):
+        label = (f"phase 1 x{case['epochs']} vs 002 seed, {case['variant']} "
+                 f"{case['image_size_px']}px, {phase1.get('images')} images")
         add(f"{label}, cold caches, speed-up", case.get("speedup_cold"), 8, "x")
         add(f"{label}, warm caches, speed-up", case.get("speedup_warm"), 8, "x")
         add(f"{label}, engine test accuracy", case.get("engine_test_accuracy"), None)
