@@ -15,7 +15,7 @@ from typing import Any
 from engine.errors import ConfigError
 
 
-class _Choice(str, enum.Enum):
+class Choice(str, enum.Enum):
     """A closed choice whose ``from_str`` error lists the valid values."""
 
     @classmethod
@@ -31,28 +31,28 @@ class _Choice(str, enum.Enum):
         raise ConfigError(f"{name} must be one of {valid}; got {value!r}.")
 
 
-class Head(_Choice):
+class Head(Choice):
     SEED = "seed"          # pooling, BatchNorm, Dense 256 (L2/L1), Dropout 0.45, softmax (000 seed)
     SIMPLE = "simple"      # global average pooling, Dropout, softmax
 
 
-class Optimizer(_Choice):
+class Optimizer(Choice):
     ADAMAX = "adamax"
     ADAM = "adam"
     RMSPROP = "rmsprop"
 
 
-class ClassWeights(_Choice):
+class ClassWeights(Choice):
     AUTO = "auto"          # inverse class frequency of the training split
     NONE = "none"
 
 
-class Pooling(_Choice):
+class Pooling(Choice):
     MAX = "max"            # the 000 seed's choice
     AVG = "avg"
 
 
-class Distribution(_Choice):
+class Distribution(Choice):
     """How many devices one run trains on (see ``engine.devices.make_strategy``)."""
     AUTO = "auto"                  # MirroredStrategy when more than one GPU is visible, else none
     NONE = "none"                  # one device: the GPU, or the CPU

@@ -16,7 +16,6 @@ the stacking coefficients as plain numbers -- no pickles) and predicts like a ru
 """
 from __future__ import annotations
 
-import enum
 import json
 import os
 import re
@@ -28,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from engine.config import Choice
 from engine.errors import ConfigError, RunError
 from engine.predict import ENSEMBLE_FILE, Predictor, load_member, probability_column
 from engine.runs import read_class_names
@@ -38,18 +38,9 @@ _NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.-]{0,63}$")
 _EPSILON = 1e-7
 
 
-class EnsembleMethod(str, enum.Enum):
+class EnsembleMethod(Choice):
     MEAN = "mean"
     STACKING = "stacking"
-
-    @classmethod
-    def from_str(cls, value: str | EnsembleMethod) -> EnsembleMethod:
-        try:
-            return cls(str(getattr(value, "value", value)).lower())
-        except ValueError:
-            valid = ", ".join(item.value for item in cls)
-            raise ConfigError(f"Unknown ensemble method '{value}'. Choose one of: {valid}.") \
-                from None
 
 
 @dataclass(frozen=True)
@@ -217,7 +208,7 @@ def evaluate_ensemble(run_dirs: Sequence[str | Path], method: str | EnsembleMeth
     Raises:
         ConfigError: bad weights or method; RunError: see :func:`check_same_split`.
     """
-    method = EnsembleMethod.from_str(method)
+    method = EnsembleMethod.from_str(method, "ensemble method")
     run_dirs = tuple(Path(run_dir).expanduser().resolve() for run_dir in run_dirs)
     class_names = check_same_split(run_dirs)
     normalized = _normalize_weights(weights, len(run_dirs))

@@ -13,7 +13,6 @@ timing as JSON (no printing: the engine never prints outside engine/cli).
 """
 from __future__ import annotations
 
-import enum
 import json
 import os
 import secrets
@@ -27,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from engine.config import Choice
 from engine.errors import ConfigError, EngineError, ExportError, RunError
 from engine.predict import (
     MODEL_FILE,
@@ -46,18 +46,10 @@ VERIFY_TIMEOUT_SECONDS = 600
 ROOT = Path(__file__).resolve().parent.parent
 
 
-class ExportFormat(str, enum.Enum):
+class ExportFormat(Choice):
     KERAS = "keras"
     SAVEDMODEL = "savedmodel"
     TFLITE = "tflite"
-
-    @classmethod
-    def from_str(cls, value: str | ExportFormat) -> ExportFormat:
-        try:
-            return cls(str(getattr(value, "value", value)).lower())
-        except ValueError:
-            valid = ", ".join(item.value for item in cls)
-            raise ConfigError(f"Unknown export format '{value}'. Choose one of: {valid}.") from None
 
 
 @dataclass(frozen=True)
@@ -118,7 +110,7 @@ def export_model(run_dir: str | Path, export_format: str | ExportFormat, *,
         ExportError: conversion failed, the export did not reload, or parity is out of
             tolerance (nothing is left behind in those cases).
     """
-    export_format = ExportFormat.from_str(export_format)
+    export_format = ExportFormat.from_str(export_format, "export format")
     if quantize and export_format is not ExportFormat.TFLITE:
         raise ConfigError("Quantisation applies to TFLite exports only; choose format tflite "
                           "or leave quantisation off.")

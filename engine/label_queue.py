@@ -5,12 +5,11 @@ reads one page of rows.
 """
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass
 
 import pandas as pd
 
-from engine.errors import ConfigError
+from engine.config import Choice
 from engine.workspace import Workspace
 
 ALL = "__all__"
@@ -18,19 +17,11 @@ UNLABELED = "__unlabeled__"
 UNSPLIT = "__unsplit__"
 
 
-class Order(str, enum.Enum):
+class Order(Choice):
     IMPORTED = "imported"               # import order (image id)
     NAME = "name"                       # path as imported
     LEAST_CERTAIN = "least_certain"     # lowest suggestion probability first (needs suggestions)
     MOST_CERTAIN = "most_certain"
-
-    @classmethod
-    def from_str(cls, value: "str | Order") -> "Order":
-        try:
-            return cls(value)
-        except ValueError as err:
-            valid = ", ".join(member.value for member in cls)
-            raise ConfigError(f"Order must be one of {valid}; got {value!r}.") from err
 
 
 @dataclass(frozen=True)
@@ -94,7 +85,7 @@ def find_images(workspace: Workspace, image_filter: ImageFilter = ImageFilter(),
     base = f"FROM images LEFT JOIN classes ON classes.id = images.class_id {where}"
     select = ("SELECT images.id AS image_id, images.source_path, images.original_name, "
               "classes.name AS label, images.split, images.status, images.width, images.height ")
-    order = Order.from_str(image_filter.order)
+    order = Order.from_str(image_filter.order, "order")
     with workspace.connect() as connection:
         total = int(connection.execute(f"SELECT COUNT(*) {base}", params).fetchone()[0])
         if order in (Order.IMPORTED, Order.NAME) or suggestions is None or suggestions.empty:
