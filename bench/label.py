@@ -23,8 +23,8 @@ sys.path.insert(0, str(ROOT))
 
 from bench.common import record, require_pets_dev  # noqa: E402
 from engine import labels  # noqa: E402
-from engine.label_queue import UNLABELED, ImageFilter, find_images  # noqa: E402
-from engine.split import SplitConfig, assign_splits  # noqa: E402
+from engine.labeling.queue import UNLABELED, ImageFilter, find_images  # noqa: E402
+from engine.labeling.split import SplitConfig, assign_splits  # noqa: E402
 from engine.workspace import open_workspace, utc_now  # noqa: E402
 
 
@@ -91,8 +91,8 @@ def _fill_more(workspace, count: int) -> list[int]:
 
 
 def bench_thumbnails(size_px: int = 128, page: int = 96) -> dict[str, float]:
-    from engine.imaging import thumbnail
-    from engine.importing import import_folder
+    from engine.ingest.imaging import thumbnail
+    from engine.ingest.importing import import_folder
     pets = require_pets_dev()
     with tempfile.TemporaryDirectory() as folder:
         workspace = open_workspace(Path(folder) / "ws")

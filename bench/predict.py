@@ -1,4 +1,4 @@
-"""Benchmark: batched prediction throughput of engine.predict against a bare model forward.
+"""Benchmark: batched prediction throughput of engine.serving.predict against a bare model forward.
 
 The pipeline (read file -> decode -> resize -> batch -> model, streamed with tf.data, parallel
 decode, prefetch) is timed end to end on real pets-dev JPEGs; the baseline is the same
@@ -25,8 +25,8 @@ import numpy as np
 import pandas as pd
 
 from bench.common import record, require_pets_dev
-from engine import predict
-
+from engine.serving import predict
+from engine.serving.models import Predictor
 TARGET_RATIO = 0.9
 
 
@@ -42,7 +42,7 @@ def build_b0_run(folder: Path, image_size_px: int) -> Path:
     return folder
 
 
-def time_pipeline(predictor: predict.Predictor, paths: list[str], batch_size: int) -> float:
+def time_pipeline(predictor: Predictor, paths: list[str], batch_size: int) -> float:
     """Seconds for predict_with over all paths (after a warm-up batch)."""
     predict.predict_with(predictor, paths[:batch_size], batch_size=batch_size)
     started = time.perf_counter()
@@ -52,7 +52,7 @@ def time_pipeline(predictor: predict.Predictor, paths: list[str], batch_size: in
     return elapsed
 
 
-def time_bare_forward(predictor: predict.Predictor, paths: list[str], batch_size: int) -> float:
+def time_bare_forward(predictor: Predictor, paths: list[str], batch_size: int) -> float:
     """Seconds for the same forward passes on the same images already in memory."""
     import tensorflow as tf
 

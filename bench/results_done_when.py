@@ -32,17 +32,17 @@ def main() -> None:
     parser.add_argument("--pooling", default="avg")
     arguments = parser.parse_args()
 
-    from engine.config import TrainConfig
-    from engine.dataset import trainable_images
-    from engine.evaluation import compare_outcomes, load_run
+    from engine.training.config import TrainConfig
+    from engine.labeling.dataset import trainable_images
+    from engine.results.evaluation import compare_outcomes, load_run
     from engine.events import EventCollector
-    from engine.importing import import_folder
+    from engine.ingest.importing import import_folder
     from engine.jobs import job_status, start_training_job
-    from engine.label_issues import label_issues
-    from engine.labels import assign_labels
+    from engine.results.label_issues import label_issues
+    from engine.labeling.labels import assign_labels
     from engine.runs import get_run
-    from engine.split import assign_splits
-    from engine.training import start_run, train
+    from engine.labeling.split import assign_splits
+    from engine.training.api import start_run, train
     from engine.workspace import open_workspace
 
     workspace = open_workspace(arguments.workspace)

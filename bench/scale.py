@@ -72,8 +72,8 @@ def main(argv: list[str] | None = None) -> dict:
     # they are quarantined through the CLI-less engine call in a tiny helper process.
     run_measured([python, "-c", (
         "import sys; from engine.workspace import open_workspace; "
-        "from engine.dataset import unquarantined_errors; "
-        "from engine.quarantine import quarantine_images; "
+        "from engine.labeling.dataset import unquarantined_errors; "
+        "from engine.ingest.quarantine import quarantine_images; "
         "ws = open_workspace(sys.argv[1]); "
         "quarantine_images(ws, unquarantined_errors(ws)['image_id'].tolist(), 'bench')"),
         str(workspace)])

@@ -22,9 +22,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from engine.checks import CheckConfig  # noqa: E402
-from engine.scanning import scan_folder  # noqa: E402
-from engine.filewalk import default_workers  # noqa: E402
+from engine.ingest.checks import CheckConfig  # noqa: E402
+from engine.ingest.scanning import scan_folder  # noqa: E402
+from engine.ingest.filewalk import default_workers  # noqa: E402
 
 DEFAULT_PATH = ROOT.parent / "shared" / "datasets" / "pets-dev"
 

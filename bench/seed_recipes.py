@@ -37,7 +37,7 @@ def _frames(split_csv: str):
 def _backbone(variant: str, weights: str, size: int):
     import keras
 
-    from engine.variants import get_variant
+    from engine.training.variants import get_variant
 
     spec = get_variant(variant)
     kwargs = {"include_top": False, "input_shape": (size, size, 3),
@@ -94,9 +94,9 @@ def seed000_throughput(split_csv: str, variant: str, size: int, batch_size: int,
     import keras
     import tensorflow as tf
 
-    from engine.config import TrainConfig
-    from engine.layers import assemble_model, unfreeze_top_blocks
-    from engine.variants import get_variant
+    from engine.training.config import TrainConfig
+    from engine.training.layers import assemble_model, unfreeze_top_blocks
+    from engine.training.variants import get_variant
 
     keras.utils.set_random_seed(0)
     frames = _frames(split_csv)

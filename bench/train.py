@@ -12,7 +12,7 @@ model build, data, training, evaluation), on the same images and split:
   file: ``python -m engine train ... --fine-tune-epochs 0`` with empty caches (cold) and again
   with warm caches, against ``python -m bench.seed_recipes phase1`` (target >= 8x);
 - fine-tuning throughput, B0 with every layer trainable, same batch size: the engine's real
-  training (``engine.training.train``: tf.data from the decode cache, augmentation, events,
+  training (``engine.training.api.train``: tf.data from the decode cache, augmentation, events,
   command polling) against a bare ``train_on_batch`` loop on in-memory tensors (target >= 0.9)
   and against the 000 seed's ``flow_from_dataframe`` feeding the same model.
 
@@ -48,9 +48,9 @@ WARMUP_BATCHES = 3
 def prepare_workspace(work: Path, num_images: int) -> tuple[Path, Path]:
     """A workspace holding the first num_images/2 photos of each pets-dev class, split
     80/10/10 (seed 0), and a CSV path,label,split of the same images for the seed recipes."""
-    from engine.dataset import trainable_images
-    from engine.importing import import_folder
-    from engine.split import assign_splits
+    from engine.labeling.dataset import trainable_images
+    from engine.ingest.importing import import_folder
+    from engine.labeling.split import assign_splits
     from engine.workspace import open_workspace
 
     source = require_pets_dev()
@@ -119,10 +119,10 @@ def bench_phase1(workspace_root: Path, split_csv: Path, variant: str, weights: s
 # ------------------------------------------------------------------ throughput workers
 def worker_engine(workspace_root: str, variant: str, size: int, batch_size: int,
                   augment: bool) -> dict:
-    """Images/s of the engine's own fine-tuning (one epoch of engine.training.train)."""
-    from engine.config import TrainConfig
+    """Images/s of the engine's own fine-tuning (one epoch of engine.training.api.train)."""
+    from engine.training.config import TrainConfig
     from engine.events import BatchEnded
-    from engine.training import start_run, train
+    from engine.training.api import start_run, train
     from engine.workspace import open_workspace
 
     workspace = open_workspace(workspace_root)
@@ -149,9 +149,9 @@ def worker_bare(variant: str, size: int, batch_size: int, steps: int) -> dict:
     import keras
     import numpy as np
 
-    from engine.config import TrainConfig
-    from engine.layers import assemble_model, unfreeze_top_blocks
-    from engine.variants import get_variant
+    from engine.training.config import TrainConfig
+    from engine.training.layers import assemble_model, unfreeze_top_blocks
+    from engine.training.variants import get_variant
 
     keras.utils.set_random_seed(0)
     spec = get_variant(variant)

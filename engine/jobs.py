@@ -99,15 +99,15 @@ def start_training_job(workspace: Workspace, config: Any, parent_run_id: str | N
     """Create a run for ``config`` and start its worker process.
 
     Args:
-        config: an ``engine.config.TrainConfig``.
+        config: an ``engine.training.config.TrainConfig``.
         parent_run_id: the run this one retrains, if any.
     Returns:
         The new run id (its status is 'queued' until the worker starts training).
     Raises:
         JobError: a job is already running in this workspace, or the worker cannot start.
-        EngineError: whatever ``engine.training.start_run`` refuses (dataset, config, weights).
+        EngineError: whatever ``engine.training.api.start_run`` refuses (dataset, config, weights).
     """
-    from engine.training import start_run  # heavy (TensorFlow); only when really starting
+    from engine.training.api import start_run  # heavy (TensorFlow); only when really starting
 
     with _job_lock(workspace):
         _refuse_if_active(workspace)

@@ -1,7 +1,7 @@
 """Training runs: the `runs` table and the run folder, shared by training, jobs, results,
 predict and compare.
 
-A run folder ``workspace/runs/<run id>/`` holds (written by engine.training)::
+A run folder ``workspace/runs/<run id>/`` holds (written by engine.training.api)::
 
     config.json        the TrainConfig as a dict plus class_names and image_size_px
     model.keras        best weights (written to a temporary name, then renamed)

@@ -3,7 +3,7 @@
 Started by :func:`engine.jobs.start_training_job` (or by hand:
 ``python -m engine worker --workspace WS --run RUN_ID [--resume]``). It
 
-- runs :func:`engine.training.train` with a sink that stores every event in ``run_events``
+- runs :func:`engine.training.api.train` with a sink that stores every event in ``run_events``
   (batch events throttled) and a command source that reads ``run_commands``;
 - refreshes ``runs.heartbeat_at`` from a background thread every
   :data:`engine.jobs.HEARTBEAT_SECONDS`, so the app can tell a dead worker from a slow one;
@@ -148,7 +148,7 @@ def run_worker(workspace: Workspace, run_id: str, *, resume: bool = False) -> in
     heartbeat = Heartbeat(workspace, run_id).start()
     logger.info("worker pid %s %s run %s", os.getpid(), "resuming" if resume else "starting", run_id)
     try:
-        from engine.training import train  # TensorFlow loads here, after the heartbeat starts
+        from engine.training.api import train  # TensorFlow loads here, after the heartbeat starts
 
         run = get_run(workspace, run_id)
         update_run(workspace, run_id, status="running", started_at=run.started_at or utc_now())

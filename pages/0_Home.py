@@ -8,9 +8,9 @@ from __future__ import annotations
 import streamlit as st
 
 from engine.errors import EngineError
-from engine.importing import import_sample_project, should_import_sample
-from engine.overview import summarize_workspace
-from ui.data_import import run_with_progress
+from engine.ingest.importing import import_sample_project, should_import_sample
+from engine.ingest.overview import summarize_workspace
+from ui.data.importer import run_with_progress
 from ui.state import get_workspace
 
 SAMPLE_REPORT = "home_sample_report"

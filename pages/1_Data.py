@@ -4,9 +4,9 @@ from __future__ import annotations
 import streamlit as st
 
 from engine.errors import EngineError
-from ui.data_import import render_import
-from ui.data_issues import render_issues, render_quarantined
-from ui.data_overview import render_overview
+from ui.data.importer import render_import
+from ui.data.issues import render_issues, render_quarantined
+from ui.data.overview import render_overview
 from ui.state import get_workspace
 
 SECTION = "data_section"

@@ -5,12 +5,12 @@ from __future__ import annotations
 import streamlit as st
 
 from engine.errors import EngineError
-from ui.label_assist import render_assist
-from ui.label_common import SECTION
-from ui.label_grid import render_grid
-from ui.label_manage import render_classes, render_history
-from ui.label_single import render_single
-from ui.label_split import render_export, render_split
+from ui.label.assist import render_assist
+from ui.label.common import SECTION
+from ui.label.grid import render_grid
+from ui.label.manage import render_classes, render_history
+from ui.label.single import render_single
+from ui.label.split import render_export, render_split
 from ui.state import get_workspace
 
 SECTIONS = ("Grid", "One at a time", "Classes", "Split", "History", "Export")

@@ -13,8 +13,9 @@ import streamlit as st
 
 from engine import jobs
 from engine.errors import EngineError
-from ui import state, train_form, training_view
-
+from ui import state
+from ui.train import form as train_form
+from ui.train import progress_view as training_view
 RUN_PICKER = "train_run_picker"
 RESULTS_PAGE = "pages/4_Results.py"
 

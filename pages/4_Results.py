@@ -9,7 +9,7 @@ from __future__ import annotations
 import streamlit as st
 
 from engine.errors import EngineError
-from ui import results_view
+from ui.results import view as results_view
 from ui.state import get_workspace
 
 st.set_page_config(page_title="Results · EfficientNet Studio", page_icon="🔎", layout="wide")

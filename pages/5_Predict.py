@@ -10,10 +10,11 @@ from pathlib import Path
 
 import streamlit as st
 
-from engine import predict
+from engine.serving import predict
 from engine.errors import EngineError
-from ui import export_view, predict_view, state
-
+from ui import state
+from ui.predict import export as export_view
+from ui.predict import view as predict_view
 st.set_page_config(page_title="Predict · EfficientNet Studio", page_icon="🔮", layout="wide")
 workspace = state.get_workspace()
 st.title("Predict")

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import streamlit as st
 
-from engine.compare import compare_runs
+from engine.serving.compare import compare_runs
 from engine.runs import list_runs
-from ui import compare_view, state
-
+from ui import state
+from ui.compare import view as compare_view
 SELECTED_RUNS = "compare_selected_runs"
 
 st.set_page_config(page_title="Compare · EfficientNet Studio", page_icon="⚖️", layout="wide")

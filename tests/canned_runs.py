@@ -1,6 +1,6 @@
 """Canned run folders for results tests: the documented run-folder formats written directly.
 
-These are not mocks: `engine.training` writes exactly these files (docs/architecture.md), and
+These are not mocks: `engine.training.api` writes exactly these files (docs/architecture.md), and
 writing them here lets the results engine and page be tested without training a network.
 """
 from __future__ import annotations

@@ -12,7 +12,7 @@ import pandas as pd
 import streamlit as st
 
 from engine.errors import EngineError
-from engine.imaging import thumbnail
+from engine.ingest.imaging import thumbnail
 from engine.workspace import Workspace
 
 

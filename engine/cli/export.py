@@ -6,7 +6,7 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
-from engine.export import ExportFormat, export_model
+from engine.serving.export import ExportFormat, export_model
 from engine.runs import find_run_dir
 from engine.workspace import open_workspace
 

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from engine.importing import ImportProgress, import_csv, import_folder, import_zip
+from engine.ingest.importing import ImportProgress, import_csv, import_folder, import_zip
 from engine.workspace import open_workspace
 
 

@@ -5,7 +5,7 @@ import argparse
 import json
 from dataclasses import asdict
 
-from engine.labels import apply_label_csv
+from engine.labeling.csv_labels import apply_label_csv
 from engine.workspace import open_workspace
 
 

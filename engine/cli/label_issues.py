@@ -1,7 +1,7 @@
 """``python -m engine label-issues --run RUN_DIR [--top K] [--json]``: possible label errors.
 
 Ranks a finished run's images by how little an out-of-fold logistic regression on the run's
-cached features believes their label (engine.label_issues). With ``--json`` prints
+cached features believes their label (engine.results.label_issues). With ``--json`` prints
 ``{"issues": [{"path", "label", "suggested", "self_confidence"}, ...]}``, path as imported.
 """
 from __future__ import annotations
@@ -10,7 +10,7 @@ import argparse
 import json
 from pathlib import Path
 
-from engine.label_issues import DEFAULT_NUM_FOLDS, label_issues
+from engine.results.label_issues import DEFAULT_NUM_FOLDS, label_issues
 from engine.runs import workspace_of_run
 from engine.workspace import DATABASE_NAME, open_workspace
 

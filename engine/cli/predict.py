@@ -8,13 +8,8 @@ import sys
 from pathlib import Path
 
 from engine.errors import ConfigError
-from engine.predict import (
-    apply_unsure_threshold,
-    expand_paths,
-    is_ensemble_dir,
-    predict_paths,
-    write_predictions_csv,
-)
+from engine.serving.models import is_ensemble_dir
+from engine.serving.predict import apply_unsure_threshold, expand_paths, predict_paths, write_predictions_csv
 from engine.runs import find_run_dir
 from engine.workspace import open_workspace
 

@@ -5,8 +5,8 @@ import argparse
 import json
 import sys
 
-from engine.checks import KIND_TITLES, TENSORFLOW_CHECK_CHOICES, CheckConfig
-from engine.scanning import scan_folder
+from engine.ingest.checks import KIND_TITLES, TENSORFLOW_CHECK_CHOICES, CheckConfig
+from engine.ingest.scanning import scan_folder
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -5,9 +5,9 @@ import argparse
 import json
 import sys
 
-from engine.dataset_export import export_dataset_csv
+from engine.labeling.export import export_dataset_csv
 from engine.errors import DatasetError
-from engine.split import (SplitConfig, assign_splits, check_split, load_split_config,
+from engine.labeling.split import (SplitConfig, assign_splits, check_split, load_split_config,
                           set_test_locked, split_counts)
 from engine.workspace import open_workspace
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from engine.suggestions import run_suggestion_job
+from engine.labeling.suggestions import run_suggestion_job
 from engine.workspace import open_workspace
 
 

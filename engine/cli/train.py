@@ -10,7 +10,7 @@ import argparse
 import json
 import sys
 
-from engine.config import TrainConfig
+from engine.training.config import TrainConfig
 from engine.events import (
     EpochEnded,
     Event,
@@ -20,7 +20,7 @@ from engine.events import (
     RunFailed,
     RunStarted,
 )
-from engine.variants import VARIANTS
+from engine.training.variants import VARIANTS
 from engine.workspace import open_workspace
 
 HEADER = (f"{'Epoch':>7} {'Phase':>9} {'Loss':>8} {'Accuracy':>8} {'V_loss':>8} {'V_acc':>7} "
@@ -103,7 +103,7 @@ def print_event(event: Event) -> None:
 
 
 def run(arguments: argparse.Namespace) -> int:
-    from engine.training import start_run, train  # TensorFlow loads here
+    from engine.training.api import start_run, train  # TensorFlow loads here
 
     workspace = open_workspace(arguments.workspace)
     if arguments.resume:

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from engine.predict import predict_paths, predictions_csv_text
+from engine.serving.predict import predict_paths, predictions_csv_text
 from tests.engine.tiny_runs import image_table, write_tiny_run
 
 ROOT = Path(__file__).resolve().parents[2]

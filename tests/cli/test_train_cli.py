@@ -65,7 +65,7 @@ def test_train_rejects_an_invalid_value_with_the_field_name(tmp_path, capsys):
 @requires_weights
 def test_real_transfer_learning_on_pets_dev_reaches_97_5_percent(tmp_path, capsys):
     """The issue's acceptance check: MobileNetV2-0.5 with the ImageNet file, phase 1 only."""
-    from engine.importing import import_folder
+    from engine.ingest.importing import import_folder
     from engine.workspace import open_workspace
 
     workspace = open_workspace(tmp_path / "pets")

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from engine import labels
+from engine.labeling import labels
 from tests.e2e.conftest import ARTIFACTS, ROOT, _free_port, _wait_healthy, screenshot
 from tests.engine.labeling_data import image_labels, insert_images
 

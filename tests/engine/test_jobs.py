@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 
 from engine import jobs
-from engine.config import TrainConfig
+from engine.training.config import TrainConfig
 from engine.errors import EngineError, JobError
 from engine.events import BatchEnded, CommandKind, EpochEnded, Message, RunStarted
-from engine.importing import import_folder
+from engine.ingest.importing import import_folder
 from engine.runs import create_run, get_run, update_run
 from engine.worker import DatabaseCommandSource, DatabaseEventSink
 from engine.workspace import Workspace

@@ -3,7 +3,7 @@
 `write_tiny_run` builds a real (small, untrained or briefly trained) Keras model that takes
 float 0..255 RGB input, saves it as ``model.keras`` and writes the run-folder files in the
 formats of docs/architecture.md (class_dict.csv, config.json, predictions.csv, report.json),
-so tests do not depend on the training engine. Tests on runs trained by engine.training live
+so tests do not depend on the training engine. Tests on runs trained by engine.training.api live
 next to these and skip while that module is absent.
 """
 from __future__ import annotations

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engine.config import TrainConfig
+from engine.training.config import TrainConfig
 from engine.events import Event, EventCollector
-from engine.importing import import_folder
+from engine.ingest.importing import import_folder
 from engine.workspace import Workspace, open_workspace
 from tests.factories import make_class_tree
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.importing import import_folder
+from engine.ingest.importing import import_folder
 from engine.runs import list_runs
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -18,7 +18,7 @@ import pytest
 from PIL import Image
 
 from engine.errors import ImportFailedError
-from engine.importing import import_files, import_folder, import_zip
+from engine.ingest.importing import import_files, import_folder, import_zip
 from tests.factories import photo_array, write_photo
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from engine.importing import SAMPLE_SETTING, import_folder
+from engine.ingest.importing import SAMPLE_SETTING, import_folder
 from engine.workspace import WORKSPACE_ENV
 from tests.planted import make_clean_tree
 
@@ -59,7 +59,7 @@ def test_home_imports_the_sample_once_and_says_so(app, workspace):
 
 
 def test_interrupted_sample_import_is_resumed(app, workspace):
-    from engine.importing import SAMPLE_PHOTOS_DIR
+    from engine.ingest.importing import SAMPLE_PHOTOS_DIR
 
     def stop(progress):
         raise KeyboardInterrupt

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from engine import labels
-from engine.split import split_summary
+from engine.labeling import labels
+from engine.labeling.split import split_summary
 from engine.workspace import WORKSPACE_ENV
 from tests.engine.labeling_data import image_labels, image_splits, insert_images
 
@@ -152,7 +152,7 @@ def test_history_and_export_sections(app, workspace):
 
 @pytest.mark.slow
 def test_model_suggestions_show_and_can_be_accepted(app, workspace, tmp_path):
-    from engine.suggestions import compute_suggestions
+    from engine.labeling.suggestions import compute_suggestions
     from tests.engine.tiny_runs import add_finished_run, image_table
     run = add_finished_run(workspace, image_table(tmp_path / "train", per_class=4), epochs=1)
     ids = insert_images(workspace, [None] * 4, with_files=True)

@@ -7,12 +7,11 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from engine.ensemble import evaluate_ensemble, save_ensemble
-from engine.predict import expand_paths, predict_paths, predictions_csv_text
+from engine.serving.ensemble import evaluate_ensemble, save_ensemble
+from engine.serving.predict import expand_paths, predict_paths, predictions_csv_text
 from engine.workspace import WORKSPACE_ENV
 from tests.engine.tiny_runs import add_finished_run, image_table
-from ui import predict_view
-
+from ui.predict import view as predict_view
 PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "5_Predict.py")
 
 

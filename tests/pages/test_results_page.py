@@ -11,7 +11,7 @@ from streamlit.testing.v1 import AppTest
 from engine.runs import get_run, list_runs
 from engine.workspace import WORKSPACE_ENV
 from tests.canned_runs import CannedImage, insert_images, register_run
-from ui import results_gallery as gallery
+from ui.results import gallery
 from ui.state import SELECTED_RUN
 
 PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "4_Results.py")
@@ -107,7 +107,7 @@ def test_choosing_a_confusion_cell_shows_exactly_its_images(canned):
 
 
 def test_relabel_from_the_gallery_updates_the_database_and_undoes(canned):
-    from engine.labels import label_history
+    from engine.labeling.labels import label_history
 
     workspace, record, ids = canned
     test = _app()

@@ -12,15 +12,15 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from engine import jobs
-from engine.config import TrainConfig
+from engine.training.config import TrainConfig
 from engine.events import BatchEnded, CheckpointSaved, EpochEnded, PhaseStarted, RunStarted
-from engine.importing import import_folder
+from engine.ingest.importing import import_folder
 from engine.runs import create_run, update_run
-from engine.variants import VARIANTS
+from engine.training.variants import VARIANTS
 from engine.worker import DatabaseEventSink
 from engine.workspace import WORKSPACE_ENV, Workspace, open_workspace
 from tests.factories import make_class_tree
-from ui.training_view import EPOCH_COLUMNS
+from ui.train.progress_view import EPOCH_COLUMNS
 
 PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "3_Train.py")
 

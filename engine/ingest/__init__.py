@@ -1,0 +1,1 @@
+"""Stage 1: bringing photos in and checking them (import, scan, duplicates, quarantine)."""

@@ -1,0 +1,138 @@
+"""Walking photo folders and running per-file work in a pool of processes.
+
+Shared by the read-only scan (engine.ingest.checks) and the importer (engine.ingest.importing): the same
+rule decides which files count, and both stream (bounded work in flight, never every image
+in memory).
+"""
+from __future__ import annotations
+
+import multiprocessing
+import multiprocessing.context
+import os
+import sys
+import types
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from pathlib import Path
+from typing import TypeVar
+
+# Side files that live next to photos and are not meant as photos (a dataset's README, a
+# checksum list, a labels CSV). Everything else is looked at, whatever its name: an HTML
+# page saved as .jpg or a Windows Thumbs.db is reported, not skipped.
+SIDECAR_SUFFIXES = frozenset({
+    ".md", ".txt", ".csv", ".tsv", ".json", ".jsonl", ".sha256", ".sha1", ".md5", ".yaml",
+    ".yml", ".xml", ".py", ".ipynb", ".log", ".rst", ".toml", ".cfg"})
+SKIPPED_FOLDERS = frozenset({"__MACOSX", "__pycache__", ".git", ".ipynb_checkpoints"})
+# Folder names that are splits, not classes: train/cat/x.jpg is labeled cat.
+SPLIT_FOLDER_NAMES = frozenset({"train", "training", "val", "valid", "validation", "test",
+                                "testing"})
+# Below this many files the work runs in the calling process (a pool costs ~1 s to start).
+MIN_FILES_FOR_POOL = 48
+
+Item = TypeVar("Item")
+Result = TypeVar("Result")
+
+
+def is_candidate(name: str) -> bool:
+    """Whether a file name is looked at (not hidden, not a known side file)."""
+    return not name.startswith(".") and Path(name).suffix.lower() not in SIDECAR_SUFFIXES
+
+
+def iter_files(root: Path) -> Iterator[str]:
+    """Relative '/'-separated paths of the candidate files under `root`, sorted, streamed."""
+    root = Path(root)
+    for folder, subfolders, files in os.walk(root):
+        subfolders[:] = sorted(name for name in subfolders
+                               if not name.startswith(".") and name not in SKIPPED_FOLDERS)
+        relative_folder = Path(folder).relative_to(root).as_posix()
+        prefix = "" if relative_folder == "." else relative_folder + "/"
+        for name in sorted(files):
+            if is_candidate(name) and os.path.isfile(os.path.join(folder, name)):
+                yield prefix + name
+
+
+def label_from_path(relative_path: str) -> str | None:
+    """The class a relative path implies: its top folder (skipping a split folder such as
+    train/), or None for a file directly in the root."""
+    parts = relative_path.split("/")[:-1]
+    if not parts:
+        return None
+    if parts[0].lower() in SPLIT_FOLDER_NAMES and len(parts) > 1:
+        return parts[1]
+    return parts[0]
+
+
+def default_workers() -> int:
+    """CPU cores this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def chunked(items: Iterable[Item], size: int, max_bytes: int | None = None,
+            weight: Callable[[Item], int] | None = None) -> Iterator[list[Item]]:
+    """Lists of up to `size` consecutive items, and of at most `max_bytes` total `weight`
+    (bytes carried along) when given, so work in flight stays small in memory."""
+    chunk: list[Item] = []
+    carried = 0
+    for item in items:
+        chunk.append(item)
+        carried += weight(item) if weight else 0
+        if len(chunk) >= size or (max_bytes is not None and carried >= max_bytes):
+            yield chunk
+            chunk, carried = [], 0
+    if chunk:
+        yield chunk
+
+
+class _CleanMainProcess(multiprocessing.context.SpawnProcess):
+    """A spawned worker that does not re-import the parent's ``__main__``.
+
+    Spawn normally re-runs the main module in each child. Under Streamlit, ``__main__`` is
+    the page script being run, so every worker would execute the page (and could start an
+    import of its own). Hiding ``__main__`` while the child is launched avoids that; the
+    worker functions live in importable engine modules.
+    """
+
+    def start(self) -> None:
+        main = sys.modules.get("__main__")
+        sys.modules["__main__"] = types.ModuleType("__main__")
+        try:
+            super().start()
+        finally:
+            if main is not None:
+                sys.modules["__main__"] = main
+
+
+class _CleanSpawnContext(multiprocessing.context.SpawnContext):
+    Process = _CleanMainProcess
+
+
+def map_chunks(function: Callable[[list[Item]], Result], chunks: Iterable[list[Item]],
+               workers: int) -> Iterator[Result]:
+    """``function(chunk)`` for every chunk, in worker processes when `workers` > 1.
+
+    Results come back as they finish (not in order). At most ``3 * workers`` chunks are in
+    flight, so memory stays bounded however many files there are. Processes are spawned,
+    not forked: the app may hold threads and TensorFlow state that must not be copied.
+    """
+    if workers <= 1:
+        for chunk in chunks:
+            yield function(chunk)
+        return
+    pool = ProcessPoolExecutor(workers, mp_context=_CleanSpawnContext())
+    pending: set[Future] = set()
+    try:
+        for chunk in chunks:
+            pending.add(pool.submit(function, chunk))
+            if len(pending) >= 3 * workers:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    yield future.result()
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                yield future.result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)

@@ -1,0 +1,1 @@
+"""Stage 2: classes, labels, the split and the dataset a run trains on."""

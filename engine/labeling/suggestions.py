@@ -1,0 +1,209 @@
+"""Model-assisted labeling: a finished run's predictions for the unlabeled images.
+
+Predicting thousands of photos takes minutes on a CPU, so it runs in a separate process
+(``python -m engine suggest --workspace WS --run RUN``, started by :func:`start_suggestions`)
+that writes, in ``workspace/cache/suggestions/``:
+
+- ``<run id>.csv``: image_id, sha256, predicted, probability, prob_<class>... (a cache: only
+  images not yet in it are predicted again; safe to delete);
+- ``<run id>.progress.json``: {"state": running|done|failed, "done", "total", "error", "pid"}.
+
+The prediction itself is ``engine.serving.predict.predict_paths``, imported only when needed so the
+Label page works without TensorFlow loaded.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+
+from engine.errors import JobError, LabelError
+from engine.labeling.labels import ASSIGN, current_labels, record_relabel
+from engine.runs import COMPLETED_STATUSES, RunRecord, get_run, list_runs
+from engine.workspace import Workspace
+
+ProgressCallback = Callable[[int, int], None]
+
+_UNLABELED_QUERY = """
+SELECT id AS image_id, sha256, normalized_path FROM images
+WHERE class_id IS NULL AND status = 'ok' AND normalized_path IS NOT NULL ORDER BY id
+"""
+
+
+def usable_runs(workspace: Workspace) -> list[RunRecord]:
+    """Runs with a usable model (finished or halted, model.keras present), newest first."""
+    return [run for run in list_runs(workspace)
+            if run.status in COMPLETED_STATUSES and (run.run_dir / "model.keras").is_file()]
+
+
+def _folder(workspace: Workspace) -> Path:
+    folder = workspace.cache_dir / "suggestions"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def suggestions_path(workspace: Workspace, run_id: str) -> Path:
+    return _folder(workspace) / f"{run_id}.csv"
+
+
+def progress_path(workspace: Workspace, run_id: str) -> Path:
+    return _folder(workspace) / f"{run_id}.progress.json"
+
+
+def _write_progress(workspace: Workspace, run_id: str, **state: object) -> None:
+    path = progress_path(workspace, run_id)
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(json.dumps(state), encoding="utf-8")
+    temporary.replace(path)
+
+
+def read_progress(workspace: Workspace, run_id: str) -> dict[str, object] | None:
+    """The progress of the latest suggestion job of this run, or None if none ran.
+    A 'running' job whose process is gone reads as failed."""
+    path = progress_path(workspace, run_id)
+    try:
+        state = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if state.get("state") == "running" and not _is_alive(state.get("pid")):
+        state = {**state, "state": "failed", "error": "the prediction process stopped"}
+    return state
+
+
+def _is_alive(pid: object) -> bool:
+    if not isinstance(pid, int):
+        return False
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    try:  # a zombie (finished child not yet reaped) is not alive
+        with open(f"/proc/{pid}/stat", encoding="utf-8") as stat:
+            return stat.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+def load_suggestions(workspace: Workspace, run_id: str) -> pd.DataFrame:
+    """Cached suggestions of a run for images that are still unlabeled.
+
+    Returns:
+        DataFrame with columns image_id, predicted, probability, prob_<class>... (empty when
+        nothing was predicted yet).
+    """
+    path = suggestions_path(workspace, run_id)
+    if not path.is_file():
+        return pd.DataFrame(columns=["image_id", "predicted", "probability"])
+    cached = pd.read_csv(path)
+    with workspace.connect() as connection:
+        unlabeled = pd.read_sql_query(_UNLABELED_QUERY, connection)[["image_id", "sha256"]]
+    cached = cached.drop(columns=["image_id"]).drop_duplicates("sha256")
+    return unlabeled.merge(cached, on="sha256").drop(columns=["sha256"])
+
+
+def compute_suggestions(workspace: Workspace, run_id: str, *, batch_size: int = 32,
+                        progress: ProgressCallback | None = None) -> pd.DataFrame:
+    """Predict the unlabeled images not in the cache yet and add them to it.
+
+    Returns:
+        :func:`load_suggestions` after the update.
+    Raises:
+        RunError: the run has no usable model.
+    """
+    run = get_run(workspace, run_id)
+    path = suggestions_path(workspace, run_id)
+    cached = pd.read_csv(path) if path.is_file() else None
+    with workspace.connect() as connection:
+        todo = pd.read_sql_query(_UNLABELED_QUERY, connection)
+    if cached is not None:
+        todo = todo[~todo["sha256"].isin(set(cached["sha256"]))]
+    if not todo.empty:
+        from engine.serving.predict import predict_paths
+        files = [str(workspace.path(rel)) for rel in todo["normalized_path"]]
+        table = predict_paths(run.run_dir, files, batch_size=batch_size, progress=progress)
+        table = table[table["error"] == ""].drop(columns=["path", "error"])
+        table.insert(0, "sha256", todo["sha256"].to_numpy()[table.index])
+        table.insert(0, "image_id", todo["image_id"].to_numpy()[table.index])
+        merged = table if cached is None else pd.concat([cached, table], ignore_index=True)
+        temporary = path.with_suffix(".tmp")
+        merged.to_csv(temporary, index=False)
+        temporary.replace(path)
+    return load_suggestions(workspace, run_id)
+
+
+def run_suggestion_job(workspace: Workspace, run_id: str) -> int:
+    """Body of the background process: compute and record progress. Returns the count."""
+    pid = os.getpid()
+    _write_progress(workspace, run_id, state="running", done=0, total=0, error="", pid=pid)
+    try:
+        result = compute_suggestions(workspace, run_id, progress=lambda done, total: _write_progress(
+            workspace, run_id, state="running", done=done, total=total, error="", pid=pid))
+    except Exception as err:
+        message = getattr(err, "user_message", None) or f"{type(err).__name__}: {err}"
+        _write_progress(workspace, run_id, state="failed", done=0, total=0, error=message, pid=pid)
+        raise
+    _write_progress(workspace, run_id, state="done", done=len(result), total=len(result),
+                    error="", pid=pid)
+    return len(result)
+
+
+def start_suggestions(workspace: Workspace, run_id: str) -> int:
+    """Start the background prediction of unlabeled images with this run. Returns its pid.
+
+    Raises:
+        JobError: a suggestion job for this run is already running.
+    """
+    state = read_progress(workspace, run_id)
+    if state and state.get("state") == "running":
+        raise JobError("Suggestions for this run are being computed already; wait for them.")
+    _write_progress(workspace, run_id, state="running", done=0, total=0, error="", pid=None)
+    root = Path(__file__).resolve().parent.parent
+    log = (_folder(workspace) / f"{run_id}.log").open("ab")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "engine", "suggest", "--workspace", str(workspace.root),
+         "--run", run_id], cwd=root, stdout=log, stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL, start_new_session=True)
+    log.close()
+    _write_progress(workspace, run_id, state="running", done=0, total=0, error="",
+                    pid=process.pid)
+    return process.pid
+
+
+def accept_suggestions(workspace: Workspace, run_id: str, min_probability: float, *,
+                       image_ids: list[int] | None = None, source: str = "label_page") -> tuple[int, int]:
+    """Label unlabeled images with the run's suggestion when it is at least `min_probability`.
+
+    Args:
+        min_probability: 0..1.
+        image_ids: restrict to these images (default all suggested ones).
+    Returns:
+        (label action id or 0, number of images labeled). One action: one undo reverts all.
+    """
+    if not 0 <= min_probability <= 1:
+        raise LabelError(f"The confidence threshold must be between 0 and 100%; got "
+                         f"{min_probability * 100:g}%.")
+    table = load_suggestions(workspace, run_id)
+    chosen = table[table["probability"] >= min_probability]
+    if image_ids is not None:
+        chosen = chosen[chosen["image_id"].isin(set(image_ids))]
+    if chosen.empty:
+        return 0, 0
+    with workspace.connect() as connection:
+        current = current_labels(connection, [int(i) for i in chosen["image_id"]])
+        # A class renamed only in capitals since training ('dog' -> 'Dog') keeps its images.
+        existing = {row[0].casefold(): row[0] for row in connection.execute("SELECT name FROM classes")}
+        changes = [(int(row.image_id), None, existing.get(str(row.predicted).casefold(),
+                                                          str(row.predicted)))
+                   for row in chosen.itertuples()
+                   if int(row.image_id) in current and current[int(row.image_id)] is None]
+        if not changes:
+            return 0, 0
+        action_id = record_relabel(
+            connection, ASSIGN, f"Accepted {len(changes)} model suggestions at "
+            f">= {min_probability:.0%} (run {run_id})", source, changes)
+    return action_id, len(changes)

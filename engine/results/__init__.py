@@ -1,0 +1,1 @@
+"""Stage 4: evaluating a finished run (metrics, mistakes, label issues, Grad-CAM)."""

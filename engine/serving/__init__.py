@@ -1,0 +1,1 @@
+"""Stage 5: using trained models (predict, ensemble, export, compare)."""

@@ -1,0 +1,112 @@
+"""Loading a run folder's trained model: the model file, its input size, class names and a
+compiled forward function. Shared by prediction, ensembles, export, evaluation and Grad-CAM."""
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from engine.errors import RunError
+from engine.runs import read_class_names
+
+ENSEMBLE_FILE = "ensemble.json"
+MODEL_FILE = "model.keras"
+
+def probability_column(class_name: str) -> str:
+    """Name of the probability column of one class in prediction tables."""
+    return f"prob_{class_name}"
+
+
+def _import_custom_layers() -> None:
+    # Custom layers register themselves with Keras on import (docs/architecture.md); the
+    # module is optional, so import it only when the project has it.
+    if importlib.util.find_spec("engine.training.layers") is not None:
+        importlib.import_module("engine.training.layers")
+
+
+def load_model(run_dir: str | Path):
+    """Load the trained model of a run folder, safely (no Lambda layers, no pickles).
+
+    Args:
+        run_dir: a run folder holding ``model.keras``.
+    Returns:
+        The ``keras.Model``.
+    Raises:
+        RunError: the folder has no model, or the file cannot be loaded.
+    """
+    import keras
+
+    _import_custom_layers()
+    model_path = Path(run_dir) / MODEL_FILE
+    if not model_path.is_file():
+        raise RunError(f"The folder {Path(run_dir)} holds no trained model ({MODEL_FILE}). "
+                       "Choose a finished run.")
+    try:
+        return keras.models.load_model(model_path, compile=False, safe_mode=True)
+    except Exception as err:  # Keras raises many kinds (ValueError, OSError, zip errors ...)
+        raise RunError(f"The model file {model_path} could not be loaded: {err}. Retrain the "
+                       "run or choose another one.", detail=repr(err)) from err
+
+
+def read_image_size(run_dir: str | Path) -> tuple[int, int]:
+    """(height, width) in pixels that the run's model expects, from class_dict.csv."""
+    path = Path(run_dir) / "class_dict.csv"
+    if not path.is_file():
+        raise RunError(f"The run folder {Path(run_dir)} has no class_dict.csv.")
+    table = pd.read_csv(path)
+    try:
+        return int(table["height"].iloc[0]), int(table["width"].iloc[0])
+    except (KeyError, IndexError, ValueError) as err:
+        raise RunError(f"{path} has no usable height/width columns.") from err
+
+
+def is_ensemble_dir(path: str | Path) -> bool:
+    return (Path(path) / ENSEMBLE_FILE).is_file()
+
+
+@dataclass(frozen=True)
+class Member:
+    """One loaded model with what is needed to feed it."""
+    run_dir: Path
+    model: object                     # keras.Model
+    image_size: tuple[int, int]       # (height, width)
+    class_names: tuple[str, ...]
+    forward: Callable                 # compiled images -> model outputs (see forward_function)
+
+
+@dataclass(frozen=True)
+class Predictor:
+    """A run or an ensemble, loaded and ready to predict.
+
+    ``combine`` maps the list of member probability arrays (n x classes each) to the final
+    n x classes probabilities.
+    """
+    source_dir: Path
+    members: tuple[Member, ...]
+    class_names: tuple[str, ...]
+    combine: Callable[[list[np.ndarray]], np.ndarray]
+    is_ensemble: bool
+
+
+def load_member(run_dir: str | Path) -> Member:
+    """Load a run folder's model, input size and class names."""
+    run_dir = Path(run_dir).expanduser().resolve()
+    model = load_model(run_dir)
+    image_size = read_image_size(run_dir)
+    return Member(run_dir, model, image_size, tuple(read_class_names(run_dir)),
+                  forward_function(model, image_size))
+
+
+def forward_function(model, image_size: tuple[int, int]):
+    """``model(images, training=False)`` compiled for float32 (None, h, w, 3) batches (a fixed
+    signature, so the last, smaller batch does not trigger a retrace). Tracing a large model
+    takes seconds, so each :class:`Member` compiles it once, at load time."""
+    import tensorflow as tf
+
+    signature = [tf.TensorSpec([None, *image_size, 3], tf.float32)]
+    return tf.function(lambda images: model(images, training=False), input_signature=signature)

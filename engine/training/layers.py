@@ -1,0 +1,145 @@
+"""Model pieces: the classification heads, augmentation, the assembled model, freezing.
+
+Everything here is built from stock Keras layers (``Rescaling`` for preprocessing, no
+``Lambda``), so a saved ``model.keras`` loads with ``keras.models.load_model(path,
+safe_mode=True)``. Loaders import this module first; it is where any custom layer would be
+registered (``keras.saving.register_keras_serializable(package="studio")``).
+
+Model layout (one functional model, backbone layers inlined so Grad-CAM finds
+``VariantSpec.last_conv_layer`` with ``model.get_layer``)::
+
+    image (float32 0..255) -> [Rescaling for tf-style backbones] -> backbone
+        -> GlobalMax/AvgPooling2D "pool" -> head (nested model "head") -> softmax probabilities
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from engine.training.config import Head, Pooling, TrainConfig
+from engine.training.variants import VariantSpec, block_starts, build_backbone_checked
+
+if TYPE_CHECKING:  # pragma: no cover
+    import keras
+
+HEAD_NAME = "head"
+POOL_NAME = "pool"
+# The 000 seed's head regularisation.
+SEED_DENSE_UNITS = 256
+SEED_L2 = 0.016
+SEED_L1 = 0.006
+
+
+@dataclass
+class StudioModel:
+    """The assembled model and the handles training needs.
+
+    Attributes:
+        model: image -> probabilities (what is saved as model.keras).
+        backbone: the backbone (its layers are inlined in ``model``).
+        head: features -> probabilities (trained alone on cached features in phase 1).
+        feature_model: image -> pooled features (shares layers with ``model``).
+        feature_dim: length of a pooled feature vector.
+    """
+
+    model: keras.Model
+    backbone: keras.Model
+    head: keras.Model
+    feature_model: keras.Model
+    feature_dim: int
+
+
+def build_head(feature_dim: int, num_classes: int, config: TrainConfig, seed: int) -> keras.Model:
+    """The classification head over pooled features.
+
+    ``seed`` (000 seed): BatchNorm, Dense 256 ReLU with L2 kernel / L1 activity and bias
+    regularisation, Dropout, softmax. ``simple``: Dropout, softmax. The softmax layer is
+    float32 even under mixed precision, so probabilities and the loss stay exact.
+    """
+    import keras
+    from keras import layers, regularizers
+
+    inputs = keras.Input(shape=(feature_dim,), name="features")
+    tensor = inputs
+    if config.head == Head.SEED:
+        tensor = layers.BatchNormalization(axis=-1, momentum=0.99, epsilon=0.001,
+                                           name="head_bn")(tensor)
+        tensor = layers.Dense(SEED_DENSE_UNITS, activation="relu", name="head_dense",
+                              kernel_regularizer=regularizers.L2(SEED_L2),
+                              activity_regularizer=regularizers.L1(SEED_L1),
+                              bias_regularizer=regularizers.L1(SEED_L1))(tensor)
+    tensor = layers.Dropout(config.dropout, seed=seed, name="head_dropout")(tensor)
+    outputs = layers.Dense(num_classes, activation="softmax", dtype="float32",
+                           name="probabilities")(tensor)
+    return keras.Model(inputs, outputs, name=HEAD_NAME)
+
+
+def assemble_model(spec: VariantSpec, config: TrainConfig, num_classes: int,
+                   backbone_weights: str) -> StudioModel:
+    """Backbone + pooling + head as one model (see the module docstring).
+
+    Args:
+        backbone_weights: ``'imagenet'``, ``None`` or a weights file path.
+    """
+    import keras
+
+    size = config.effective_image_size_px
+    inputs = keras.Input(shape=(size, size, 3), name="image")
+    backbone = build_backbone_checked(spec, size, backbone_weights, inputs=inputs)
+    pooling_layer = (keras.layers.GlobalMaxPooling2D if config.pooling == Pooling.MAX
+                     else keras.layers.GlobalAveragePooling2D)
+    pooled = pooling_layer(name=POOL_NAME, dtype="float32")(backbone.output)
+    feature_dim = int(pooled.shape[-1])
+    head = build_head(feature_dim, num_classes, config, seed=config.seed)
+    outputs = head(pooled)
+    model = keras.Model(inputs, outputs, name=f"studio_{spec.name.lower().replace('.', '_')}")
+    feature_model = keras.Model(inputs, pooled, name="features")
+    return StudioModel(model, backbone, head, feature_model, feature_dim)
+
+
+def augmentation(seed: int) -> keras.Sequential:
+    """Random flip, rotation, zoom, shift and contrast for 0..255 float images (train only)."""
+    import keras
+    from keras import layers
+
+    return keras.Sequential([
+        layers.RandomFlip("horizontal", seed=seed),
+        layers.RandomRotation(0.05, fill_mode="reflect", seed=seed + 1),
+        layers.RandomZoom(0.1, fill_mode="reflect", seed=seed + 2),
+        layers.RandomTranslation(0.1, 0.1, fill_mode="reflect", seed=seed + 3),
+        layers.RandomContrast(0.15, value_range=(0, 255), seed=seed + 4),
+    ], name="augmentation")
+
+
+def freeze_backbone(studio: StudioModel) -> None:
+    """Phase 1: the whole backbone frozen (BatchNorm layers then run in inference mode)."""
+    studio.backbone.trainable = False
+    studio.head.trainable = True
+
+
+def unfreeze_top_blocks(studio: StudioModel, spec: VariantSpec, num_blocks: int,
+                        freeze_batch_norm: bool = True) -> int:
+    """Phase 2: make the top ``num_blocks`` whole blocks trainable (0 = all blocks).
+
+    BatchNormalization layers stay frozen: their moving statistics were learnt on ImageNet
+    and re-estimating them from small batches of a small dataset wrecks the features
+    (keras.io "Transfer learning & fine-tuning"; the 001 seed). The exception is a backbone
+    trained from scratch (``freeze_batch_norm=False``): it has no statistics worth keeping,
+    and frozen initial statistics make its activations vanish, so nothing would learn.
+
+    Returns:
+        The number of backbone layers made trainable.
+    """
+    import keras
+
+    layers = studio.backbone.layers
+    starts = block_starts(spec, studio.backbone)
+    first = 0 if num_blocks == 0 or num_blocks >= len(starts) else starts[-num_blocks]
+    studio.backbone.trainable = True
+    count = 0
+    for index, layer in enumerate(layers):
+        is_batch_norm = isinstance(layer, keras.layers.BatchNormalization)
+        layer.trainable = index >= first and not (is_batch_norm and freeze_batch_norm)
+        count += int(layer.trainable and bool(layer.weights))
+    studio.head.trainable = True
+    return count

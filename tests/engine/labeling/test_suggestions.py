@@ -1,0 +1,73 @@
+"""Model-assisted labeling with a real tiny run: suggestions for unlabeled images, cached,
+'least certain first', and accepting the confident ones as one undoable action."""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from engine.labeling import labels
+from engine.errors import LabelError
+from engine.labeling.queue import UNLABELED, ImageFilter, Order, find_images
+from engine.labeling.suggestions import (accept_suggestions, compute_suggestions, load_suggestions,
+                                read_progress, start_suggestions, suggestions_path, usable_runs)
+from tests.engine.labeling_data import image_labels, insert_images
+from tests.engine.tiny_runs import add_finished_run, image_table
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def suggested(workspace, tmp_path):
+    run = add_finished_run(workspace, image_table(tmp_path / "train", per_class=4), epochs=1)
+    ids = insert_images(workspace, [None] * 6 + ["cat"], with_files=True)
+    return workspace, run, ids
+
+
+def test_suggestions_cover_unlabeled_images_and_are_cached(suggested):
+    workspace, run, ids = suggested
+    assert [r.id for r in usable_runs(workspace)] == [run.id]
+    table = compute_suggestions(workspace, run.id, batch_size=4)
+    assert sorted(table["image_id"]) == ids[:6]          # the labeled one is not suggested
+    assert set(table["predicted"]) <= {"cat", "dog"}
+    assert table["probability"].between(0.5, 1).all()    # top of two classes
+    stamp = suggestions_path(workspace, run.id).stat().st_mtime_ns
+    compute_suggestions(workspace, run.id)               # nothing new: cache untouched
+    assert suggestions_path(workspace, run.id).stat().st_mtime_ns == stamp
+
+    page, total = find_images(workspace, ImageFilter(label=UNLABELED, order=Order.LEAST_CERTAIN),
+                              suggestions=table)
+    assert total == 6
+    assert page["probability"].is_monotonic_increasing
+
+    labels.assign_labels(workspace, ids[:1], "cat", source="test")
+    assert len(load_suggestions(workspace, run.id)) == 5  # labeled images drop out
+
+
+def test_accept_above_threshold_is_one_undoable_action(suggested):
+    workspace, run, ids = suggested
+    table = compute_suggestions(workspace, run.id)
+    threshold = float(table["probability"].median())
+    expected = {int(r.image_id): r.predicted for r in table.itertuples()
+                if r.probability >= threshold}
+    action, count = accept_suggestions(workspace, run.id, threshold)
+    assert count == len(expected) > 0
+    now = image_labels(workspace)
+    assert {i: now[i] for i in expected} == expected
+    assert labels.undo_last_action(workspace).startswith(f"Accepted {count} model suggestions")
+    assert all(image_labels(workspace)[i] is None for i in ids[:6])
+    assert accept_suggestions(workspace, run.id, 1.0)[1] == int((table["probability"] >= 1).sum())
+    with pytest.raises(LabelError, match="between 0 and 100%"):
+        accept_suggestions(workspace, run.id, 1.5)
+
+
+def test_background_job_writes_progress_and_results(suggested):
+    workspace, run, ids = suggested
+    start_suggestions(workspace, run.id)
+    deadline = time.time() + 240
+    while (read_progress(workspace, run.id) or {}).get("state") == "running":
+        assert time.time() < deadline, "the suggestion process did not finish"
+        time.sleep(0.5)
+    state = read_progress(workspace, run.id)
+    assert state["state"] == "done", state
+    assert len(load_suggestions(workspace, run.id)) == 6

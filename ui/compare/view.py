@@ -1,0 +1,187 @@
+"""Streamlit pieces of the Compare page: the runs table, the accuracy/speed scatter, confusion
+matrices side by side and the ensemble builder."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import plotly.express as px
+import plotly.graph_objects as go
+import streamlit as st
+
+from engine.serving import compare
+
+from engine.serving import ensemble
+from engine.errors import EngineError
+
+LAST_EVALUATION = "compare_last_evaluation"
+# Quality first, then speed, then how it was trained (the 004 seed's three tables in one).
+COLUMN_LABELS = {
+    "variant": "Variant", "test_accuracy": "Test accuracy", "log_loss": "Log loss",
+    "macro_f1": "Macro F1", "inference_ms_single": "Infer ms/img (1)",
+    "inference_ms_batched": "Infer ms/img (batch)", "seconds_per_epoch": "s / epoch",
+    "train_images_per_second": "Train img/s", "training_seconds": "Training s",
+    "epochs": "Epochs", "parameters": "Parameters", "image_size_px": "Input px",
+    "weights": "Weights", "inference_source": "Timing", "run_id": "Run"}
+
+
+def _short_weights(value: str) -> str:
+    """'imagenet' / 'none' as they are; a weights file by its name only."""
+    return f"file {Path(value).name}" if ("/" in value or "\\" in value) else value
+
+
+def render_table(table: pd.DataFrame) -> None:
+    """The 004 seed's tables in one: speed, size and quality of every run."""
+    shown = table[list(COLUMN_LABELS)].rename(columns=COLUMN_LABELS)
+    shown["Weights"] = shown["Weights"].map(_short_weights)
+    config = {
+        "Test accuracy": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0,
+                                                         format="percent"),
+        "Macro F1": st.column_config.NumberColumn(format="%.3f"),
+        "Log loss": st.column_config.NumberColumn(format="%.3f"),
+        "Parameters": st.column_config.NumberColumn(format="localized"),
+        "Training s": st.column_config.NumberColumn(format="%.0f"),
+        "s / epoch": st.column_config.NumberColumn(format="%.1f"),
+        "Train img/s": st.column_config.NumberColumn(format="%.1f"),
+        "Infer ms/img (1)": st.column_config.NumberColumn(format="%.2f"),
+        "Infer ms/img (batch)": st.column_config.NumberColumn(format="%.2f"),
+        "Epochs": st.column_config.NumberColumn(format="%d"),
+        "Input px": st.column_config.NumberColumn(format="%d"),
+        "Weights": st.column_config.TextColumn(width="small"),
+        "Run": st.column_config.TextColumn(width="small")}
+    st.dataframe(shown, hide_index=True, column_config=config, width="stretch")
+
+
+def render_measure_button(table: pd.DataFrame, selected: list[str]) -> None:
+    """Measure inference time (batch 1 and batched) of the selected runs on this machine."""
+    chosen = table[table["run_id"].isin(selected)]
+    label = f"⏱ Measure inference time of {len(chosen)} selected run(s)"
+    if st.button(label, key="compare_measure", disabled=chosen.empty):
+        bar = st.progress(0.0)
+        for index, row in enumerate(chosen.itertuples(index=False), start=1):
+            bar.progress((index - 1) / len(chosen), text=f"Timing {row.variant} ({row.run_id})…")
+            try:
+                compare.measure_inference(row.run_dir)
+            except EngineError as err:
+                st.error(err.user_message)
+        bar.progress(1.0, text="Measured; figures are saved with each run.")
+        st.rerun()
+
+
+def speed_figure(table: pd.DataFrame, batched: bool) -> go.Figure:
+    """Accuracy against inference time, one marker per run (size = parameters)."""
+    column = "inference_ms_batched" if batched else "inference_ms_single"
+    data = table.dropna(subset=[column, "test_accuracy"]).copy()
+    data["parameters_m"] = data["parameters"].fillna(0) / 1e6
+    figure = px.scatter(
+        data, x=column, y="test_accuracy", color="variant", text="variant",
+        size=data["parameters_m"].clip(lower=0.05), size_max=40,
+        hover_data={"run_id": True, "log_loss": ":.3f", "parameters_m": ":.2f",
+                    "image_size_px": True},
+        labels={column: "Inference ms / image" + (" (batched)" if batched else " (batch of 1)"),
+                "test_accuracy": "Test accuracy", "parameters_m": "Parameters (M)"})
+    figure.update_traces(textposition="top center")
+    figure.update_layout(height=420, margin={"l": 10, "r": 10, "t": 30, "b": 10},
+                         yaxis_tickformat=".0%")
+    return figure
+
+
+def confusion_heatmap(confusion: pd.DataFrame, title: str) -> go.Figure:
+    names = [str(name) for name in confusion.index]
+    totals = confusion.sum(axis=1).replace(0, 1)
+    share = confusion.div(totals, axis=0)
+    text = [[f"{confusion.iloc[i, j]}<br>{share.iloc[i, j]:.0%}" for j in range(len(names))]
+            for i in range(len(names))]
+    figure = go.Figure(go.Heatmap(z=share.to_numpy(), x=names, y=names, text=text,
+                                  texttemplate="%{text}", colorscale="Blues", zmin=0, zmax=1,
+                                  showscale=False))
+    figure.update_layout(title=title, height=max(300, 50 * len(names) + 150),
+                         xaxis={"title": "Predicted", "type": "category"},
+                         yaxis={"title": "True", "autorange": "reversed", "type": "category"},
+                         margin={"l": 10, "r": 10, "t": 50, "b": 10})
+    return figure
+
+
+def render_confusions(table: pd.DataFrame, selected: list[str]) -> None:
+    rows = table[table["run_id"].isin(selected)]
+    if rows.empty:
+        st.caption("Select runs above to see their confusion matrices side by side.")
+        return
+    columns = st.columns(min(len(rows), 3))
+    for index, row in enumerate(rows.itertuples(index=False)):
+        with columns[index % len(columns)]:
+            try:
+                confusion = compare.confusion_table(row.run_dir)
+            except EngineError as err:
+                st.warning(err.user_message)
+                continue
+            st.plotly_chart(confusion_heatmap(confusion, f"{row.variant} · {row.run_id}"),
+                            key=f"compare_confusion_{row.run_id}")
+
+
+def render_ensemble_builder(table: pd.DataFrame, selected: list[str], workspace_root: Path
+                            ) -> None:
+    """Evaluate an ensemble of the selected runs on their shared test split; save it."""
+    rows = table[table["run_id"].isin(selected)]
+    method = st.radio("Combine by", ["mean", "stacking"], horizontal=True,
+                      key="ensemble_method",
+                      help="mean: average the probabilities. stacking: a small logistic "
+                           "regression learns how to combine them from the validation split.")
+    weights = None
+    if method == "mean" and len(rows) >= 2:
+        with st.expander("Weights (optional)"):
+            cells = st.columns(len(rows))
+            weights = [cell.number_input(f"{row.variant} · {row.run_id[-4:]}", 0.0, 100.0, 1.0,
+                                         0.5, key=f"ensemble_weight_{row.run_id}")
+                       for cell, row in zip(cells, rows.itertuples(index=False))]
+    if st.button(f"🧪 Evaluate ensemble of {len(rows)} selected run(s)", key="ensemble_evaluate",
+                 disabled=len(rows) < 2):
+        try:
+            evaluation = ensemble.evaluate_ensemble(list(rows["run_dir"]), method, weights)
+        except EngineError as err:
+            st.error(err.user_message)
+        else:
+            st.session_state[LAST_EVALUATION] = evaluation
+    if len(rows) < 2:
+        st.caption("Select at least two runs trained on the same split.")
+    evaluation = st.session_state.get(LAST_EVALUATION)
+    if evaluation is None:
+        return
+    scores = evaluation.table()
+    best_member = scores.iloc[1:]["log_loss"].min()
+    st.markdown(f"**{evaluation.method}** ensemble on **{evaluation.num_test_images}** shared "
+                f"test images: log loss {evaluation.ensemble.log_loss:.4f} "
+                f"({evaluation.ensemble.log_loss - best_member:+.4f} vs the best member), "
+                f"accuracy {evaluation.ensemble.accuracy:.1%}.")
+    st.dataframe(scores, hide_index=True, width="stretch", column_config={
+        "accuracy": st.column_config.NumberColumn(format="percent"),
+        "log_loss": st.column_config.NumberColumn(format="%.4f"),
+        "macro_f1": st.column_config.NumberColumn(format="%.3f")})
+    left, right = st.columns([3, 1])
+    name = left.text_input("Ensemble name", key="ensemble_name", placeholder="pets-b0-b1")
+    right.write("")
+    if right.button("💾 Save ensemble", key="ensemble_save", disabled=not name.strip()):
+        try:
+            folder = ensemble.save_ensemble(workspace_root, name, evaluation)
+        except EngineError as err:
+            st.error(err.user_message)
+        else:
+            st.success(f"Saved as {folder.name}: choose it on the Predict page like a run.")
+
+
+def render_saved_ensembles(workspace_root: Path) -> None:
+    folders = ensemble.list_ensembles(workspace_root)
+    if not folders:
+        st.caption("No saved ensembles yet.")
+        return
+    for folder in folders:
+        try:
+            document = ensemble.read_ensemble(folder)
+        except EngineError as err:
+            st.warning(err.user_message)
+            continue
+        with st.expander(f"{folder.name} · {document['method']} of "
+                         f"{len(document['members'])} runs"):
+            st.dataframe(pd.DataFrame(document.get("evaluation", [])), hide_index=True)
+            st.caption("Members: " + ", ".join(Path(member).name
+                                               for member in document["members"]))

@@ -1,0 +1,85 @@
+"""Data page, Overview section: headline counts, images per class (bar), image sizes."""
+from __future__ import annotations
+
+import plotly.express as px
+import streamlit as st
+
+from engine.ingest.issues import class_counts, dataset_warnings
+from engine.ingest.overview import image_table, summarize_workspace
+from engine.workspace import Workspace
+
+UNLABELED_NAME = "(unlabeled)"
+UNLABELED_COLOR = "#9ca3af"
+
+
+def class_colors(names) -> dict[str, str]:
+    """One colour per class name, the same in every chart (grey for unlabeled)."""
+    palette = px.colors.qualitative.Plotly
+    ordered = sorted({str(name) for name in names} - {UNLABELED_NAME})
+    colors = {name: palette[index % len(palette)] for index, name in enumerate(ordered)}
+    colors[UNLABELED_NAME] = UNLABELED_COLOR
+    return colors
+
+
+def render_overview(workspace: Workspace) -> None:
+    summary = summarize_workspace(workspace)
+    if summary.num_images == 0:
+        st.info("No images yet. Open the **Import** tab to add photos: upload files or a zip, "
+                "or give a folder with one subfolder per class.")
+        return
+    columns = st.columns(5)
+    columns[0].metric("Images", f"{summary.num_active:,}")
+    columns[1].metric("Classes", summary.num_classes)
+    columns[2].metric("Labeled", f"{summary.num_labeled:,}")
+    columns[3].metric("Need attention", f"{summary.num_blocking + summary.num_warnings:,}",
+                      help=f"{summary.num_blocking} block training (errors), "
+                           f"{summary.num_warnings} are warnings. See the Issues tab.")
+    columns[4].metric("Quarantined", f"{summary.num_quarantined:,}")
+    if summary.num_blocking:
+        st.error(f"{summary.num_blocking} images have problems that block training (broken, "
+                 "not images, or labeled two ways). Quarantine them in the Issues tab.")
+    for warning in dataset_warnings(workspace):
+        st.warning(warning)
+    left, right = st.columns(2)
+    with left:
+        _class_chart(workspace)
+    with right:
+        _size_chart(workspace)
+
+
+def _class_chart(workspace: Workspace) -> None:
+    counts = class_counts(workspace)
+    counts["label"] = counts["label"].fillna(UNLABELED_NAME)
+    figure = px.bar(counts, x="label", y="images", text="images",
+                    title="Images per class (not quarantined)",
+                    color="label", color_discrete_map=class_colors(counts["label"]))
+    figure.update_layout(showlegend=False, xaxis_title=None, yaxis_title="images",
+                         margin={"t": 40, "b": 10, "l": 10, "r": 10}, height=360)
+    st.plotly_chart(figure, key="data_class_chart")
+
+
+def _size_chart(workspace: Workspace) -> None:
+    images = image_table(workspace, "ok")
+    readable = images[images["is_readable"]].copy()
+    if readable.empty:
+        st.caption("No readable images to measure.")
+        return
+    readable["label"] = readable["label"].fillna(UNLABELED_NAME)
+    # One marker per distinct size and class, sized by how many images share it: readable
+    # with 100,000 images, and honest when every photo has the same size.
+    sizes = readable.groupby(["width", "height", "label"], as_index=False).agg(
+        images=("image_id", "size"), example=("path", "first"))
+    figure = px.scatter(sizes, x="width", y="height", color="label", size="images",
+                        color_discrete_map=class_colors(sizes["label"]),
+                        hover_name="example", hover_data={"images": True}, size_max=28,
+                        title="Image sizes in pixels (after EXIF rotation); marker = count")
+    figure.update_layout(margin={"t": 40, "b": 10, "l": 10, "r": 10}, height=360,
+                         legend_title_text=None)
+    figure.update_xaxes(rangemode="tozero")
+    figure.update_yaxes(rangemode="tozero")
+    st.plotly_chart(figure, key="data_size_chart")
+    shorter = readable[["width", "height"]].min(axis=1)
+    st.caption(f"Shorter side: median {int(shorter.median())} px, smallest {int(shorter.min())} "
+               f"px, largest {int(shorter.max())} px. Formats: " + ", ".join(
+                   f"{name} {count}" for name, count in
+                   readable["format"].fillna("?").value_counts().items()))

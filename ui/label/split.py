@@ -1,0 +1,116 @@
+"""The Label page's split settings and summary, and the dataset export downloads."""
+from __future__ import annotations
+
+import streamlit as st
+
+from engine.labeling.export import dataset_csv_text, export_dataset_zip, labeled_images
+from engine.errors import DatasetError, EngineError
+from engine.labeling.split import (SplitConfig, assign_splits, check_split, is_test_locked,
+                          load_split_config, set_test_locked, split_summary)
+from engine.workspace import Workspace
+from ui.label.common import flash, render_status, show_flash
+
+
+def _config_from_inputs() -> SplitConfig:
+    state = st.session_state
+    return SplitConfig(state["split_train"] / 100, state["split_val"] / 100,
+                       state["split_test"] / 100, seed=int(state["split_seed"]))
+
+
+def _split(workspace: Workspace, resplit: bool) -> None:
+    try:
+        config = _config_from_inputs()
+        set_test_locked(workspace, bool(st.session_state.get("split_lock")))
+        summary = assign_splits(workspace, config, resplit=resplit)
+    except EngineError as err:
+        flash("error", err.user_message)
+        return
+    moved = summary.attrs.get("num_moved", 0)
+    flash("success", f"{summary.attrs.get('num_assigned', 0)} images got a split"
+          + (f"; {moved} moved to join their duplicates" if moved else "") + ".")
+
+
+def _toggle_lock(workspace: Workspace) -> None:
+    set_test_locked(workspace, bool(st.session_state.get("split_lock")))
+
+
+def render_split(workspace: Workspace) -> None:
+    saved = load_split_config(workspace)
+    state = st.session_state
+    state.setdefault("split_train", round(saved.train * 100))
+    state.setdefault("split_val", round(saved.val * 100))
+    state.setdefault("split_test", round(saved.test * 100))
+    state.setdefault("split_seed", saved.seed)
+    state.setdefault("split_lock", is_test_locked(workspace))
+    render_status(workspace, "split")
+    show_flash()
+    cols = st.columns(4)
+    cols[0].number_input("Train %", 1, 100, step=5, key="split_train")
+    cols[1].number_input("Validation %", 0, 99, step=5, key="split_val")
+    cols[2].number_input("Test %", 0, 99, step=5, key="split_test")
+    cols[3].number_input("Seed", 0, 2**31 - 1, step=1, key="split_seed",
+                         help="The same seed and photos always give the same split.")
+    st.toggle("Lock the test set (re-splits keep it; new images go to train/validation only)",
+              key="split_lock", on_change=_toggle_lock, args=(workspace,))
+    cols = st.columns([1, 1, 2])
+    cols[0].button("Split new images", key="split_new", type="primary", on_click=_split,
+                   args=(workspace, False),
+                   help="Gives a split to labeled images that have none; existing splits stay.")
+    with cols[1].popover("Re-split everything"):
+        st.markdown("Draws the whole split again with these ratios and seed"
+                    + (", keeping the locked test set." if state.get("split_lock") else ".")
+                    + " Runs trained before were tested on other images, so their scores "
+                      "will not compare with new runs.")
+        st.button("Yes, re-split", key="split_all", type="primary", on_click=_split,
+                  args=(workspace, True))
+    cols[2].caption("Stratified by class; exact and near duplicates always share a split, so "
+                    "no photo is in training and in test.")
+    summary = split_summary(workspace)
+    if summary.empty:
+        st.info("No labeled images yet: label some, then split them.")
+        return
+    totals = summary.drop(columns="class").sum()
+    table = summary.set_index("class")
+    table.loc["All classes"] = totals
+    table.index.name = "Class"
+    st.dataframe(table.rename(columns={"train": "Train", "val": "Validation", "test": "Test",
+                                       "unassigned": "No split yet", "total": "Total"}),
+                 width="stretch")
+    try:
+        check_split(workspace, _config_from_inputs())
+    except DatasetError as err:
+        st.warning(err.user_message)
+    except EngineError as err:
+        st.error(err.user_message)
+
+
+def render_export(workspace: Workspace) -> None:
+    images = labeled_images(workspace)
+    if images.empty:
+        st.info("Nothing to export yet: label some images first.")
+        return
+    unsplit = int(images["split"].isna().sum())
+    st.markdown(f"Download the **{len(images)}** labeled images in **{images['label'].nunique()}**"
+                " classes (not quarantined, not excluded).")
+    with_splits = st.checkbox("Put class folders inside train / val / test folders",
+                              key="export_with_splits")
+    cols = st.columns(2)
+    name = "dataset-splits.zip" if with_splits else "dataset.zip"
+    cols[0].download_button(
+        "Download zip of class folders", key="export_zip", file_name=name,
+        mime="application/zip", on_click="ignore", type="primary",
+        data=lambda: _zip_bytes(workspace, with_splits))
+    cols[1].download_button("Download CSV (path, label, split)", key="export_csv",
+                            file_name="labels.csv", mime="text/csv", on_click="ignore",
+                            data=lambda: dataset_csv_text(workspace))
+    st.caption("The zip holds the original files as imported plus labels.csv; paths in the CSV "
+               "are as imported, relative to the imported folder."
+               + (f" {unsplit} images have no split yet (folder 'unassigned'; split them in "
+                  "the Split section)." if unsplit and with_splits else ""))
+
+
+def _zip_bytes(workspace: Workspace, with_splits: bool) -> bytes:
+    try:
+        return export_dataset_zip(workspace, with_splits=with_splits).path.read_bytes()
+    except DatasetError as err:  # runs outside the script: the download gets the reason
+        return err.user_message.encode()

@@ -1,0 +1,73 @@
+"""Streamlit panel of the Predict page that exports a run's model and offers the files."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+from engine.errors import EngineError
+from engine.serving.export import ExportResult, export_model, list_exports
+
+FORMATS = {
+    "Keras (.keras + class_dict.csv) — reload in Python/Keras": ("keras", False),
+    "TensorFlow SavedModel (zip) — TF Serving, TF.js converter, C++": ("savedmodel", False),
+    "TFLite float32 — phones, Raspberry Pi": ("tflite", False),
+    "TFLite quantised (int8 weights, ~4x smaller)": ("tflite", True),
+}
+LAST_EXPORT = "export_last_result"
+
+
+def render_export_panel(run_dir: Path) -> None:
+    """Format choice, the export button, and every verified export of the run."""
+    st.caption("Each export is reloaded in a separate Python process, the way another program "
+               "would load it, and its predictions are compared with the trained model on "
+               "sample test images before it is kept.")
+    choice = st.radio("Format", list(FORMATS), key="export_format")
+    export_format, quantize = FORMATS[choice]
+    if st.button("📦 Export and verify", key="export_start", type="primary"):
+        try:
+            with st.spinner("Exporting, reloading in a new process and checking parity…"):
+                result = export_model(run_dir, export_format, quantize=quantize)
+        except EngineError as err:
+            st.error(err.user_message)
+            if err.detail:
+                with st.expander("Details"):
+                    st.code(err.detail, language=None)
+        else:
+            st.session_state[LAST_EXPORT] = str(result.export_dir)
+            st.success(f"Exported and verified: {result.export_dir.name}")
+    exports = list_exports(run_dir)
+    if not exports:
+        st.info("No exports of this run yet.")
+        return
+    for result in exports:
+        render_export(result)
+
+
+def render_export(result: ExportResult) -> None:
+    title = result.export_dir.name + (" (quantised)" if result.is_quantized else "")
+    with st.container(border=True):
+        st.markdown(f"**{title}** · `{result.model_path}`")
+        ok = result.max_abs_difference <= result.tolerance
+        columns = st.columns(4)
+        columns[0].metric("Model size", f"{result.size_bytes / 1e6:.2f} MB")
+        columns[1].metric("Max |Δ probability|", f"{result.max_abs_difference:.1e}",
+                          help=f"Largest difference from the trained model over "
+                               f"{result.num_sample_images} sample images "
+                               f"(allowed {result.tolerance:g}).")
+        columns[2].metric("Same answer", f"{result.same_prediction_fraction:.0%}")
+        columns[3].metric("CPU ms / image", f"{result.ms_per_image:.2f}",
+                          help="Measured in the fresh process, one image at a time.")
+        st.caption(("✅ parity within tolerance" if ok else "⚠ outside tolerance") +
+                   f" on {result.num_sample_images} sample images · reloaded in a new process "
+                   f"in {result.load_seconds:.1f} s")
+        left, right = st.columns(2)
+        if result.bundle_path.is_file():
+            left.download_button("⬇ Download bundle (.zip)", result.bundle_path.read_bytes(),
+                                 file_name=f"{result.export_dir.parent.parent.name}-"
+                                           f"{result.export_dir.name}.zip",
+                                 mime="application/zip", key=f"dl_zip_{result.export_dir.name}")
+        if result.model_path.is_file():
+            right.download_button(f"⬇ Download {result.model_path.name}",
+                                  result.model_path.read_bytes(), file_name=result.model_path.name,
+                                  key=f"dl_model_{result.export_dir.name}")

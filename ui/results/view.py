@@ -1,0 +1,232 @@
+"""The Results page body: run picker, headline figures, retrain-with-fixes, and the sections
+(overview, mistakes, label errors, calibration, what changed). Rendering only: every number
+comes from engine.results.evaluation / engine.results.label_issues."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from engine.results import evaluation
+from engine.errors import EngineError
+from engine.runs import COMPLETED_STATUSES, RunRecord, get_run, list_runs
+from engine.workspace import Workspace
+from ui.results import charts
+from ui.results import gallery
+from ui.results import queue as results_queue
+from ui.state import SELECTED_RUN
+
+RUN_PICKER = "results_run_picker"
+SECTION = "results_section"
+NORMALIZED = "results_confusion_normalized"
+SECTIONS = ("Overview", "Mistakes", "Label errors", "Calibration", "What changed")
+TRAIN_PAGE = "pages/3_Train.py"
+STARTED_RUN = "results_started_run"
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _load(run_dir: str, modified: float) -> evaluation.RunResults:
+    del modified  # part of the cache key: a rewritten predictions.csv reloads
+    return evaluation.load_run(run_dir)
+
+
+def load_results(run: RunRecord) -> evaluation.RunResults:
+    """The run's results, cached until its predictions.csv changes."""
+    path = run.run_dir / "predictions.csv"
+    return _load(str(run.run_dir), path.stat().st_mtime if path.is_file() else 0.0)
+
+
+def pick_run(workspace: Workspace) -> RunRecord | None:
+    """Selectbox of finished runs; default the one in session state, else the newest."""
+    runs = [run for run in list_runs(workspace) if run.status in COMPLETED_STATUSES
+            and (run.run_dir / "predictions.csv").is_file()]
+    if not runs:
+        st.info("No finished runs yet. Train a model on the Train page; its results appear here.")
+        link_to_train("Go to Train")
+        return None
+    by_id = {run.id: run for run in runs}
+    wanted = st.session_state.get(SELECTED_RUN)  # set by this picker or by another page
+    if wanted in by_id:
+        st.session_state[RUN_PICKER] = wanted
+    elif st.session_state.get(RUN_PICKER) not in by_id:
+        st.session_state[RUN_PICKER] = runs[0].id
+    chosen = st.selectbox("Run", list(by_id), key=RUN_PICKER, format_func=lambda i: _label(by_id[i]),
+                          on_change=_remember_run)
+    st.session_state[SELECTED_RUN] = chosen
+    return by_id[chosen]
+
+
+def _remember_run() -> None:
+    st.session_state[SELECTED_RUN] = st.session_state[RUN_PICKER]
+
+
+def link_to_train(label: str) -> None:
+    """A link to the Train page (a caption when the page runs alone, as in AppTest)."""
+    from streamlit.errors import StreamlitAPIException
+
+    try:
+        st.page_link(TRAIN_PAGE, label=label, icon="🏋️")
+    except StreamlitAPIException:
+        st.caption(f"{label}: open **Train** in the sidebar.")
+
+
+def _label(run: RunRecord) -> str:
+    accuracy = f"{run.test_accuracy:.1%} test accuracy" if run.test_accuracy is not None else "no test split"
+    retrained = " · retrained" if run.parent_run_id else ""
+    return f"{run.id} · {run.variant} · {accuracy}{retrained}"
+
+
+def render_header(results: evaluation.RunResults, run: RunRecord) -> None:
+    """Headline figures: test accuracy, log loss, macro F1, images, timing."""
+    report, timing = results.report, results.report.get("timing", {}) or {}
+    metrics = evaluation.split_metrics(results.predictions, results.class_names, "test")
+    cells = st.columns(6)
+    cells[0].metric("Test accuracy", _percent(report.get("accuracy", metrics["accuracy"])))
+    cells[1].metric("Log loss", _number(report.get("log_loss", metrics["log_loss"]), 3))
+    cells[2].metric("Macro F1", _number(report.get("macro_f1"), 3))
+    cells[3].metric("Test images", metrics["num_images"])
+    cells[4].metric("Seconds / epoch", _number(timing.get("seconds_per_epoch"), 1))
+    cells[5].metric("Inference ms / image", _number(timing.get("inference_ms_per_image_batched"), 1),
+                    help="Batched; one image at a time: "
+                         f"{_number(timing.get('inference_ms_per_image_single'), 1)} ms")
+    if run.status == "halted":
+        st.caption("This run was halted early; the figures are those of its best epoch.")
+
+
+def render_retrain(workspace: Workspace, results: evaluation.RunResults, run: RunRecord) -> None:
+    """Pending fixes since the run, undo, and the Retrain with fixes button."""
+    st.session_state.pop(gallery.RERUN_APP, None)  # the whole page is running already
+    fixes = evaluation.pending_fixes(workspace, results.predictions)
+    left, middle, right = st.columns([4, 1.3, 1.7], vertical_alignment="center")
+    if fixes.empty:
+        left.caption("No fixes yet. Relabel, exclude or quarantine images below, then retrain.")
+    else:
+        counts = fixes["fix"].value_counts()
+        text = ", ".join(f"{count} {kind}" for kind, count in counts.items())
+        left.markdown(f"**Fixes since this run:** {text}.")
+    middle.button("Undo last relabel", key="results_undo", icon=":material/undo:", on_click=gallery.undo_label,
+                  args=(workspace,), help="Undo the latest label change (any page).")
+    if right.button(f"Retrain with fixes ({len(fixes)})", key="results_retrain", type="primary",
+                    icon=":material/refresh:",
+                    help="Start a new run with this run's settings on the corrected data. "
+                         "When it finishes, its results list which images changed outcome."):
+        _retrain(workspace, run)
+    gallery.show_flash()
+    if st.session_state.get(STARTED_RUN):
+        link_to_train(f"Watch run {st.session_state[STARTED_RUN]} on the Train page")
+
+
+def _retrain(workspace: Workspace, run: RunRecord) -> None:
+    from engine.training.config import TrainConfig
+    from engine.jobs import start_training_job
+
+    try:
+        with st.spinner("Checking the data and starting the worker…"):
+            new_id = start_training_job(workspace, TrainConfig.from_dict(run.config),
+                                        parent_run_id=run.id)
+    except EngineError as err:
+        st.error(err.user_message)
+        return
+    st.session_state[gallery.FLASH] = (
+        "success", f"Started run `{new_id}` with the settings of `{run.id}` on the corrected "
+                   "data. Watch it on the Train page; when it finishes, pick it here to see "
+                   "what changed.")
+    st.session_state[STARTED_RUN] = new_id
+
+
+def render_sections(workspace: Workspace, results: evaluation.RunResults, run: RunRecord) -> None:
+    names = SECTIONS if run.parent_run_id else SECTIONS[:-1]
+    tabs = st.tabs(names, key=SECTION, on_change="rerun")
+    renderers = {"Overview": render_overview, "Mistakes": gallery.render_mistakes,
+                 "Label errors": results_queue.render_label_errors, "Calibration": render_calibration,
+                 "What changed": render_changes}
+    for tab, name in zip(tabs, names):
+        if tab.open:  # only the open section runs
+            with tab:
+                renderers[name](workspace, results, run)
+
+
+def render_overview(workspace: Workspace, results: evaluation.RunResults, run: RunRecord) -> None:
+    del workspace, run
+    names = results.class_names
+    left, right = st.columns([3, 2])
+    with left:
+        st.subheader("Per class (test split)")
+        table = evaluation.classification_table(results.predictions, names, "test")
+        st.dataframe(table.style.format({"precision": "{:.3f}", "recall": "{:.3f}",
+                                         "f1": "{:.3f}"}), width="stretch")
+    with right:
+        st.subheader("Errors by class")
+        errors = evaluation.errors_by_class(results.predictions, names, "test")
+        st.plotly_chart(charts.errors_bar(errors), key="results_errors_bar")
+    st.subheader("Training curves")
+    curves, best = evaluation.training_curves(results.history)
+    if curves.empty:
+        st.caption("This run has no history.csv.")
+    else:
+        st.plotly_chart(charts.curves_figure(curves, best), key="results_curves")
+        st.caption(f"Lowest validation loss at epoch {best['val_loss']}; highest validation "
+                   f"accuracy at epoch {best['val_accuracy']}.")
+    timing = results.report.get("timing") or {}
+    if timing:
+        st.subheader("Timing")
+        st.dataframe(pd.DataFrame({"figure": [key.replace("_", " ") for key in timing],
+                                   "value": [round(float(v), 3) for v in timing.values()]}),
+                     hide_index=True)
+    if not results.epoch_log.empty:
+        with st.expander("Epoch table"):
+            st.dataframe(results.epoch_log, hide_index=True, width="stretch")
+
+
+def render_calibration(workspace: Workspace, results: evaluation.RunResults,
+                       run: RunRecord) -> None:
+    del workspace, run
+    num_bins = st.slider("Bins", 5, 20, 10, key="results_calibration_bins")
+    result = evaluation.calibration(results.predictions, "test", num_bins)
+    if result.num_images == 0:
+        st.info("This run has no test images, so there is nothing to calibrate against.")
+        return
+    st.metric("Expected calibration error (test)", f"{result.ece:.3f}",
+              help="Average gap between confidence and accuracy, weighted by images per bin. "
+                   "0 = when the model says 80%, it is right 80% of the time.")
+    st.plotly_chart(charts.reliability_figure(result.bins), key="results_reliability")
+    st.caption("Bars below the diagonal: over-confident; above: under-confident.")
+
+
+def render_changes(workspace: Workspace, results: evaluation.RunResults, run: RunRecord) -> None:
+    try:
+        parent = get_run(workspace, run.parent_run_id or "")
+        before = load_results(parent)
+    except (EngineError, OSError) as err:
+        st.warning(f"The run this one retrained ({run.parent_run_id}) cannot be read: "
+                   f"{getattr(err, 'user_message', err)}")
+        return
+    changes = evaluation.compare_outcomes(before.predictions, results.predictions)
+    old = evaluation.split_metrics(before.predictions, before.class_names, "test")
+    new = evaluation.split_metrics(results.predictions, results.class_names, "test")
+    st.markdown(f"Retrained from `{parent.id}`: test accuracy {_percent(old['accuracy'])} → "
+                f"{_percent(new['accuracy'])}.")
+    cells = st.columns(len(evaluation.OUTCOME_CHANGES))
+    for cell, kind in zip(cells, evaluation.OUTCOME_CHANGES):
+        cell.metric(kind, int((changes["change"] == kind).sum()))
+    if changes.empty:
+        st.info("No image changed label or outcome between the two runs.")
+        return
+    kinds = st.multiselect("Show", evaluation.OUTCOME_CHANGES, default=list(
+        changes["change"].unique()), key="results_change_kinds")
+    shown = changes[changes["change"].isin(kinds)]
+    st.dataframe(shown, hide_index=True, width="stretch", key="results_changes_table")
+    gallery.render_thumbnails(workspace, shown.head(12), caption_column="change")
+
+
+def _percent(value: object) -> str:
+    return "—" if value is None or pd.isna(value) else f"{float(value):.1%}"
+
+
+def _number(value: object, digits: int) -> str:
+    return "—" if value is None or pd.isna(value) else f"{float(value):.{digits}f}"
+
+
+def run_folder_exists(run: RunRecord) -> bool:
+    return Path(run.run_dir).is_dir()
