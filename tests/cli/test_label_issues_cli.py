@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from tests.canned_runs import insert_images, register_run, write_run_folder
-from tests.engine.test_label_issues import CLASSES, _blobs, _canned_images, _flip
+from tests.engine.results.test_label_issues import CLASSES, _blobs, _canned_images, _flip
 
 ROOT = Path(__file__).resolve().parents[2]
 

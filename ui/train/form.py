@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from engine.training.api import estimates
+from engine.training import estimates
 from engine.training.config import ClassWeights, Head, Optimizer, Pooling, TrainConfig
 from engine.errors import EngineError
 from engine.labeling.split import split_summary

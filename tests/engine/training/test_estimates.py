@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine.training.api import estimates
+from engine.training import estimates
 from engine.training.config import TrainConfig
 from engine.events import EpochEnded, RunStarted
 from engine.runs import create_run

@@ -22,7 +22,8 @@ from engine.events import (
     RunFinished,
 )
 from engine.runs import get_run
-from engine.training.api import class_weights, start_run, train
+from engine.training.api import start_run, train
+from engine.training.outcome import class_weights
 from tests.engine.training_helpers import kinds, tiny_config, tiny_workspace
 from tests.factories import MOBILENET_V2_035_WEIGHTS, requires_weights
 
