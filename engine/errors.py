@@ -59,3 +59,7 @@ class RunError(EngineError):
 
 class ExportError(EngineError):
     """A model export failed or did not match the original model."""
+
+
+class ProjectError(EngineError):
+    """A project cannot be created, found, renamed or deleted as asked."""
