@@ -243,3 +243,19 @@ def placeholder_image(size_px: int, text: str) -> Image.Image:
     draw.line([(margin, size_px - margin), (size_px - margin, margin)], fill=(170, 60, 60), width=3)
     draw.text((6, size_px - 16), text, fill=(60, 60, 60))
     return image
+
+
+def decode_for_model(source: str | Path | bytes, size_px: int) -> np.ndarray:
+    """The one decode for training, features and prediction: ``to_rgb`` (EXIF, 16-bit,
+    palette, CMYK, alpha over white) then a bilinear resize to ``size_px`` square.
+
+    Returns:
+        uint8 array (size_px, size_px, 3).
+    Raises:
+        OSError / PIL.UnidentifiedImageError: not a readable image.
+    """
+    data = source if isinstance(source, bytes) else Path(source).read_bytes()
+    image = to_rgb(open_image(data))
+    if image.size != (size_px, size_px):
+        image = image.resize((size_px, size_px), Image.Resampling.BILINEAR)
+    return np.asarray(image, dtype=np.uint8)
