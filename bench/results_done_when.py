@@ -34,7 +34,8 @@ def main() -> None:
 
     from engine.training.config import TrainConfig
     from engine.labeling.dataset import trainable_images
-    from engine.results.evaluation import compare_outcomes, load_run
+    from engine.results.retraining import compare_outcomes
+    from engine.results.run_results import load_run
     from engine.events import EventCollector
     from engine.ingest.importing import import_folder
     from engine.jobs import job_status, start_training_job

@@ -20,7 +20,9 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=5000)
     arguments = parser.parse_args()
     from bench.common import record
-    from engine.results.evaluation import confusion, load_run, pending_fixes, top_losses
+    from engine.results.evaluation import confusion, top_losses
+    from engine.results.retraining import pending_fixes
+    from engine.results.run_results import load_run
     from engine.results.label_issues import label_issues
     from engine.workspace import WORKSPACE_ENV, open_workspace
     from tests.canned_runs import CannedImage, insert_images, register_run

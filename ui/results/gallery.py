@@ -7,7 +7,7 @@ from collections.abc import Callable
 import pandas as pd
 import streamlit as st
 
-from engine.results import evaluation
+from engine.results import evaluation, retraining, run_results
 from engine.errors import EngineError
 from engine.runs import RunRecord
 from engine.workspace import Workspace
@@ -128,7 +128,7 @@ def set_cell_filter(true: str | None, predicted: str | None) -> None:
     st.session_state[PAGE] = 1
 
 
-def render_mistakes(workspace: Workspace, results: evaluation.RunResults, run: RunRecord) -> None:
+def render_mistakes(workspace: Workspace, results: run_results.RunResults, run: RunRecord) -> None:
     del run
     names = results.class_names
     st.session_state.setdefault(SPLIT, "test")
@@ -159,7 +159,7 @@ def render_mistakes(workspace: Workspace, results: evaluation.RunResults, run: R
 
 
 @st.fragment
-def render_gallery(workspace: Workspace, results: evaluation.RunResults,
+def render_gallery(workspace: Workspace, results: run_results.RunResults,
                    split: str | None) -> None:
     """Filtered, sorted, paged gallery (a fragment: paging and ticking rerun only this)."""
     rerun_app_if_fixed()
@@ -180,7 +180,7 @@ def render_gallery(workspace: Workspace, results: evaluation.RunResults,
                                   true=None if true == ANY else true,
                                   predicted=None if predicted == ANY else predicted,
                                   errors_only=errors_only, sort_by=sort_by)
-    fixes = evaluation.pending_fixes(workspace, shown).set_index("image_id")
+    fixes = retraining.pending_fixes(workspace, shown).set_index("image_id")
     where = f"{true if true != ANY else 'any class'} → {predicted if predicted != ANY else 'any class'}"
     st.markdown(f"**{len(shown)} image(s)**: {where}, {SPLIT_CHOICES.get(split or 'all')} split"
                 f"{', mistakes only' if errors_only else ''}.")
@@ -218,7 +218,7 @@ def thumbnail(workspace: Workspace, image_id: int) -> None:
         st.image(data, width="stretch")
 
 
-def _mistake_cell(workspace: Workspace, results: evaluation.RunResults, row: pd.Series,
+def _mistake_cell(workspace: Workspace, results: run_results.RunResults, row: pd.Series,
                   fixes: pd.DataFrame) -> None:
     image_id = int(row["image_id"])
     thumbnail(workspace, image_id)
@@ -239,12 +239,12 @@ def _fix_badge(fixes: pd.DataFrame, image_id: int) -> None:
 
 
 @st.dialog("Photo", width="large")
-def open_image(workspace: Workspace, results: evaluation.RunResults, image_id: int) -> None:
+def open_image(workspace: Workspace, results: run_results.RunResults, image_id: int) -> None:
     """The photo large, its top-3 predictions, Grad-CAM on demand, and the fix actions."""
     row = results.predictions.set_index("image_id").loc[image_id]
     left, right = st.columns([3, 2])
     with left:
-        path = evaluation.image_file(workspace, image_id)
+        path = retraining.image_file(workspace, image_id)
         if path is None:
             st.warning("This image is no longer in the workspace.")
         else:
@@ -275,7 +275,7 @@ def open_image(workspace: Workspace, results: evaluation.RunResults, image_id: i
                 st.rerun()
 
 
-def _show_grad_cam(workspace: Workspace, results: evaluation.RunResults, image_id: int,
+def _show_grad_cam(workspace: Workspace, results: run_results.RunResults, image_id: int,
                    class_name: str) -> None:
     from engine.results.gradcam import grad_cam_for_image
 

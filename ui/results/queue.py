@@ -10,7 +10,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from engine.results import evaluation
+from engine.results import retraining, run_results
 from engine.errors import EngineError
 from engine.runs import RunRecord
 from engine.workspace import Workspace
@@ -28,7 +28,7 @@ def _ranked(workspace_root: str, run_dir: str, version: int) -> pd.DataFrame:
     return label_issues(run_dir, workspace=open_workspace(workspace_root))
 
 
-def render_label_errors(workspace: Workspace, results: evaluation.RunResults,
+def render_label_errors(workspace: Workspace, results: run_results.RunResults,
                         run: RunRecord) -> None:
     """Review queue of images whose label an out-of-fold model doubts, with the fixes."""
     del run
@@ -50,14 +50,14 @@ def render_label_errors(workspace: Workspace, results: evaluation.RunResults,
 
 
 @st.fragment
-def _queue_fragment(workspace: Workspace, results: evaluation.RunResults,
+def _queue_fragment(workspace: Workspace, results: run_results.RunResults,
                     queue: pd.DataFrame) -> None:
     gallery.rerun_app_if_fixed()
     dismissed = st.session_state.setdefault(DISMISSED, set())
     st.session_state.setdefault(QUEUE_LIKELY, True)
     likely_only = st.toggle("Only images another class claims", key=QUEUE_LIKELY)
     as_ranked = queue.rename(columns={"label": "true"})
-    fixed = set(evaluation.pending_fixes(workspace, as_ranked)["image_id"])
+    fixed = set(retraining.pending_fixes(workspace, as_ranked)["image_id"])
     rows = queue[~queue["image_id"].isin(dismissed | fixed)]
     if likely_only:
         rows = rows[rows["is_likely_error"]]
@@ -71,7 +71,7 @@ def _queue_fragment(workspace: Workspace, results: evaluation.RunResults,
     gallery.grid(page_rows, lambda row: _queue_cell(workspace, results, row))
 
 
-def _queue_cell(workspace: Workspace, results: evaluation.RunResults, row: pd.Series) -> None:
+def _queue_cell(workspace: Workspace, results: run_results.RunResults, row: pd.Series) -> None:
     image_id = int(row["image_id"])
     gallery.thumbnail(workspace, image_id)
     name = str(row["path"]).rsplit("/", 1)[-1]

@@ -1,6 +1,6 @@
 """The Results page body: run picker, headline figures, retrain-with-fixes, and the sections
 (overview, mistakes, label errors, calibration, what changed). Rendering only: every number
-comes from engine.results.evaluation / engine.results.label_issues."""
+comes from engine.results (run_results, evaluation, retraining, label_issues)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from engine.results import evaluation
+from engine.results import evaluation, retraining, run_results
 from engine.errors import EngineError
 from engine.runs import COMPLETED_STATUSES, RunRecord, get_run, list_runs
 from engine.workspace import Workspace
@@ -26,12 +26,12 @@ STARTED_RUN = "results_started_run"
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
-def _load(run_dir: str, modified: float) -> evaluation.RunResults:
+def _load(run_dir: str, modified: float) -> run_results.RunResults:
     del modified  # part of the cache key: a rewritten predictions.csv reloads
-    return evaluation.load_run(run_dir)
+    return run_results.load_run(run_dir)
 
 
-def load_results(run: RunRecord) -> evaluation.RunResults:
+def load_results(run: RunRecord) -> run_results.RunResults:
     """The run's results, cached until its predictions.csv changes."""
     path = run.run_dir / "predictions.csv"
     return _load(str(run.run_dir), path.stat().st_mtime if path.is_file() else 0.0)
@@ -77,7 +77,7 @@ def _label(run: RunRecord) -> str:
     return f"{run.id} · {run.variant} · {accuracy}{retrained}"
 
 
-def render_header(results: evaluation.RunResults, run: RunRecord) -> None:
+def render_header(results: run_results.RunResults, run: RunRecord) -> None:
     """Headline figures: test accuracy, log loss, macro F1, images, timing."""
     report, timing = results.report, results.report.get("timing", {}) or {}
     metrics = evaluation.split_metrics(results.predictions, results.class_names, "test")
@@ -94,10 +94,10 @@ def render_header(results: evaluation.RunResults, run: RunRecord) -> None:
         st.caption("This run was halted early; the figures are those of its best epoch.")
 
 
-def render_retrain(workspace: Workspace, results: evaluation.RunResults, run: RunRecord) -> None:
+def render_retrain(workspace: Workspace, results: run_results.RunResults, run: RunRecord) -> None:
     """Pending fixes since the run, undo, and the Retrain with fixes button."""
     st.session_state.pop(gallery.RERUN_APP, None)  # the whole page is running already
-    fixes = evaluation.pending_fixes(workspace, results.predictions)
+    fixes = retraining.pending_fixes(workspace, results.predictions)
     left, middle, right = st.columns([4, 1.3, 1.7], vertical_alignment="center")
     if fixes.empty:
         left.caption("No fixes yet. Relabel, exclude or quarantine images below, then retrain.")
@@ -135,7 +135,7 @@ def _retrain(workspace: Workspace, run: RunRecord) -> None:
     st.session_state[STARTED_RUN] = new_id
 
 
-def render_sections(workspace: Workspace, results: evaluation.RunResults, run: RunRecord) -> None:
+def render_sections(workspace: Workspace, results: run_results.RunResults, run: RunRecord) -> None:
     names = SECTIONS if run.parent_run_id else SECTIONS[:-1]
     tabs = st.tabs(names, key=SECTION, on_change="rerun")
     renderers = {"Overview": render_overview, "Mistakes": gallery.render_mistakes,
@@ -147,7 +147,7 @@ def render_sections(workspace: Workspace, results: evaluation.RunResults, run: R
                 renderers[name](workspace, results, run)
 
 
-def render_overview(workspace: Workspace, results: evaluation.RunResults, run: RunRecord) -> None:
+def render_overview(workspace: Workspace, results: run_results.RunResults, run: RunRecord) -> None:
     del workspace, run
     names = results.class_names
     left, right = st.columns([3, 2])
@@ -179,7 +179,7 @@ def render_overview(workspace: Workspace, results: evaluation.RunResults, run: R
             st.dataframe(results.epoch_log, hide_index=True, width="stretch")
 
 
-def render_calibration(workspace: Workspace, results: evaluation.RunResults,
+def render_calibration(workspace: Workspace, results: run_results.RunResults,
                        run: RunRecord) -> None:
     del workspace, run
     num_bins = st.slider("Bins", 5, 20, 10, key="results_calibration_bins")
@@ -194,7 +194,7 @@ def render_calibration(workspace: Workspace, results: evaluation.RunResults,
     st.caption("Bars below the diagonal: over-confident; above: under-confident.")
 
 
-def render_changes(workspace: Workspace, results: evaluation.RunResults, run: RunRecord) -> None:
+def render_changes(workspace: Workspace, results: run_results.RunResults, run: RunRecord) -> None:
     try:
         parent = get_run(workspace, run.parent_run_id or "")
         before = load_results(parent)
@@ -202,18 +202,18 @@ def render_changes(workspace: Workspace, results: evaluation.RunResults, run: Ru
         st.warning(f"The run this one retrained ({run.parent_run_id}) cannot be read: "
                    f"{getattr(err, 'user_message', err)}")
         return
-    changes = evaluation.compare_outcomes(before.predictions, results.predictions)
+    changes = retraining.compare_outcomes(before.predictions, results.predictions)
     old = evaluation.split_metrics(before.predictions, before.class_names, "test")
     new = evaluation.split_metrics(results.predictions, results.class_names, "test")
     st.markdown(f"Retrained from `{parent.id}`: test accuracy {_percent(old['accuracy'])} → "
                 f"{_percent(new['accuracy'])}.")
-    cells = st.columns(len(evaluation.OUTCOME_CHANGES))
-    for cell, kind in zip(cells, evaluation.OUTCOME_CHANGES):
+    cells = st.columns(len(retraining.OUTCOME_CHANGES))
+    for cell, kind in zip(cells, retraining.OUTCOME_CHANGES):
         cell.metric(kind, int((changes["change"] == kind).sum()))
     if changes.empty:
         st.info("No image changed label or outcome between the two runs.")
         return
-    kinds = st.multiselect("Show", evaluation.OUTCOME_CHANGES, default=list(
+    kinds = st.multiselect("Show", retraining.OUTCOME_CHANGES, default=list(
         changes["change"].unique()), key="results_change_kinds")
     shown = changes[changes["change"].isin(kinds)]
     st.dataframe(shown, hide_index=True, width="stretch", key="results_changes_table")

@@ -1,4 +1,4 @@
-"""engine.results.evaluation on canned run folders with hand-checked answers."""
+"""engine.results (run_results, evaluation, retraining) on canned run folders with hand-checked answers."""
 from __future__ import annotations
 
 import math
@@ -9,8 +9,10 @@ import pytest
 
 from engine.errors import RunError
 from engine.results.evaluation import (
-    calibration, classification_table, compare_outcomes, confusion, errors_by_class, load_run,
-    most_confused, prepare_predictions, split_metrics, top_losses, training_curves)
+    calibration, classification_table, confusion, errors_by_class, most_confused, split_metrics,
+    top_losses, training_curves)
+from engine.results.retraining import compare_outcomes
+from engine.results.run_results import load_run, prepare_predictions
 from tests.canned_runs import CannedImage, predictions_frame, write_run_folder
 
 CLASSES = ("cat", "dog", "fox")
@@ -175,7 +177,7 @@ def test_training_curves_mark_best_epochs(results):
 
 
 def test_pending_fixes_lists_changes_since_the_run(workspace):
-    from engine.results.evaluation import pending_fixes
+    from engine.results.retraining import pending_fixes
     from engine.ingest.quarantine import quarantine_images, set_excluded
     from tests.canned_runs import insert_images, register_run
 
