@@ -2,8 +2,8 @@
 
 ``TrainConfig`` is what a page or the CLI builds and what a run stores in ``config.json``
 (``to_dict`` / ``from_dict`` round-trip exactly). Defaults follow the 000 seed's recipe:
-Adamax at 1e-3, the LRA controller with patience 1, stop_patience 3, threshold 0.9 and
-factor 0.5, dwell on.
+Adamax at 1e-3, the LRA controller with patience 1, stop_patience 6 (the seed's
+``stop_patience = 6``), threshold 0.9 and factor 0.5, dwell on.
 """
 from __future__ import annotations
 
@@ -104,7 +104,7 @@ class TrainConfig:
     learning_rate: float = 1e-3
     fine_tune_learning_rate: float | None = None
     patience: int = 1
-    stop_patience: int = 3
+    stop_patience: int = 6
     threshold: float = 0.9
     factor: float = 0.5
     dwell: bool = True

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import math
+import random
+from dataclasses import dataclass
 
 import pytest
 
@@ -103,3 +105,203 @@ def test_early_stopping_waits_patience_epochs_and_never_changes_the_rate():
     assert [d.stop for d in decisions] == [False, False, False, True]
     assert all(d.next_learning_rate == 1e-3 for d in decisions)
     assert stopper.best_epoch == 2
+
+
+# ---------------------------------------------------------------- replay against the 000 seed
+# The seed's LRA.on_epoch_end rule, rewritten from its text (../shared/seeds/000_*.txt, class
+# LRA) as a plain function over the same state. It answers what the seed's callback does after
+# one epoch; ``restores_initial`` marks a restore to the model's initial weights (the seed's
+# best_weights before any epoch improved), the one case the project deliberately skips.
+
+
+@dataclass
+class SeedState:
+    learning_rate: float
+    patience: int
+    stop_patience: int
+    threshold: float
+    factor: float
+    dwell: bool
+    count: int = 0
+    stop_count: int = 0
+    highest_tracc: float = 0.0
+    lowest_vloss: float = math.inf
+    has_improved: bool = False  # False: the seed's best_weights are still the initial weights
+
+
+@dataclass(frozen=True)
+class SeedDecision:
+    monitor: str
+    is_best: bool
+    learning_rate: float
+    next_learning_rate: float
+    restores: bool
+    restores_initial: bool
+    stop: bool
+
+
+def seed_epoch_end(state: SeedState, acc: float, v_loss: float) -> SeedDecision:
+    lr = current = state.learning_rate
+    improved = restores = False
+
+    def adjust() -> None:
+        nonlocal lr, restores
+        lr = lr * state.factor
+        state.stop_count += 1
+        state.count = 0
+        restores = state.dwell
+
+    if acc < state.threshold:
+        monitor = "accuracy"
+        if acc > state.highest_tracc:
+            state.highest_tracc = acc
+            improved = True
+            if v_loss < state.lowest_vloss:
+                state.lowest_vloss = v_loss
+        elif state.count >= state.patience - 1:
+            adjust()
+            if not state.dwell and v_loss < state.lowest_vloss:
+                state.lowest_vloss = v_loss
+        else:
+            state.count += 1
+    else:
+        monitor = "val_loss"
+        if v_loss < state.lowest_vloss:
+            state.lowest_vloss = v_loss
+            improved = True
+        else:
+            if state.count >= state.patience - 1:
+                adjust()
+            else:
+                state.count += 1
+            if acc > state.highest_tracc:  # only on a val-loss epoch that did not improve
+                state.highest_tracc = acc
+    if improved:
+        state.count = 0
+        state.stop_count = 0
+    restores_initial = restores and not state.has_improved
+    state.has_improved = state.has_improved or improved
+    state.learning_rate = lr
+    return SeedDecision(monitor, improved, current, lr, restores, restores_initial,
+                        state.stop_count > state.stop_patience - 1)
+
+
+def seed_start_phase(state: SeedState, learning_rate: float) -> None:
+    """The seed's "F" answer: counters reset, best values kept (the project also sets the
+    fine-tuning learning rate)."""
+    state.count = 0
+    state.stop_count = 0
+    state.learning_rate = learning_rate
+
+
+def replay(settings: dict, script: list) -> int:
+    """Drive the seed's rule and ours with the same epochs; assert every decision agrees.
+    ``script`` items are (accuracy, val_loss) pairs or ("phase", learning_rate). Returns the
+    number of epochs compared."""
+    ours = LearningRateController(**settings)
+    seed = SeedState(**settings)
+    epoch = 0
+    for item in script:
+        if item[0] == "phase":
+            ours.start_phase(item[1])
+            seed_start_phase(seed, item[1])
+            continue
+        epoch += 1
+        accuracy, val_loss = item
+        mine = ours.on_epoch_end(epoch, accuracy, val_loss)
+        theirs = seed_epoch_end(seed, accuracy, val_loss)
+        where = f"epoch {epoch} of {script} with {settings}"
+        assert mine.monitor == theirs.monitor, where
+        assert mine.is_best == theirs.is_best, where
+        assert mine.learning_rate == pytest.approx(theirs.learning_rate, rel=1e-12), where
+        assert mine.next_learning_rate == pytest.approx(theirs.next_learning_rate, rel=1e-12), where
+        # The one deliberate difference: never back to untrained weights.
+        assert mine.restore_best == (theirs.restores and not theirs.restores_initial), where
+        assert mine.stop == theirs.stop, where
+        if theirs.stop:
+            break
+    return epoch
+
+
+SEED_SETTINGS = dict(learning_rate=1e-3, patience=1, stop_patience=6, threshold=0.9,
+                     factor=0.5, dwell=True)
+
+SCRIPTED = [
+    # accuracy climbs below the threshold, then validation loss takes over and improves
+    [(0.5, 1.0), (0.7, 0.8), (0.85, 0.7), (0.92, 0.6), (0.95, 0.5)],
+    # the divergence the issue found: val loss improves above the threshold, then accuracy
+    # falls back below it; the seed's accuracy bar is still the last accuracy-branch value
+    [(0.95, 1.0), (0.85, 0.9), (0.86, 0.95)],
+    [(0.6, 1.0), (0.92, 0.8), (0.95, 0.7), (0.8, 0.9), (0.75, 0.85), (0.82, 0.8)],
+    # fall back below the threshold after a val-loss epoch that did not improve (raises the bar)
+    [(0.6, 1.0), (0.92, 0.8), (0.97, 0.9), (0.93, 0.85), (0.88, 0.7), (0.96, 0.65)],
+    # plateau on val loss: a reduction every epoch, stop after stop_patience reductions
+    [(0.95, 0.5)] + [(0.96, 0.6)] * 7,
+    # plateau on accuracy below the threshold, ties count as no improvement
+    [(0.5, 1.0), (0.5, 0.9), (0.5, 0.8), (0.6, 0.7), (0.6, 0.7)],
+    # an improvement between reductions resets the stop count
+    [(0.95, 0.5), (0.95, 0.6), (0.95, 0.6), (0.95, 0.4), (0.95, 0.6), (0.95, 0.6), (0.95, 0.6)],
+    # validation loss rises while accuracy grows below the threshold: still the best
+    [(0.5, 1.0), (0.6, 2.0), (0.7, 3.0), (0.91, 2.5), (0.92, 2.6)],
+    # fine-tuning starts mid-run: counters reset, best values kept, new learning rate
+    [(0.95, 0.5), (0.95, 0.6), ("phase", 1e-4), (0.9, 0.55), (0.93, 0.45), (0.7, 0.4)],
+    # a fall back below the threshold right after a phase change
+    [(0.6, 0.9), (0.95, 0.5), ("phase", 1e-4), (0.5, 0.6), (0.55, 0.55), (0.65, 0.5)],
+    # exactly at the threshold counts as above it
+    [(0.9, 0.5), (0.89, 0.6), (0.9, 0.4)],
+]
+
+
+@pytest.mark.parametrize("script", SCRIPTED)
+@pytest.mark.parametrize("settings", [
+    SEED_SETTINGS,
+    {**SEED_SETTINGS, "patience": 2, "stop_patience": 2},
+    {**SEED_SETTINGS, "dwell": False, "stop_patience": 3},
+])
+def test_scripted_sequences_decide_as_the_seed(settings, script):
+    assert replay(settings, script) >= 1
+
+
+def test_the_issue_divergence_is_the_seeds_decision():
+    # Above the threshold with an improving val loss, the seed leaves its highest accuracy at
+    # 0.0, so 0.85 below the threshold is an improvement: no cut, no restore.
+    controller = LearningRateController(**SEED_SETTINGS)
+    decisions = drive(controller, [(0.95, 1.0), (0.85, 0.9)])
+    assert decisions[1].monitor == "accuracy" and decisions[1].is_best
+    assert not decisions[1].learning_rate_changed and not decisions[1].restore_best
+
+
+def random_script(rng: random.Random) -> list:
+    script: list = []
+    for _ in range(rng.randint(1, 25)):
+        if rng.random() < 0.05:
+            script.append(("phase", rng.choice([1e-4, 5e-4, 1e-3])))
+        # coarse values, so ties and threshold crossings are frequent
+        script.append((round(rng.uniform(0.6, 1.0), 2), round(rng.uniform(0.2, 1.2), 1)))
+    return script
+
+
+def test_one_thousand_random_sequences_decide_as_the_seed():
+    rng = random.Random(13)
+    compared = 0
+    for _ in range(1000):
+        settings = dict(learning_rate=rng.choice([1e-3, 1e-2]), patience=rng.randint(1, 3),
+                        stop_patience=rng.randint(1, 6), threshold=rng.choice([0.8, 0.9, 0.95]),
+                        factor=rng.choice([0.5, 0.2]), dwell=rng.random() < 0.7)
+        compared += replay(settings, random_script(rng))
+    assert compared > 5000  # most sequences run many epochs before any stop
+
+
+def test_nan_on_the_first_epoch_is_the_one_deliberate_difference():
+    # NaN compares false: the seed takes the val-loss branch, does not improve, halves the
+    # rate and (dwell) restores its "best" weights -- the untrained ones. Ours halves the rate
+    # the same way but keeps the weights: there is no best epoch to go back to.
+    seed = SeedState(**SEED_SETTINGS)
+    theirs = seed_epoch_end(seed, math.nan, math.nan)
+    assert theirs.restores and theirs.restores_initial
+    controller = LearningRateController(**SEED_SETTINGS)
+    mine = controller.on_epoch_end(1, math.nan, math.nan)
+    assert mine.next_learning_rate == theirs.next_learning_rate == pytest.approx(5e-4)
+    assert not mine.restore_best and controller.best_epoch is None
+    # from the next good epoch on the two agree again
+    assert controller.on_epoch_end(2, 0.7, 0.9).is_best and seed_epoch_end(seed, 0.7, 0.9).is_best

@@ -66,7 +66,7 @@ def test_config_defaults_follow_the_seed_and_round_trip():
     config = TrainConfig()
     assert (config.variant, config.optimizer, config.learning_rate, config.patience,
             config.stop_patience, config.threshold, config.factor, config.dwell) == \
-        ("B0", Optimizer.ADAMAX, 1e-3, 1, 3, 0.9, 0.5, True)
+        ("B0", Optimizer.ADAMAX, 1e-3, 1, 6, 0.9, 0.5, True)
     assert config.effective_image_size_px == 224
     data = config.to_dict()
     assert data["head"] == "seed" and TrainConfig.from_dict(data) == config
