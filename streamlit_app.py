@@ -1,7 +1,9 @@
-"""EfficientNet Studio: ``streamlit run streamlit_app.py [-- --workspace PATH]``.
+"""EfficientNet Studio: ``streamlit run streamlit_app.py [-- --projects-root DIR | --workspace PATH]``.
 
 The entry point only declares the pages (so the sidebar reads Home, Data, Label, ...); the
-home page itself is pages/0_Home.py.
+home page itself is pages/0_Home.py. Every page opens through ui/frame.py, which picks the
+project (one workspace folder under the projects root, see engine/projects.py) and shows its
+name in the sidebar.
 """
 from __future__ import annotations
 

@@ -1,17 +1,20 @@
-"""EfficientNet Studio home: what is in the workspace, what to do next, links to every page.
+"""EfficientNet Studio home: the projects, what is in the open one, what to do next, links to
+every page.
 
-On the first start with an empty workspace it imports the sample project (sample_data/) and
-says so, so a newcomer sees the whole flow -- including cleaning -- at once.
+On the first start the sample project (sample_data/) is made and its photos imported, and the
+page says so, so a newcomer sees the whole flow -- including cleaning -- at once. A project the
+user creates starts empty.
 """
 from __future__ import annotations
 
 import streamlit as st
 
-from engine.errors import EngineError
 from engine.ingest.importing import import_sample_project, should_import_sample
 from engine.ingest.overview import summarize_workspace
+from engine.projects import is_sample_project
+from ui import frame
 from ui.data.importer import run_with_progress
-from ui.state import get_workspace
+from ui.projects import render_manager
 
 SAMPLE_REPORT = "home_sample_report"
 PAGES = (("pages/1_Data.py", "Data", ":material/folder_open:",
@@ -25,21 +28,18 @@ PAGES = (("pages/1_Data.py", "Data", ":material/folder_open:",
           "classify new photos, export the model"),
          ("pages/6_Compare.py", "Compare", ":material/compare:", "runs side by side"))
 
-st.set_page_config(page_title="EfficientNet Studio", page_icon="🧪", layout="wide")
+project = frame.open_project(None, "🧪")
 st.title("EfficientNet Studio")
 st.caption("From a messy folder of photos to a trained, inspected image classifier.")
-
-try:
-    workspace = get_workspace()
-except EngineError as err:
-    st.error(err.user_message)
+if project is None:
+    render_manager(None)
     st.stop()
+workspace = project.workspace
 
-if should_import_sample(workspace):
+if is_sample_project(workspace) and should_import_sample(workspace):
     with st.empty().container():
-        st.info("This workspace is empty, so the sample project is being imported: generated "
-                "photos of beaches, forests and cities, with a few broken files planted on "
-                "purpose.")
+        st.info("Setting up the sample project: generated photos of beaches, forests and "
+                "cities, with a few broken files planted on purpose.")
         report = run_with_progress("Sample project", lambda progress: import_sample_project(
             workspace, progress=progress))
     if report is not None:
@@ -51,12 +51,14 @@ if sample is not None:
                f"{len(sample.classes)} classes ({', '.join(sample.classes)}). The checks found "
                f"{len(sample.problems)} problem files planted in it (empty, truncated, a text "
                "file named .jpg, duplicates): review them on the Data page. To use your own "
-               "photos, import them there, or start the app with --workspace on a new folder.")
+               "photos, make a new project: press “New project” in the sidebar.")
 
 summary = summarize_workspace(workspace)
-st.caption(f"Workspace: `{workspace.root}`")
+st.header(project.name)
+st.caption(f"Stored in the folder `{workspace.root}`")
 columns = st.columns(5)
-columns[0].metric("Images", f"{summary.num_active:,}")
+columns[0].metric("Photos", f"{summary.num_active - summary.num_blocking:,}",
+                  help="Photos training can use; problem files are counted apart.")
 columns[1].metric("Labeled", f"{summary.num_labeled:,}")
 columns[2].metric("Classes", summary.num_classes)
 columns[3].metric("Problems", f"{summary.num_blocking + summary.num_warnings:,}",
@@ -69,7 +71,7 @@ columns[4].metric("Trained models", summary.num_finished_runs,
 def next_steps() -> list[tuple[str, str, str]]:
     """(page, label, why) in the order a user should do them."""
     steps = []
-    if summary.num_images == 0:
+    if summary.num_active == 0:
         steps.append((PAGES[0][0], "Import your photos", "upload files or a zip, or give a "
                       "folder with one subfolder per class"))
     if summary.num_blocking:
@@ -77,9 +79,9 @@ def next_steps() -> list[tuple[str, str, str]]:
                       "broken or mislabeled files block training until quarantined"))
     unlabeled = summary.num_active - summary.num_labeled
     if unlabeled:
-        steps.append((PAGES[1][0], f"Label {unlabeled:,} images", "unlabeled images are not "
-                      "used for training"))
-    if summary.num_images and summary.num_classes < 2:
+        steps.append((PAGES[1][0], f"Label {unlabeled:,} photos", "photos without a class are "
+                      "not used for training; delete the ones you do not want on the Label page"))
+    if summary.num_active and summary.num_classes < 2:
         steps.append((PAGES[1][0], "Add a second class", "a classifier needs two classes"))
     if summary.num_labeled and summary.num_classes >= 2 and summary.num_runs == 0:
         steps.append((PAGES[2][0], "Train a first model", "a small variant trains in minutes"))
@@ -99,3 +101,5 @@ for number, (page, label, why) in enumerate(steps[:4], start=1):
 st.subheader("Pages")
 for page, label, icon, purpose in PAGES:
     st.page_link(page, label=f"{label}: {purpose}", icon=icon)
+
+render_manager(project)

@@ -7,21 +7,15 @@ from engine.errors import EngineError
 from ui.data.importer import render_import
 from ui.data.issues import render_issues, render_quarantined
 from ui.data.overview import render_overview
-from ui.state import get_workspace
+from ui import frame
 
 SECTION = "data_section"
 SECTIONS = ("Overview", "Issues", "Quarantined", "Import")
 
-st.set_page_config(page_title="Data · EfficientNet Studio", page_icon="🗂️", layout="wide")
+workspace = frame.open_page("Data", "🗂️")
 st.title("Data")
 st.caption("Bring photos in, check every file, and quarantine what would hurt training. "
            "Originals are never changed; quarantine is reversible.")
-
-try:
-    workspace = get_workspace()
-except EngineError as err:
-    st.error(err.user_message)
-    st.stop()
 
 tabs = st.tabs(SECTIONS, key=SECTION, on_change="rerun")
 renderers = (render_overview, render_issues, render_quarantined, render_import)
@@ -31,4 +25,4 @@ for tab, render in zip(tabs, renderers):
             try:
                 render(workspace)
             except EngineError as err:
-                st.error(err.user_message)
+                frame.show_error(err)

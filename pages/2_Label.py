@@ -4,25 +4,18 @@ from __future__ import annotations
 
 import streamlit as st
 
-from engine.errors import EngineError
 from ui.label.assist import render_assist
 from ui.label.common import SECTION
 from ui.label.grid import render_grid
 from ui.label.manage import render_classes, render_history
 from ui.label.single import render_single
 from ui.label.split import render_export, render_split
-from ui.state import get_workspace
+from ui import frame
 
 SECTIONS = ("Grid", "One at a time", "Classes", "Split", "History", "Export")
 
-st.set_page_config(page_title="Label · EfficientNet Studio", page_icon="🏷️", layout="wide")
+workspace = frame.open_page("Label", "🏷️")
 st.title("Label")
-
-try:
-    workspace = get_workspace()
-except EngineError as err:
-    st.error(err.user_message)
-    st.stop()
 
 render_assist(workspace)
 

@@ -3,72 +3,78 @@ and browse every run of the workspace.
 
 Training runs in its own OS process (engine.jobs); this page only reads the database, so
 closing the tab, refreshing or restarting the app does not stop it: the page re-attaches.
+Once a project has runs, the form is folded away under them, so a finished run's result is
+the first thing on the page.
 """
 from __future__ import annotations
-
-from pathlib import Path
 
 import pandas as pd
 import streamlit as st
 
 from engine import jobs
 from engine.errors import EngineError
-from ui import state
+from engine.runs import COMPLETED_STATUSES
+from ui import frame, state
+from ui.run_names import run_names, started_text
 from ui.train import form as train_form
 from ui.train import progress_view as training_view
 RUN_PICKER = "train_run_picker"
 RESULTS_PAGE = "pages/4_Results.py"
 
-st.set_page_config(page_title="Train · EfficientNet Studio", page_icon="🏋️", layout="wide")
-workspace = state.get_workspace()
+workspace = frame.open_page("Train", "🏋️")
 st.title("Train")
-st.caption("Training runs in a background process: you can close this tab or restart the app; "
-           "come back here to watch it. One training job runs at a time.")
+st.caption("Training runs in the background: you can close this tab or restart the app and "
+           "come back here to watch it. One training runs at a time.")
 
 active = jobs.active_job(workspace)
 runs = jobs.list_jobs(workspace)
+names = run_names(runs)
 
 if active is not None:
     st.subheader("Training now")
-    training_view.render_run(workspace, active.id)
+    training_view.render_run(workspace, active.id, names.get(active.id))
 else:
     interrupted = [run for run in runs if run.status == "interrupted"]
     if interrupted:
         latest = interrupted[0]
         left, right = st.columns([4, 1])
-        left.warning(f"Run `{latest.id}` ({latest.variant}) was interrupted: {latest.error or ''}")
+        left.warning(f"{names[latest.id]} was interrupted: {latest.error or ''}")
         if right.button("Resume it", icon=":material/play_arrow:", key="train_resume_latest",
-                        type="primary"):
+                        type="primary", help="Go on from the last finished epoch."):
             try:
                 jobs.resume_job(workspace, latest.id)
             except EngineError as err:
-                st.error(err.user_message)
+                frame.show_error(err)
             else:
                 st.session_state[state.SELECTED_RUN] = latest.id
                 st.rerun()
 
-with st.expander("New training run", expanded=active is None):
-    st.markdown("**Your data** (labeled images per class and split)")
+
+def _render_new_run() -> None:
+    st.markdown("**Your photos** (labeled photos per class and part: train, val, test)")
     summary = train_form.render_split_summary(workspace)
-    st.markdown("**Model and settings** — the defaults work; just press Train.")
+    st.markdown("**Model and settings** (the last ones you used are kept)")
     config = train_form.render_form(workspace, summary)
-    st.caption(f"Training will run on: **{train_form.expected_device()}**")
+    device, device_detail = train_form.expected_device()
+    st.caption(f"Runs on: **{device}**", help=device_detail)
     if active is not None:
-        st.info(f"Run `{active.id}` is training; wait for it, or halt or cancel it above, "
+        st.info(f"{names[active.id]} is training; wait for it, or halt or cancel it above, "
                 "before starting another.")
     if st.button("Train", icon=":material/rocket_launch:", type="primary", key="train_start",
                  disabled=active is not None or config is None or summary.empty):
         try:
-            with st.spinner("Checking the data and starting the worker…"):
+            with st.spinner("Checking the photos and starting the training…"):
                 run_id = jobs.start_training_job(workspace, config)
         except EngineError as err:
-            st.error(err.user_message)
-            if err.detail:
-                with st.expander("Details"):
-                    st.code(err.detail, language=None)
+            frame.show_error(err)
         else:
             st.session_state[state.SELECTED_RUN] = run_id
             st.rerun()
+
+
+# Open only for a project's first run: later, the runs (and the latest result) come first.
+with st.expander("New training run", expanded=not runs, icon=":material/add_circle:"):
+    _render_new_run()
 
 st.subheader("Runs")
 if not runs:
@@ -76,17 +82,20 @@ if not runs:
     st.stop()
 
 
-
 def _runs_table() -> None:
     """All runs; refreshed every few seconds while a job runs, so statuses stay current."""
+    current = jobs.list_jobs(workspace)
+    labels = run_names(current)
     table = pd.DataFrame([{
-        "Status": run.status, "Run": run.id, "Variant": run.variant,
-        "Started": (run.started_at or run.created_at).replace("T", " ")[:19],
+        "Run": labels[run.id], "Status": run.status,
+        "Started": started_text(run),
         "Duration": training_view.format_seconds(jobs.run_duration_seconds(run)),
         "Test accuracy": None if run.test_accuracy is None else run.test_accuracy * 100,
-        "Retrains": run.parent_run_id or ""} for run in jobs.list_jobs(workspace)])
+        "Retrains": labels.get(run.parent_run_id or "", "")} for run in current])
     st.dataframe(table, hide_index=True, key="train_runs_table", column_config={
-        "Test accuracy": st.column_config.NumberColumn(format="%.1f %%")})
+        "Test accuracy": st.column_config.NumberColumn(format="%.1f %%", help=(
+            "Share of the test photos (never seen in training) the model gets right.")),
+        "Retrains": st.column_config.TextColumn(help="The run this one retrained with fixes.")})
 
 
 st.fragment(run_every=5 if active is not None else None)(_runs_table)()
@@ -102,15 +111,15 @@ def _pick() -> None:
 
 
 picked = st.selectbox("Open a run", ids, key=RUN_PICKER, on_change=_pick,
-                      format_func=lambda i: f"{i} · {by_id[i].variant}")
+                      format_func=lambda run_id: f"{names[run_id]} · {by_id[run_id].status}",
+                      help=f"Run folder names: {', '.join(ids[:3])}…")
 run = by_id[picked]
-has_results_page = (Path(__file__).resolve().parent / Path(RESULTS_PAGE).name).is_file()
 if st.button("Open results", icon=":material/analytics:", key="train_open_results",
-             disabled=run.status not in ("finished", "halted") or not has_results_page,
+             disabled=run.status not in COMPLETED_STATUSES,
              help="Report, confusion matrix and the mistakes of this run."):
     st.session_state[state.SELECTED_RUN] = run.id
     st.switch_page(RESULTS_PAGE)
 if active is None or picked != active.id:
-    training_view.render_run(workspace, picked)
+    training_view.render_run(workspace, picked, names[picked])
 else:
     st.caption("This run is the one training now; its live view is at the top of the page.")

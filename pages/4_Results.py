@@ -10,22 +10,18 @@ import streamlit as st
 
 from engine.errors import EngineError
 from ui.results import view as results_view
-from ui.state import get_workspace
+from ui import frame
 
-st.set_page_config(page_title="Results · EfficientNet Studio", page_icon="🔎", layout="wide")
+workspace = frame.open_page("Results", "🔎")
 st.title("Results")
 
 try:
-    workspace = get_workspace()
     run = results_view.pick_run(workspace)
     if run is None:
         st.stop()
     results = results_view.load_results(run)
 except EngineError as err:
-    st.error(err.user_message)
-    if err.detail:
-        with st.expander("Details"):
-            st.code(err.detail)
+    frame.show_error(err)
     st.stop()
 
 results_view.render_header(results, run)

@@ -12,11 +12,10 @@ import streamlit as st
 
 from engine.serving import predict
 from engine.errors import EngineError
-from ui import state
+from ui import frame
 from ui.predict import export as export_view
 from ui.predict import view as predict_view
-st.set_page_config(page_title="Predict · EfficientNet Studio", page_icon="🔮", layout="wide")
-workspace = state.get_workspace()
+workspace = frame.open_page("Predict", "🔮")
 st.title("Predict")
 
 options = predict_view.source_options(workspace)
@@ -72,7 +71,7 @@ with predict_tab:
                                                           text=f"Predicted {done}/{total}"))
         except EngineError as err:
             bar.empty()
-            st.error(err.user_message)
+            frame.show_error(err)
         else:
             bar.progress(1.0, text=f"Predicted {len(table)} image(s)")
             st.session_state[predict_view.RESULTS] = {

@@ -9,12 +9,11 @@ import streamlit as st
 
 from engine.serving.compare import compare_runs
 from engine.runs import list_runs
-from ui import state
+from ui import frame
 from ui.compare import view as compare_view
 SELECTED_RUNS = "compare_selected_runs"
 
-st.set_page_config(page_title="Compare · EfficientNet Studio", page_icon="⚖️", layout="wide")
-workspace = state.get_workspace()
+workspace = frame.open_page("Compare", "⚖️")
 st.title("Compare runs")
 
 table = compare_runs(list_runs(workspace))
