@@ -23,9 +23,10 @@ SIDECAR_SUFFIXES = frozenset({
     ".md", ".txt", ".csv", ".tsv", ".json", ".jsonl", ".sha256", ".sha1", ".md5", ".yaml",
     ".yml", ".xml", ".py", ".ipynb", ".log", ".rst", ".toml", ".cfg"})
 SKIPPED_FOLDERS = frozenset({"__MACOSX", "__pycache__", ".git", ".ipynb_checkpoints"})
-# Folder names that are splits, not classes: train/cat/x.jpg is labeled cat.
-SPLIT_FOLDER_NAMES = frozenset({"train", "training", "val", "valid", "validation", "test",
-                                "testing"})
+# Folder names that are splits, not classes: train/cat/x.jpg is labeled cat and keeps the
+# split its folder gives (any letter case). The value is the split's name in the database.
+SPLIT_FOLDER_NAMES = {"train": "train", "training": "train", "val": "val", "valid": "val",
+                      "validation": "val", "test": "test", "testing": "test"}
 # Below this many files the work runs in the calling process (a pool costs ~1 s to start).
 MIN_FILES_FOR_POOL = 48
 
@@ -54,12 +55,28 @@ def iter_files(root: Path) -> Iterator[str]:
 def label_from_path(relative_path: str) -> str | None:
     """The class a relative path implies: its top folder (skipping a split folder such as
     train/), or None for a file directly in the root."""
-    parts = relative_path.split("/")[:-1]
+    return place_from_path(relative_path)[0]
+
+
+def split_of_folder(name: str) -> str | None:
+    """'train', 'val' or 'test' for a split folder name ('Train', 'VAL', 'validation'...)."""
+    return SPLIT_FOLDER_NAMES.get(name.strip().lower())
+
+
+def place_from_path(relative_path: str) -> tuple[str | None, str | None]:
+    """(class, split) a relative '/'-separated path implies.
+
+    ``train/cat/x.jpg`` -> ('cat', 'train'); one extra level above the split folder is
+    allowed (``dataset/VAL/cat/x.jpg`` -> ('cat', 'val')); ``cat/x.jpg`` -> ('cat', None);
+    a file directly in the root -> (None, None).
+    """
+    parts = [part for part in relative_path.split("/")[:-1] if part]
     if not parts:
-        return None
-    if parts[0].lower() in SPLIT_FOLDER_NAMES and len(parts) > 1:
-        return parts[1]
-    return parts[0]
+        return None, None
+    for level in (0, 1):
+        if len(parts) > level + 1 and (split := split_of_folder(parts[level])):
+            return parts[level + 1], split
+    return parts[0], None
 
 
 def default_workers() -> int:

@@ -8,8 +8,7 @@ chunk, restartable after a kill (re-running skips what is already there).
 """
 from __future__ import annotations
 
-import csv
-import io
+import re
 import zipfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path, PurePosixPath
@@ -17,7 +16,8 @@ from typing import IO, Union
 
 from engine.ingest import filewalk
 from engine.ingest.checks import CheckConfig
-from engine.errors import ImportFailedError
+from engine.errors import ImportFailedError, LabelError
+from engine.labeling.csv_labels import read_label_csv
 from engine.ingest.pipeline import (ImportItem, ImportProgress, ImportReport, Problem,
                                     Progress, replace_item, run_import)
 from engine.workspace import Workspace, utc_now
@@ -32,6 +32,7 @@ MAX_MEMBER_BYTES = 256 * 1024 * 1024
 SUSPICIOUS_MEMBER_BYTES = 16 * 1024 * 1024
 MAX_COMPRESSION_RATIO = 100
 FileInput = Union[Path, str, tuple[str, bytes]]
+_DRIVE_LETTER = re.compile(r"^[A-Za-z]:")
 
 # ----- public entry points ------------------------------------------------------------------
 
@@ -42,7 +43,9 @@ def import_folder(workspace: Workspace, root: Path, *, default_label: str | None
 
     Args:
         root: the folder. Files directly in it get `default_label` (None = unlabeled).
-            A split folder level (train/, val/, test/) is skipped when finding the class.
+            A split folder level (train/, val/ or valid/ or validation/, test/, any letter
+            case, also one level down: dataset/train/cat/) is not a class: the photos keep
+            that split (engine.labeling.folder_split) and take the class below it.
         progress: called after every chunk of files.
         config: check thresholds; workers: processes (default: all cores).
     Returns:
@@ -65,11 +68,12 @@ def import_folder(workspace: Workspace, root: Path, *, default_label: str | None
 
 
 def _folder_item(folder: Path, relative: str, default_label: str | None) -> ImportItem:
-    label = filewalk.label_from_path(relative) or default_label
+    label, split = filewalk.place_from_path(relative)
+    label = label or default_label
     if relative.lower().endswith(".zip"):
         return ImportItem(relative, label, failure=(
             "archive", "A zip archive inside the folder is not opened: import it on its own."))
-    return ImportItem(relative, label, file_path=str(folder / relative))
+    return ImportItem(relative, label, split, file_path=str(folder / relative))
 
 
 def import_zip(workspace: Workspace, zip_file: Path | str | IO[bytes], *,
@@ -117,20 +121,27 @@ def _zip_members(archive: zipfile.ZipFile) -> list[zipfile.ZipInfo]:
 
 
 def _common_top_folder(names: list[str]) -> str:
-    """'PetImages/' when every member is PetImages/<class>/<file>; else ''."""
+    """'PetImages/' when every member is PetImages/<class>/<file>; else ''. A split folder
+    (train/ alone) is never stripped: it carries the split."""
     parts = [PurePosixPath(name.replace("\\", "/")).parts for name in names]
     tops = {part[0] for part in parts}
-    if len(tops) == 1 and all(len(part) >= 3 for part in parts):
+    if len(tops) == 1 and all(len(part) >= 3 for part in parts) \
+            and filewalk.split_of_folder(next(iter(tops))) is None:
         return tops.pop() + "/"
     return ""
 
 
 def _member_refusal(member: zipfile.ZipInfo) -> tuple[str, str] | None:
     """Why a zip member is not read: an entry escaping the archive, a link, a nested zip."""
-    parts = PurePosixPath(member.filename.replace("\\", "/")).parts
-    if ".." in parts:
+    name = member.filename.replace("\\", "/")
+    if ".." in PurePosixPath(name).parts:
         return ("unsafe_path", "The archive entry points outside the archive's folder (../); "
                                "refused for safety.")
+    if name.startswith("/") or _DRIVE_LETTER.match(name):
+        return ("unsafe_path", "The archive entry has an absolute path (it starts with '/' or "
+                               "a drive letter such as C:), so it would land outside the "
+                               "archive's folder; refused for safety. Re-create the archive "
+                               "from the photos' folder.")
     if (member.external_attr >> 16) & 0o170000 == 0o120000:
         return ("symlink", "A symbolic link inside the archive; links are not followed. Put "
                            "the photo itself in the archive.")
@@ -157,9 +168,12 @@ def _zip_items(archive: zipfile.ZipFile, members: list[zipfile.ZipInfo], strip: 
         refusal = _member_refusal(member)
         relative = name if refusal and refusal[0] == "unsafe_path" else _safe_name(name)
         relative = relative[len(strip):] if strip and relative.startswith(strip) else relative
-        item_label = label or (filewalk.label_from_path(relative) if use_subfolders else None)
+        folder_label, split = filewalk.place_from_path(relative)
+        item_label = label or (folder_label if use_subfolders else None)
+        split = split if use_subfolders else None
         if refusal is not None:
-            yield ImportItem(relative, item_label, failure=refusal)
+            yield ImportItem(relative, None if refusal[0] == "unsafe_path" else item_label,
+                             failure=refusal)
             continue
         try:
             data = archive.read(member)
@@ -167,7 +181,7 @@ def _zip_items(archive: zipfile.ZipFile, members: list[zipfile.ZipInfo], strip: 
             yield ImportItem(relative, item_label, failure=(
                 "unreadable", f"Cannot be unpacked from the archive ({err})."))
             continue
-        yield ImportItem(relative, item_label, data=data)
+        yield ImportItem(relative, item_label, split, data=data)
 
 
 def import_files(workspace: Workspace, files: Iterable[FileInput], *, label: str | None = None,
@@ -201,8 +215,9 @@ def import_files(workspace: Workspace, files: Iterable[FileInput], *, label: str
                 path = Path(entry)
                 relative = path.name
                 item = ImportItem(relative, None, file_path=str(path))
-            chosen = label or (filewalk.label_from_path(relative) if use_subfolders else None)
-            yield replace_item(item, label=chosen)
+            folder_label, split = filewalk.place_from_path(relative)
+            chosen = label or (folder_label if use_subfolders else None)
+            yield replace_item(item, label=chosen, split=split if use_subfolders else None)
 
     return run_import(workspace, source, "files", items(), total, progress, config, workers)
 
@@ -216,57 +231,47 @@ def _safe_name(name: str) -> str:
 def import_csv(workspace: Workspace, csv_path: Path, *, base_folder: Path | None = None,
                progress: Progress | None = None, config: CheckConfig | None = None,
                workers: int | None = None) -> ImportReport:
-    """Import the files a CSV of ``path,label`` lists (header optional; an empty label =
-    unlabeled).
+    """Import the files a CSV of ``path,label`` lists, read by the one CSV parser
+    (engine.labeling.csv_labels.parse_label_csv: header optional, an empty label =
+    unlabeled, an optional split column is kept as the given split).
 
     Args:
         base_folder: what relative paths are relative to (default: the CSV's folder).
 
     Raises:
-        ImportFailedError: the CSV is missing, unreadable, or lists no rows.
+        ImportFailedError: the CSV is missing, unreadable, malformed, or lists no rows.
     """
     csv_file = Path(csv_path).expanduser()
     try:
-        text = csv_file.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as err:
-        raise ImportFailedError(f"Cannot read the CSV '{csv_path}' ({err}). It must be a UTF-8 "
-                                "text file with lines 'path,label'.") from err
-    rows = _csv_rows(text, csv_path)
+        rows = read_label_csv(csv_file)
+    except LabelError as err:
+        raise ImportFailedError(err.user_message) from err
+    if not rows:
+        raise ImportFailedError(f"The CSV '{csv_path}' lists no files. Write one line per "
+                                "photo: path,label (for example cats/1.jpg,cat).")
     base = Path(base_folder).expanduser().resolve() if base_folder else csv_file.resolve().parent
     if not base.is_dir():
         raise ImportFailedError(f"The folder '{base_folder}' does not exist; relative paths in "
                                 "the CSV are looked up there.")
 
     def items() -> Iterator[ImportItem]:
-        for path_text, label in rows:
-            path = Path(path_text).expanduser()
+        for row in rows:
+            path = Path(row.path).expanduser()
             path = path if path.is_absolute() else base / path
-            name = path_text.replace("\\", "/")
+            name = row.path.replace("\\", "/")
             if not path.is_file():
-                yield ImportItem(name, label, failure=(
-                    "missing", f"The CSV lists {path_text}, but there is no file {path}."))
+                yield ImportItem(name, row.label, failure=(
+                    "missing", f"The CSV lists {row.path}, but there is no file {path}."))
                 continue
-            yield ImportItem(name, label, file_path=str(path))
+            yield ImportItem(name, row.label, row.split if row.label else None,
+                             file_path=str(path))
 
     return run_import(workspace, str(base), "csv", items(), len(rows), progress, config, workers)
 
 
-def _csv_rows(text: str, csv_path: Path | str) -> list[tuple[str, str | None]]:
-    rows = [row for row in csv.reader(io.StringIO(text))
-            if row and any(cell.strip() for cell in row)]
-    if rows and [cell.strip().lower() for cell in rows[0][:2]] in (["path", "label"], ["path"],
-                                                                    ["filename", "label"],
-                                                                    ["file", "label"]):
-        rows = rows[1:]
-    if not rows:
-        raise ImportFailedError(f"The CSV '{csv_path}' lists no files. Write one line per "
-                                "photo: path,label (for example cats/1.jpg,cat).")
-    return [(row[0].strip(), (row[1].strip() or None) if len(row) > 1 else None) for row in rows]
-
-
 # ----- the sample project -------------------------------------------------------------------
 
-SAMPLE_PHOTOS_DIR = Path(__file__).resolve().parent.parent / "sample_data" / "photos"
+SAMPLE_PHOTOS_DIR = Path(__file__).resolve().parents[2] / "sample_data" / "photos"
 SAMPLE_SETTING = "sample_project_imported"
 
 

@@ -8,24 +8,123 @@ import pandas as pd
 from engine.workspace import Workspace
 
 
+# The one definition of the counts every page and the CLI show (Home, Data, Label, the
+# import report, `projects list`): a *photo* is a file that decodes and is not quarantined;
+# a *problem file* does not decode (broken, empty, not an image) and is counted apart.
+_PHOTO = "images.status = 'ok' AND images.normalized_path IS NOT NULL"
+_PROBLEM_FILE = "images.status = 'ok' AND images.normalized_path IS NULL"
+
+
+@dataclass(frozen=True)
+class PhotoCounts:
+    """How many photos a project has, by the one definition the whole app uses.
+
+    Attributes:
+        num_photos: usable photos: decode, not quarantined ("Photos" on every page).
+        num_labeled: photos with a class; num_unlabeled = num_photos - num_labeled.
+        num_for_training: labeled photos not excluded from training.
+        num_classes: classes with at least one labeled photo.
+        num_problem_files: files that are not usable photos (do not decode), not quarantined.
+        num_label_conflicts: photos with an error that blocks training (the same photo
+            labeled two ways).
+        num_to_check: photos with only warnings (duplicates, too small...).
+        num_quarantined: files put aside (photos and problem files).
+    """
+    num_photos: int
+    num_labeled: int
+    num_for_training: int
+    num_classes: int
+    num_problem_files: int
+    num_label_conflicts: int
+    num_to_check: int
+    num_quarantined: int
+
+    @property
+    def num_unlabeled(self) -> int:
+        return self.num_photos - self.num_labeled
+
+    @property
+    def num_blocking(self) -> int:
+        """Files to fix before training: problem files plus label conflicts."""
+        return self.num_problem_files + self.num_label_conflicts
+
+    def to_dict(self) -> dict[str, int]:
+        """The JSON form (``photos``, ``labeled``, ``unlabeled``, ``problem_files``...)."""
+        return {"photos": self.num_photos, "labeled": self.num_labeled,
+                "unlabeled": self.num_unlabeled, "for_training": self.num_for_training,
+                "classes": self.num_classes, "problem_files": self.num_problem_files,
+                "label_conflicts": self.num_label_conflicts, "to_check": self.num_to_check,
+                "quarantined": self.num_quarantined}
+
+
+def count_photos(workspace: Workspace) -> PhotoCounts:
+    """The project's counts by the one definition (see :class:`PhotoCounts`)."""
+    with workspace.connect() as connection:
+        def one(query: str) -> int:
+            return int(connection.execute(query).fetchone()[0] or 0)
+        has_error = ("EXISTS (SELECT 1 FROM issues WHERE issues.image_id = images.id "
+                     "AND issues.severity = 'error')")
+        has_issue = "EXISTS (SELECT 1 FROM issues WHERE issues.image_id = images.id)"
+        return PhotoCounts(
+            num_photos=one(f"SELECT COUNT(*) FROM images WHERE {_PHOTO}"),
+            num_labeled=one(f"SELECT COUNT(*) FROM images WHERE {_PHOTO} "
+                            "AND class_id IS NOT NULL"),
+            num_for_training=one(f"SELECT COUNT(*) FROM images WHERE {_PHOTO} "
+                                 "AND class_id IS NOT NULL AND is_excluded = 0"),
+            num_classes=one(f"SELECT COUNT(DISTINCT class_id) FROM images WHERE {_PHOTO}"),
+            num_problem_files=one(f"SELECT COUNT(*) FROM images WHERE {_PROBLEM_FILE}"),
+            num_label_conflicts=one(f"SELECT COUNT(*) FROM images WHERE {_PHOTO} "
+                                    f"AND {has_error}"),
+            num_to_check=one(f"SELECT COUNT(*) FROM images WHERE {_PHOTO} AND {has_issue} "
+                             f"AND NOT {has_error}"),
+            num_quarantined=one("SELECT COUNT(*) FROM images WHERE status = 'quarantined'"),
+        )
+
+
 @dataclass(frozen=True)
 class WorkspaceSummary:
-    """Counts the home page shows and the 'what to do next' advice is based on."""
-    num_images: int            # every image row, quarantined included
-    num_active: int            # not quarantined
-    num_labeled: int           # not quarantined and labeled
-    num_quarantined: int
-    num_classes: int           # classes with at least one active image
-    num_blocking: int          # active images with an error-severity issue
-    num_warnings: int          # active images with only warnings
+    """Counts the home page shows and the 'what to do next' advice is based on.
+
+    ``photos`` holds the photo counts (:func:`count_photos`); the ``num_*`` properties
+    below are the same figures under the names pages used before.
+    """
+    photos: PhotoCounts
+    num_images: int            # every file row, problem files and quarantined included
     num_runs: int
     num_finished_runs: int
     best_accuracy: float | None
     num_imports: int
 
+    @property
+    def num_active(self) -> int:
+        """Photos (usable, not quarantined): the same figure as ``photos.num_photos``."""
+        return self.photos.num_photos
+
+    @property
+    def num_labeled(self) -> int:
+        return self.photos.num_labeled
+
+    @property
+    def num_classes(self) -> int:
+        return self.photos.num_classes
+
+    @property
+    def num_quarantined(self) -> int:
+        return self.photos.num_quarantined
+
+    @property
+    def num_blocking(self) -> int:
+        """Problem files plus label conflicts: what must be fixed before training."""
+        return self.photos.num_blocking
+
+    @property
+    def num_warnings(self) -> int:
+        return self.photos.num_to_check
+
 
 def summarize_workspace(workspace: Workspace) -> WorkspaceSummary:
-    """Counts of images, labels, problems and runs."""
+    """Photo counts (:func:`count_photos`), runs and imports."""
+    photos = count_photos(workspace)
     with workspace.connect() as connection:
         def one(query: str) -> int:
             return int(connection.execute(query).fetchone()[0] or 0)
@@ -33,19 +132,8 @@ def summarize_workspace(workspace: Workspace) -> WorkspaceSummary:
             "SELECT MAX(test_accuracy) FROM runs WHERE status IN ('finished', 'halted')"
         ).fetchone()[0]
         return WorkspaceSummary(
+            photos=photos,
             num_images=one("SELECT COUNT(*) FROM images"),
-            num_active=one("SELECT COUNT(*) FROM images WHERE status = 'ok'"),
-            num_labeled=one("SELECT COUNT(*) FROM images WHERE status = 'ok' "
-                            "AND class_id IS NOT NULL"),
-            num_quarantined=one("SELECT COUNT(*) FROM images WHERE status = 'quarantined'"),
-            num_classes=one("SELECT COUNT(DISTINCT class_id) FROM images WHERE status = 'ok'"),
-            num_blocking=one("SELECT COUNT(DISTINCT images.id) FROM images JOIN issues ON "
-                             "issues.image_id = images.id WHERE images.status = 'ok' "
-                             "AND issues.severity = 'error'"),
-            num_warnings=one("SELECT COUNT(DISTINCT images.id) FROM images JOIN issues ON "
-                             "issues.image_id = images.id WHERE images.status = 'ok' AND "
-                             "issues.severity != 'error' AND NOT EXISTS (SELECT 1 FROM issues "
-                             "AS e WHERE e.image_id = images.id AND e.severity = 'error')"),
             num_runs=one("SELECT COUNT(*) FROM runs"),
             num_finished_runs=one("SELECT COUNT(*) FROM runs WHERE status IN "
                                   "('finished', 'halted')"),

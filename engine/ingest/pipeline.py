@@ -16,12 +16,12 @@ from functools import partial
 from hashlib import sha256 as sha256_hasher
 from pathlib import Path, PurePosixPath
 
-from engine.ingest import filewalk
-
-from engine.ingest import imaging
+from engine.ingest import filewalk, imaging
 from engine.ingest.checks import CheckConfig, Issue, inspect_bytes, kind_rank
 from engine.errors import LabelError
 from engine.ingest.issues import refresh_group_issues
+from engine.ingest.report import ImportProgress, ImportReport, Problem
+from engine.labeling.folder_split import record_given_split
 from engine.labeling.labels import ensure_class
 from engine.workspace import Workspace, _connect, utc_now
 
@@ -31,62 +31,11 @@ CHUNK_BYTES = 32 * 1024 * 1024
 
 
 @dataclass(frozen=True)
-class Problem:
-    """A file of an import that needs attention (broken, not an image, bad label, missing)."""
-    path: str
-    kind: str
-    detail: str
-
-
-@dataclass(frozen=True)
-class ImportProgress:
-    """Progress of a running import, sent after every chunk."""
-    done: int
-    total: int | None              # None when unknown (a stream of uploads)
-    imported: int
-    already_present: int
-    num_problems: int
-    current_path: str
-
-    @property
-    def fraction(self) -> float:
-        return min(1.0, self.done / self.total) if self.total else 0.0
-
-
-@dataclass(frozen=True)
-class ImportReport:
-    """What one import did.
-
-    Attributes:
-        imported: new images recorded (broken files included: they are rows to quarantine).
-        already_present: files already in the workspace from an earlier import (skipped).
-        problems: files needing attention: their most severe issue (path, kind, detail).
-        classes: readable images per class label in this import (new and already present).
-        num_readable: new images that decode (``imported`` minus broken ones).
-    """
-    import_id: int
-    source: str
-    imported: int
-    already_present: int
-    problems: tuple[Problem, ...]
-    classes: dict[str, int]
-    num_readable: int = 0
-    skipped: tuple[str, ...] = ()
-    seconds: float = 0.0
-
-    def to_dict(self) -> dict[str, object]:
-        """The JSON form printed by ``python -m engine import --json``."""
-        return {"imported": self.imported, "already_present": self.already_present,
-                "problems": [{"path": p.path, "kind": p.kind, "detail": p.detail}
-                             for p in self.problems],
-                "classes": dict(self.classes)}
-
-
-@dataclass(frozen=True)
 class ImportItem:
     """One file to import: where it came from and how to get its bytes."""
     source_path: str               # relative, '/'-separated: the file's name in the source
     label: str | None
+    split: str | None = None       # 'train' | 'val' | 'test' when the folders give it
     file_path: str | None = None   # read by the worker ...
     data: bytes | None = None      # ... or carried along (zip members, uploads)
     known_sha256: str | None = None  # sha of the row already holding this source_path
@@ -157,9 +106,10 @@ class _Recorder:
 
     def __init__(self, connection: sqlite3.Connection, import_id: int, source: str) -> None:
         self.connection, self.import_id, self.source = connection, import_id, source
-        self.imported = self.present = self.readable = self.done = 0
+        self.imported = self.present = self.readable = self.done = self.unusable = 0
         self.problems: list[Problem] = []
         self.classes: dict[str, int] = defaultdict(int)
+        self.splits: dict[str, int] = defaultdict(int)
         self.action_id: int | None = None
 
     def record(self, results: list[_Stored]) -> None:
@@ -168,8 +118,9 @@ class _Recorder:
             for result in results:
                 self.done += 1
                 if not result.row:
-                    self._count_label(result.item.label, result.is_present)
+                    self._count_label(result.item, result.is_present)
                     if result.issues:
+                        self.unusable += not result.is_present
                         self.problems.append(_problem(result.issues))
                     continue
                 self._insert(connection, result, now)
@@ -177,27 +128,31 @@ class _Recorder:
                 "UPDATE imports SET num_imported = ?, num_present = ?, num_problems = ? "
                 "WHERE id = ?", (self.imported, self.present, len(self.problems), self.import_id))
 
-    def _count_label(self, label: str | None, is_present: bool) -> None:
+    def _count_label(self, item: ImportItem, is_present: bool) -> None:
         if is_present:
             self.present += 1
-            if label:
-                self.classes[label] += 1
+            if item.label:
+                self.classes[item.label] += 1
+                if item.split:
+                    self.splits[item.split] += 1
 
     def _insert(self, connection, result: _Stored, now: str) -> None:
         row = dict(result.row)
         cursor = connection.execute(
             "INSERT OR IGNORE INTO images(sha256, original_name, source_path, source, import_id, "
             "stored_path, normalized_path, byte_size, format, width, height, mode, phash, "
-            "created_at, updated_at) VALUES (:sha256, :original_name, :source_path, :source, "
-            ":import_id, :stored_path, :normalized_path, :byte_size, :format, :width, :height, "
-            ":mode, :phash, :now, :now)",
-            {**row, "source": self.source, "import_id": self.import_id, "now": now})
+            "split, created_at, updated_at) VALUES (:sha256, :original_name, :source_path, "
+            ":source, :import_id, :stored_path, :normalized_path, :byte_size, :format, :width, "
+            ":height, :mode, :phash, :split, :now, :now)",
+            {**row, "source": self.source, "import_id": self.import_id, "now": now,
+             "split": result.item.split if result.item.label else None})
         if cursor.rowcount == 0:
-            self._count_label(result.item.label, True)
+            self._count_label(result.item, True)
             return
         image_id = int(cursor.lastrowid)
         self.imported += 1
         self.readable += row["normalized_path"] is not None
+        self.unusable += row["normalized_path"] is None
         connection.executemany(
             "INSERT INTO issues(image_id, kind, severity, detail, created_at) "
             "VALUES (?, ?, ?, ?, ?)",
@@ -220,6 +175,8 @@ class _Recorder:
                                   (class_id,)).fetchone()[0]
         if is_readable:
             self.classes[name] += 1
+            if item.split:
+                self.splits[item.split] += 1
         connection.execute("UPDATE images SET class_id = ? WHERE id = ?", (class_id, image_id))
         if self.action_id is None:
             self.action_id = int(connection.execute(
@@ -265,6 +222,8 @@ def run_import(workspace: Workspace, source: str, kind: str, items: Iterable[Imp
                 progress(ImportProgress(recorder.done, total, recorder.imported, recorder.present,
                                         len(recorder.problems), results[-1].item.source_path))
         refresh_group_issues(workspace, config)
+        if recorder.splits:
+            record_given_split(workspace, import_id, sorted(recorder.splits))
         status = "done"
     finally:
         with connection:
@@ -311,6 +270,8 @@ def _report(workspace: Workspace, recorder: _Recorder, skipped: tuple[str, ...],
         if current is None or kind_rank(kind) < kind_rank(current.kind):
             by_path[path] = Problem(path, kind, detail)
     problems = tuple(sorted(by_path.values(), key=lambda p: (kind_rank(p.kind), p.path)))
+    given = {name: recorder.splits[name] for name in ("train", "val", "test")
+             if recorder.splits.get(name)}
     return ImportReport(recorder.import_id, recorder.source, recorder.imported, recorder.present,
                         problems, dict(sorted(recorder.classes.items())), recorder.readable,
-                        skipped, seconds)
+                        skipped, seconds, recorder.unusable, given)

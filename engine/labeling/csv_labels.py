@@ -1,4 +1,5 @@
-"""Bulk labels from a ``path,label`` CSV (``python -m engine label --csv``).
+"""``path,label`` CSV files: the one parser (:func:`parse_label_csv`, used by the Data import
+and the Label page) and bulk labels from such a file (``python -m engine label --csv``).
 
 ``path`` is matched against ``images.source_path`` (the path as imported, relative to the import
 root, '/' separated); an absolute path also matches ``source/source_path``, and a bare file name
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from engine.errors import LabelError
+from engine.ingest.filewalk import split_of_folder
 from engine.labeling.labels import CSV, current_labels, record_relabel, validate_class_name
 from engine.workspace import Workspace
 
@@ -37,41 +39,86 @@ class LabelCsvResult:
     created_classes: tuple[str, ...]
 
 
-_PATH_COLUMNS = ("path", "source_path", "filename", "file")
-_LABEL_COLUMNS = ("label", "class", "class_name")
+_PATH_COLUMNS = ("path", "source_path", "filename", "file_name", "file", "filepath",
+                 "image", "image_path")
+_LABEL_COLUMNS = ("label", "class", "class_name", "category")
+_SPLIT_COLUMNS = ("split", "subset")
 
 
-def read_label_csv(csv_path: str | Path) -> list[tuple[int, str, str | None]]:
-    """Rows of the CSV as (line number, path, label or None).
+@dataclass(frozen=True)
+class CsvRow:
+    """One data row of a ``path,label`` CSV.
+
+    Attributes:
+        line: line number in the file (1 = first line), for messages.
+        path: the photo's path as written (relative or absolute).
+        label: the class, None for an empty cell (unlabeled); not yet validated.
+        split: 'train', 'val' or 'test' from an optional split column (as the dataset export
+            writes), else None.
+    """
+    line: int
+    path: str
+    label: str | None
+    split: str | None = None
+
+
+def parse_label_csv(text: str, name: str = "the CSV") -> list[CsvRow]:
+    """The one reader of ``path,label`` CSVs (the Data import and the Label page share it).
+
+    The header line is optional. A first line is a header when one of its cells is a known
+    column name (path/file/filename/image..., label/class/category, split), in any order and
+    letter case; without one, column 1 is the path and column 2 the label. An optional split
+    column ('train', 'val'/'valid'/'validation', 'test') is read too. Blank lines are skipped.
 
     Raises:
-        LabelError: the file is missing/unreadable, lacks a path or label column, or holds an
-            invalid class name.
+        LabelError: a header without a path or a label column, or a split cell that is not a
+            split name; the message names the line.
+    """
+    records = [(number, row) for number, row in enumerate(csv.reader(text.splitlines()), 1)
+               if row and any(cell.strip() for cell in row)]
+    path_at, label_at, split_at = 0, 1, None
+    if records and _is_header(records[0][1]):
+        header = [cell.strip().lower() for cell in records[0][1]]
+        path_at = next((header.index(c) for c in _PATH_COLUMNS if c in header), None)
+        label_at = next((header.index(c) for c in _LABEL_COLUMNS if c in header), None)
+        split_at = next((header.index(c) for c in _SPLIT_COLUMNS if c in header), None)
+        if path_at is None or label_at is None:
+            raise LabelError(f"The CSV {name} needs a header row with the columns 'path' and "
+                             f"'label' (or no header at all); it has {records[0][1]}.")
+        records = records[1:]
+    rows = []
+    for number, row in records:
+        def cell(at: int | None) -> str:
+            return row[at].strip() if at is not None and at < len(row) else ""
+        if not cell(path_at):
+            continue
+        split_text = cell(split_at)
+        split = split_of_folder(split_text) if split_text else None
+        if split_text and split is None:
+            raise LabelError(f"Line {number} of {name}: the split '{split_text}' is not one of "
+                             "train, val or test. Fix the cell or leave it empty.")
+        rows.append(CsvRow(number, cell(path_at), cell(label_at) or None, split))
+    return rows
+
+
+def _is_header(cells: list[str]) -> bool:
+    names = {cell.strip().lower() for cell in cells}
+    return bool(names & {*_PATH_COLUMNS, *_LABEL_COLUMNS, *_SPLIT_COLUMNS})
+
+
+def read_label_csv(csv_path: str | Path) -> list[CsvRow]:
+    """The rows of a ``path,label`` CSV file (see :func:`parse_label_csv`).
+
+    Raises:
+        LabelError: the file is missing or unreadable, or :func:`parse_label_csv` refuses it.
     """
     path = Path(csv_path).expanduser()
     try:
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as err:
-        raise LabelError(f"Cannot read the label CSV {path}: {err}. Give a UTF-8 text file "
-                         "with the columns path,label.") from err
-    reader = csv.DictReader(text.splitlines())
-    header = {name.strip().lower(): name for name in (reader.fieldnames or [])}
-    path_key = next((header[c] for c in _PATH_COLUMNS if c in header), None)
-    label_key = next((header[c] for c in _LABEL_COLUMNS if c in header), None)
-    if path_key is None or label_key is None:
-        raise LabelError(f"The CSV {path} needs a header row with the columns 'path' and "
-                         f"'label'; it has {list(reader.fieldnames or [])}.")
-    rows: list[tuple[int, str, str | None]] = []
-    for line, record in enumerate(reader, start=2):
-        image_path = (record.get(path_key) or "").strip()
-        if not image_path:
-            continue
-        label = (record.get(label_key) or "").strip()
-        try:
-            rows.append((line, image_path, validate_class_name(label) if label else None))
-        except LabelError as err:
-            raise LabelError(f"Line {line} of {path.name}: {err.user_message}") from err
-    return rows
+        raise LabelError(f"Cannot read the CSV {path} ({err}). Give a UTF-8 text file with "
+                         "one line per photo: path,label (for example cats/1.jpg,cat).") from err
+    return parse_label_csv(text, path.name)
 
 
 def _image_index(workspace: Workspace) -> tuple[dict[str, list[int]], dict[str, list[int]]]:
@@ -95,10 +142,16 @@ def apply_label_csv(workspace: Workspace, csv_path: str | Path, *,
             matches an imported image.
     """
     rows = read_label_csv(csv_path)
+    name = Path(csv_path).name
     by_path, by_name = _image_index(workspace)
     wanted: dict[int, str | None] = {}
     unmatched: list[str] = []
-    for _, image_path, label in rows:
+    for row in rows:
+        image_path = row.path
+        try:
+            label = validate_class_name(row.label) if row.label else None
+        except LabelError as err:
+            raise LabelError(f"Line {row.line} of {name}: {err.user_message}") from err
         key = image_path.replace("\\", "/").removeprefix("./")
         ids = by_path.get(key) or by_path.get(image_path)
         if not ids and "/" not in key and len(by_name.get(key, [])) == 1:
@@ -110,7 +163,7 @@ def apply_label_csv(workspace: Workspace, csv_path: str | Path, *,
             wanted[image_id] = label
     if rows and not wanted:
         raise LabelError(f"None of the {len(rows)} paths in {Path(csv_path).name} matches an "
-                         f"imported image (first: '{rows[0][1]}'). Paths must be as imported, "
+                         f"imported image (first: '{rows[0].path}'). Paths must be as imported, "
                          "relative to the imported folder, e.g. 'Cat/cat.1.jpg'.")
     with workspace.connect() as connection:
         before = {r[0] for r in connection.execute("SELECT name FROM classes")}

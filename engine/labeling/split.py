@@ -17,7 +17,6 @@ The split is stored per image in ``images.split``; the ratios, seed and test loc
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from dataclasses import asdict, dataclass
@@ -25,7 +24,8 @@ from dataclasses import asdict, dataclass
 import pandas as pd
 
 from engine.errors import ConfigError, DatasetError
-from engine.labeling.split_groups import duplicate_groups
+from engine.labeling.folder_split import forget_given_split, given_image_ids, given_split
+from engine.labeling.split_groups import all_images as _all_images, draw_key, duplicate_groups
 from engine.workspace import Workspace, utc_now
 
 SPLITS = ("train", "val", "test")
@@ -112,20 +112,6 @@ def min_images_per_class(config: SplitConfig) -> int:
     return max(len(shares), math.ceil(1 / min(shares) - 1e-9))
 
 
-def _all_images(workspace: Workspace) -> pd.DataFrame:
-    query = """
-    SELECT images.id AS image_id, images.sha256, images.phash, images.split,
-           classes.name AS label,
-           (images.class_id IS NOT NULL AND images.status = 'ok' AND images.is_excluded = 0
-            AND images.normalized_path IS NOT NULL) AS is_trainable
-    FROM images LEFT JOIN classes ON classes.id = images.class_id ORDER BY images.id
-    """
-    with workspace.connect() as connection:
-        frame = pd.read_sql_query(query, connection)
-    frame["is_trainable"] = frame["is_trainable"].astype(bool)
-    return frame
-
-
 def check_split(workspace: Workspace, config: SplitConfig | None = None) -> None:
     """Refuse a dataset that cannot be split as asked (call before training).
 
@@ -140,6 +126,9 @@ def check_split(workspace: Workspace, config: SplitConfig | None = None) -> None
         have = "none has" if len(counts) == 0 else f"only '{counts.index[0]}' has"
         raise DatasetError(f"Training needs labeled images of at least two classes; {have} "
                            "usable images. Label images of another class on the Label page.")
+    if given_split(workspace, images) is not None:
+        _check_given(images)
+        return
     needed = min_images_per_class(config)
     small = counts[counts < needed].sort_values()
     if len(small):
@@ -151,6 +140,19 @@ def check_split(workspace: Workspace, config: SplitConfig | None = None) -> None
             f"train/val/test split needs at least {needed} per class so that every split gets "
             f"one. Add {needed - have} more image{'s' if needed - have != 1 else ''} of "
             f"'{name}', merge or delete the class, or change the ratios{others}.")
+
+
+def _check_given(images: pd.DataFrame) -> None:
+    """With the folders' split kept, each class needs a photo in train (ratios do not apply)."""
+    trainable = images[images["is_trainable"]]
+    in_train = set(trainable.loc[trainable["split"] == "train", "label"])
+    missing = sorted(set(trainable["label"]) - in_train, key=str.casefold)
+    if missing:
+        raise DatasetError(
+            f"Class '{missing[0]}' has no photo in the train split the folders gave"
+            + (f" ({len(missing) - 1} more classes neither)" if len(missing) > 1 else "")
+            + ". Add its photos to the train folder and import again, or re-split everything "
+              "on the Label page.")
 
 
 def _allocate(num_new: int, existing: dict[str, int], ratios: dict[str, float],
@@ -172,10 +174,6 @@ def _allocate(num_new: int, existing: dict[str, int], ratios: dict[str, float],
     return counts
 
 
-def _draw_key(seed: int, sha256: str) -> str:
-    return hashlib.sha256(f"{seed}:{sha256}".encode()).hexdigest()
-
-
 def assign_splits(workspace: Workspace, config: SplitConfig | None = None, *,
                   resplit: bool = False) -> pd.DataFrame:
     """Give a split to every trainable image that has none (or to all, with `resplit`).
@@ -183,10 +181,15 @@ def assign_splits(workspace: Workspace, config: SplitConfig | None = None, *,
     Args:
         config: ratios and seed; None uses the saved ones (defaults 0.8/0.1/0.1, seed 0).
             A given config is saved as the workspace's split settings.
-        resplit: draw the split again for all images (a locked test split is kept).
+        resplit: draw the split again for all images (a locked test split is kept); this
+            forgets a split given by the import's folders (engine.labeling.folder_split).
     Returns:
         The class x split counts after the split, as :func:`split_summary`; ``attrs`` holds
         num_assigned (images given a split) and num_moved (images moved to join a duplicate).
+
+    Without `resplit`, a photo whose split its folders gave is never moved (a duplicate joins
+    it instead), and new photos are drawn only into the splits the folders gave or that were
+    carved out of train.
     """
     if config is None:
         config = load_split_config(workspace)
@@ -195,22 +198,27 @@ def assign_splits(workspace: Workspace, config: SplitConfig | None = None, *,
     locked = is_test_locked(workspace)
     images = _all_images(workspace)
     split_of = _splits_of(images)
+    given = None if resplit else given_split(workspace, images)
+    kept = given_image_ids(workspace, images) if given else set()
     if resplit:
+        forget_given_split(workspace)
         split_of = {i: (s if locked and s == "test" else None) for i, s in split_of.items()}
     trainable = set(images.loc[images["is_trainable"], "image_id"].astype(int))
     labels = dict(zip(images["image_id"].astype(int), images["label"]))
     shas = dict(zip(images["image_id"].astype(int), images["sha256"]))
     groups = duplicate_groups(workspace, images)
-    allowed = tuple(s for s in SPLITS if not (locked and s == "test"))
+    in_use = (*given.splits, *given.carved) if given else SPLITS
+    allowed = tuple(s for s in SPLITS if s in in_use and not (locked and s == "test")) or ("train",)
     pending: dict[str, list[list[int]]] = {}
     moved = 0
     for members in groups:
-        taken = [split_of[i] for i in members if split_of[i] is not None]
+        taken = [split_of[i] for i in members if i in kept] or [
+            split_of[i] for i in members if split_of[i] is not None]
         if taken:  # the group already lives somewhere: every member joins it there
             home = "test" if "test" in taken and locked else max(
                 set(taken), key=lambda s: (taken.count(s), -SPLITS.index(s)))
             for i in members:
-                if i in trainable and split_of[i] != home:
+                if i in trainable and i not in kept and split_of[i] != home:
                     moved += split_of[i] is not None
                     split_of[i] = home
             continue
@@ -225,7 +233,7 @@ def assign_splits(workspace: Workspace, config: SplitConfig | None = None, *,
         existing = {s: sum(1 for i in in_class if split_of[i] == s) for s in SPLITS}
         need = _allocate(sum(len(g) for g in label_groups), existing, config.ratios, allowed)
         # Bigger groups first (they are hard to place), then a seeded, order-free draw.
-        label_groups.sort(key=lambda g: (-len(g), _draw_key(config.seed, min(shas[i] for i in g))))
+        label_groups.sort(key=lambda g: (-len(g), draw_key(config.seed, min(shas[i] for i in g))))
         for group in label_groups:
             target = max(allowed, key=lambda s: (need[s], -SPLITS.index(s)))
             need[target] -= len(group)

@@ -13,6 +13,8 @@ two 64-bit hashes within d bits agree exactly on at least one of d + 1 bands.
 """
 from __future__ import annotations
 
+import hashlib
+
 import pandas as pd
 
 from engine.workspace import Workspace
@@ -65,6 +67,31 @@ def near_duplicate_pairs(hashes: dict[int, int],
                 candidates.update((a, b) for i, a in enumerate(members) for b in members[i + 1:])
     return [(a, b) for a, b in candidates
             if (hashes[a] ^ hashes[b]).bit_count() <= max_bits]
+
+
+def draw_key(seed: int, sha256: str) -> str:
+    """The seeded, order-free draw order of an image: a hash of (seed, content hash)."""
+    return hashlib.sha256(f"{seed}:{sha256}".encode()).hexdigest()
+
+
+def all_images(workspace: Workspace) -> pd.DataFrame:
+    """Every image with what the split needs.
+
+    Returns:
+        DataFrame with columns image_id, import_id, sha256, phash, split, label,
+        is_trainable (labeled, not quarantined, not excluded, decodable), ordered by id.
+    """
+    query = """
+    SELECT images.id AS image_id, images.import_id, images.sha256, images.phash, images.split,
+           classes.name AS label,
+           (images.class_id IS NOT NULL AND images.status = 'ok' AND images.is_excluded = 0
+            AND images.normalized_path IS NOT NULL) AS is_trainable
+    FROM images LEFT JOIN classes ON classes.id = images.class_id ORDER BY images.id
+    """
+    with workspace.connect() as connection:
+        frame = pd.read_sql_query(query, connection)
+    frame["is_trainable"] = frame["is_trainable"].astype(bool)
+    return frame
 
 
 def duplicate_groups(workspace: Workspace, images: pd.DataFrame) -> list[list[int]]:
