@@ -1,0 +1,27 @@
+"""Names a person can tell apart: "Run 3 · MobileNetV2-0.5 · 26 Nov 19:05".
+
+Two runs of the same model otherwise read the same; the number counts the project's runs in
+the order they were started, the time is local.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from engine.runs import RunRecord
+
+
+def started_text(run: RunRecord) -> str:
+    """The run's start (or creation) time as local '26 Nov 19:05'."""
+    stamp = run.started_at or run.created_at
+    try:
+        return datetime.fromisoformat(stamp).astimezone().strftime("%d %b %H:%M")
+    except (TypeError, ValueError):
+        return str(stamp or "")[:16]
+
+
+def run_names(runs: Iterable[RunRecord]) -> dict[str, str]:
+    """{run id: 'Run N · variant · time'}, N counting from the oldest run."""
+    ordered = sorted(runs, key=lambda run: (run.created_at, run.id))
+    return {run.id: f"Run {number} · {run.variant} · {started_text(run)}"
+            for number, run in enumerate(ordered, start=1)}
