@@ -22,6 +22,7 @@ from pathlib import Path
 
 from engine import jobs
 from engine.errors import ProjectError, WorkspaceError
+from engine.ingest.overview import count_photos
 from engine.workspace import DATABASE_NAME, Workspace, open_workspace
 
 __all__ = ["DEFAULT_PROJECTS_ROOT", "PROJECTS_ROOT_ENV", "SAMPLE_PROJECT_NAME", "ProjectSummary",
@@ -40,11 +41,6 @@ FORBIDDEN_CHARACTERS = set('/\\:*?"<>|')
 RESERVED_NAMES = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(1, 10)),
                   *(f"lpt{i}" for i in range(1, 10))}
 
-# Photos = usable images: not quarantined and without a problem that blocks training.
-_PHOTOS_QUERY = ("SELECT COUNT(*) FROM images WHERE status = 'ok' AND NOT EXISTS (SELECT 1 "
-                 "FROM issues WHERE issues.image_id = images.id AND issues.severity = 'error')")
-_CLASSES_QUERY = "SELECT COUNT(DISTINCT class_id) FROM images WHERE status = 'ok'"
-_RUNS_QUERY = "SELECT COUNT(*) FROM runs"
 
 
 @dataclass(frozen=True)
@@ -54,8 +50,8 @@ class ProjectSummary:
     Attributes:
         name: the project's name (= its folder name).
         path: absolute folder path.
-        photos: usable images (not quarantined, no problem that blocks training).
-        classes: classes with at least one image that is not quarantined.
+        photos: usable photos, by the app's one definition (engine.ingest.overview).
+        classes: classes with at least one labeled photo.
         runs: training runs of any status.
     """
     name: str
@@ -101,7 +97,7 @@ def validate_project_name(name: str) -> str:
 def list_projects(root: str | Path) -> list[ProjectSummary]:
     """Every project under ``root``, sorted by name (case-insensitive); an absent root has none.
 
-    The counts are read from each project's database read-only, without migrating it.
+    The counts are read from each project's database without migrating it.
     """
     root = Path(root)
     if not root.is_dir():
@@ -112,18 +108,14 @@ def list_projects(root: str | Path) -> list[ProjectSummary]:
 
 
 def _summarize(folder: Path) -> ProjectSummary:
-    counts = [0, 0, 0]
+    workspace = Workspace(folder.resolve())
     try:
-        connection = sqlite3.connect(f"{(folder / DATABASE_NAME).as_uri()}?mode=ro", uri=True,
-                                     timeout=5.0)
-        try:
-            counts = [int(connection.execute(query).fetchone()[0] or 0)
-                      for query in (_PHOTOS_QUERY, _CLASSES_QUERY, _RUNS_QUERY)]
-        finally:
-            connection.close()
-    except sqlite3.Error:  # a fresh or damaged database: listed with zero counts, opened later
-        pass
-    return ProjectSummary(folder.name, folder.resolve(), *counts)
+        photos = count_photos(workspace)
+        with workspace.connect() as connection:
+            runs = int(connection.execute("SELECT COUNT(*) FROM runs").fetchone()[0])
+    except sqlite3.Error:  # a damaged or foreign database: listed with zero counts
+        return ProjectSummary(folder.name, workspace.root, 0, 0, 0)
+    return ProjectSummary(folder.name, workspace.root, photos.num_photos, photos.num_classes, runs)
 
 
 def find_project(root: str | Path, name: str) -> Path:

@@ -56,13 +56,15 @@ if sample is not None:
 summary = summarize_workspace(workspace)
 st.header(project.name)
 st.caption(f"Stored in the folder `{workspace.root}`")
+counts = summary.photos
 columns = st.columns(5)
-columns[0].metric("Photos", f"{summary.num_active - summary.num_blocking:,}",
+columns[0].metric("Photos", f"{counts.num_photos:,}",
                   help="Photos training can use; problem files are counted apart.")
-columns[1].metric("Labeled", f"{summary.num_labeled:,}")
-columns[2].metric("Classes", summary.num_classes)
-columns[3].metric("Problems", f"{summary.num_blocking + summary.num_warnings:,}",
-                  help=f"{summary.num_blocking} block training; {summary.num_warnings} warnings")
+columns[1].metric("Labeled", f"{counts.num_labeled:,}")
+columns[2].metric("Classes", counts.num_classes)
+columns[3].metric("Problem files", f"{counts.num_blocking:,}",
+                  help=f"Files to fix before training. {counts.num_to_check} more photos are "
+                       "worth a look (duplicates, very small).")
 columns[4].metric("Trained models", summary.num_finished_runs,
                   delta=None if summary.best_accuracy is None else
                   f"best test accuracy {summary.best_accuracy:.1%}", delta_color="off")
@@ -71,19 +73,19 @@ columns[4].metric("Trained models", summary.num_finished_runs,
 def next_steps() -> list[tuple[str, str, str]]:
     """(page, label, why) in the order a user should do them."""
     steps = []
-    if summary.num_active == 0:
+    if counts.num_photos == 0 and counts.num_problem_files == 0:
         steps.append((PAGES[0][0], "Import your photos", "upload files or a zip, or give a "
                       "folder with one subfolder per class"))
     if summary.num_blocking:
         steps.append((PAGES[0][0], f"Fix {summary.num_blocking} problem files",
                       "broken or mislabeled files block training until quarantined"))
-    unlabeled = summary.num_active - summary.num_labeled
+    unlabeled = counts.num_unlabeled
     if unlabeled:
         steps.append((PAGES[1][0], f"Label {unlabeled:,} photos", "photos without a class are "
                       "not used for training; delete the ones you do not want on the Label page"))
-    if summary.num_active and summary.num_classes < 2:
+    if counts.num_photos and counts.num_classes < 2:
         steps.append((PAGES[1][0], "Add a second class", "a classifier needs two classes"))
-    if summary.num_labeled and summary.num_classes >= 2 and summary.num_runs == 0:
+    if counts.num_labeled and counts.num_classes >= 2 and summary.num_runs == 0:
         steps.append((PAGES[2][0], "Train a first model", "a small variant trains in minutes"))
     if summary.num_finished_runs:
         steps.append((PAGES[3][0], "Inspect the mistakes", "fix labels, then retrain"))

@@ -16,7 +16,9 @@ from tests.engine.labeling_data import insert_images
 
 
 def _plant_problem(workspace, image_id: int) -> None:
+    """Make the image a problem file: it does not decode (no normalised copy)."""
     with workspace.connect() as connection:
+        connection.execute("UPDATE images SET normalized_path = NULL WHERE id = ?", (image_id,))
         connection.execute("INSERT INTO issues(image_id, kind, severity, detail, created_at) "
                            "VALUES (?, 'truncated', 'error', 'cut off', ?)", (image_id, utc_now()))
 
@@ -25,13 +27,13 @@ def test_list_counts_usable_photos_classes_and_runs(tmp_path: Path) -> None:
     ants = create_project(tmp_path, "Ants and bees")
     create_project(tmp_path, "birds")
     ids = insert_images(ants, ["ant", "ant", "bee", None])
-    _plant_problem(ants, ids[0])               # a broken file is not a photo
+    _plant_problem(ants, ids[0])               # a broken file is not a photo...
     create_run(ants, "B0", {"weights": "none"})
     (tmp_path / "not a project").mkdir()       # a folder without a database is ignored
     projects = list_projects(tmp_path)
     assert [p.name for p in projects] == ["Ants and bees", "birds"]
     first = projects[0]
-    assert (first.photos, first.classes, first.runs) == (3, 2, 1)
+    assert (first.photos, first.classes, first.runs) == (3, 2, 1)   # ...and ants still count
     assert first.path == ants.root
     assert (projects[1].photos, projects[1].classes, projects[1].runs) == (0, 0, 0)
     assert list_projects(tmp_path / "absent") == []
