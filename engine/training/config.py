@@ -39,10 +39,24 @@ class Pooling(Choice):
 
 class Distribution(Choice):
     """How many devices one run trains on (see ``engine.training.devices.make_strategy``)."""
-    AUTO = "auto"                  # MirroredStrategy when more than one GPU is visible, else none
+    AUTO = "auto"                  # every device when there are several (per backend), else none
     NONE = "none"                  # one device: the GPU, or the CPU
-    MIRRORED = "mirrored"          # MirroredStrategy over the visible GPUs (the CPU when none)
-    MULTI_WORKER = "multi_worker"  # MultiWorkerMirroredStrategy configured from TF_CONFIG
+    MIRRORED = "mirrored"          # TensorFlow: MirroredStrategy over the GPUs (the CPU when none)
+    DATA_PARALLEL = "data_parallel"  # JAX: keras.distribution.DataParallel, all devices and hosts
+    MULTI_WORKER = "multi_worker"  # refused (old runs only): several machines use data_parallel
+
+
+class Backend(Choice):
+    """The Keras backend that trains (see ``engine.training.backends``)."""
+    AUTO = "auto"                  # KERAS_BACKEND when it is set, else tensorflow
+    TENSORFLOW = "tensorflow"
+    JAX = "jax"
+    TORCH = "torch"
+
+    @classmethod
+    def concrete(cls) -> tuple[Backend, ...]:
+        """The real backends (every member but ``auto``)."""
+        return tuple(member for member in cls if member is not cls.AUTO)
 
 
 WEIGHTS_IMAGENET = "imagenet"
@@ -83,9 +97,12 @@ class TrainConfig:
         seed: random seed of shuffling, augmentation and weight initialisation.
         mixed_precision: ``None`` = automatic (on when a GPU is present), or forced on/off.
         label_smoothing: 0..0.5.
-        distribution: ``auto`` (several GPUs -> MirroredStrategy), ``none``, ``mirrored`` or
-            ``multi_worker`` (several machines, from ``TF_CONFIG``). ``batch_size`` is per
-            replica: the global batch is ``batch_size`` x the number of replicas.
+        distribution: ``auto`` (several devices -> ``mirrored`` on TensorFlow,
+            ``data_parallel`` on JAX), ``none``, ``mirrored`` or ``data_parallel`` (JAX: every
+            device of every host). ``batch_size`` is per replica (device): the global batch is
+            ``batch_size`` x the number of replicas.
+        backend: ``auto`` (``KERAS_BACKEND``, else tensorflow), ``tensorflow``, ``jax`` or
+            ``torch``; it must be chosen before Keras loads (``engine.training.backends``).
     """
 
     variant: str = "B0"
@@ -114,6 +131,7 @@ class TrainConfig:
     mixed_precision: bool | None = None
     label_smoothing: float = 0.0
     distribution: Distribution = Distribution.AUTO
+    backend: Backend = Backend.AUTO
 
     def __post_init__(self) -> None:
         set_field = object.__setattr__
@@ -122,6 +140,7 @@ class TrainConfig:
         set_field(self, "optimizer", Optimizer.from_str(self.optimizer, "optimizer"))
         set_field(self, "class_weights", ClassWeights.from_str(self.class_weights, "class_weights"))
         set_field(self, "distribution", Distribution.from_str(self.distribution, "distribution"))
+        set_field(self, "backend", Backend.from_str(self.backend, "backend"))
         self._validate_variant_and_weights()
         if self.image_size_px is not None:
             _check_int("image_size_px", self.image_size_px, MIN_IMAGE_SIZE_PX, MAX_IMAGE_SIZE_PX)
