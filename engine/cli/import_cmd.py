@@ -7,7 +7,8 @@ import json
 import sys
 from pathlib import Path
 
-from engine.ingest.importing import ImportProgress, import_csv, import_folder, import_zip
+from engine.ingest.importing import (ImportProgress, ImportReport, import_csv, import_folder,
+                                     import_zip)
 from engine.workspace import open_workspace
 
 
@@ -15,8 +16,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "import", help="import photos (class folders, a .zip or a path,label CSV)",
         description="Copy photos into the workspace (originals are never changed), check "
-                    "each one and record its label (the name of its subfolder). Re-running "
-                    "skips files already imported.")
+                    "each one and record its label (the name of its subfolder). A train/, "
+                    "val/ (valid/, validation/) or test/ folder above the class folders is "
+                    "kept as the photos' split. Re-running skips files already imported. "
+                    "--json prints: imported (new files recorded, problem files included), "
+                    "usable (new photos among them, the ones training can use), "
+                    "problem_files (files of this import that are not usable photos: broken, "
+                    "not images, refused, missing), already_present, problems, classes, "
+                    "given_split (photos per split the folders gave).")
     parser.add_argument("path", help="a folder of class subfolders, a .zip archive, or a .csv "
                                      "of path,label")
     parser.add_argument("--workspace", default=None,
@@ -44,16 +51,17 @@ def run(arguments: argparse.Namespace) -> int:
                                progress=progress, workers=arguments.workers)
     if show_progress:
         sys.stderr.write("\n")
+    is_empty = report.num_readable == 0 and report.already_present == 0
     if arguments.json:
         json.dump(report.to_dict(), sys.stdout, indent=1)
         sys.stdout.write("\n")
     else:
         _print_report(report, workspace.root)
-    if report.num_readable == 0 and report.already_present == 0:
-        seen = report.imported + len([p for p in report.problems if p.kind in
-                                      ("missing", "unreadable")])
-        print(f"error: nothing could be imported from {path}: {seen} files, none of them a "
-              "readable image (see the problems listed).", file=sys.stderr)
+    if is_empty:
+        print(f"error: no usable photo in {path}: {report.num_problem_files} problem file"
+              f"{'s' if report.num_problem_files != 1 else ''}, none of them a readable image "
+              "(they are recorded so you can see them; see the problems listed).",
+              file=sys.stderr)
         return 1
     return 0
 
@@ -65,9 +73,8 @@ def _print_progress(progress: ImportProgress) -> None:
     sys.stderr.flush()
 
 
-def _print_report(report, root: Path) -> None:
-    print(f"Imported {report.imported} new files into {root} ({report.num_readable} readable), "
-          f"{report.already_present} already there, {report.seconds:.1f} s.")
+def _print_report(report: ImportReport, root: Path) -> None:
+    print(f"Imported into {root} in {report.seconds:.1f} s: {report.summary_text()}")
     for name, count in report.classes.items():
         print(f"  class {name}: {count}")
     for problem in report.problems:

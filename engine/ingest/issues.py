@@ -82,15 +82,16 @@ def find_issues(workspace: Workspace, config: CheckConfig | None = None) -> pd.D
 
 
 def class_counts(workspace: Workspace) -> pd.DataFrame:
-    """Images per class among images that are not quarantined.
+    """Photos per class (usable and not quarantined, as engine.ingest.overview counts them).
 
     Returns:
         DataFrame with columns label (None = unlabeled), images, sorted by label.
     """
     query = ("SELECT classes.name AS label, COUNT(images.id) AS images FROM classes "
              "LEFT JOIN images ON images.class_id = classes.id AND images.status = 'ok' "
-             "GROUP BY classes.id UNION ALL "
-             "SELECT NULL, COUNT(*) FROM images WHERE class_id IS NULL AND status = 'ok'")
+             "AND images.normalized_path IS NOT NULL GROUP BY classes.id UNION ALL "
+             "SELECT NULL, COUNT(*) FROM images WHERE class_id IS NULL AND status = 'ok' "
+             "AND normalized_path IS NOT NULL")
     with workspace.connect() as connection:
         frame = pd.read_sql_query(query, connection)
     labeled = frame[frame["label"].notna()].sort_values("label")

@@ -141,4 +141,5 @@ def image_details(workspace: Workspace, image_id: int) -> dict[str, object] | No
 def count_unlabeled(workspace: Workspace) -> int:
     with workspace.connect() as connection:
         return int(connection.execute(
-            "SELECT COUNT(*) FROM images WHERE class_id IS NULL AND status = 'ok'").fetchone()[0])
+            "SELECT COUNT(*) FROM images WHERE class_id IS NULL AND status = 'ok' "
+            "AND normalized_path IS NOT NULL").fetchone()[0])  # photos, as count_photos

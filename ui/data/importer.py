@@ -17,6 +17,9 @@ from engine.workspace import Workspace
 LAST_IMPORT = "data_last_import"          # session key: list of ImportReport of the last click
 SOURCES = ("Upload photos or .zip archives", "A folder on this computer",
            "A CSV of path,label")
+HISTORY_COLUMNS = {"source": "From", "kind": "Kind", "status": "Status",
+                   "num_imported": "New files", "num_present": "Already there",
+                   "num_problems": "To look at", "started_at": "Started (UTC)"}
 FROM_SUBFOLDERS, ONE_CLASS, UNLABELED = ("Class from the archive's subfolders",
                                          "One class for all", "Unlabeled")
 
@@ -31,7 +34,7 @@ def run_with_progress(label: str, start: Callable[[Callable[[ImportProgress], No
         bar.progress(progress.fraction,
                      text=f"{label}: {progress.done:,} of {total:,} files · {progress.imported:,} "
                           f"new · {progress.already_present:,} already there · "
-                          f"{progress.num_problems:,} problems" if progress.total else
+                          f"{progress.num_problems:,} to look at" if progress.total else
                           f"{label}: {progress.done:,} files")
 
     try:
@@ -49,20 +52,22 @@ def run_with_progress(label: str, start: Callable[[Callable[[ImportProgress], No
 
 def show_report(report: ImportReport) -> None:
     """A one-line outcome plus the files that need attention."""
-    classes = (", ".join(f"{name} {count}" for name, count in report.classes.items())
+    classes = (", ".join(f"{name} {count:,}" for name, count in report.classes.items())
                or "none (unlabeled)")
-    text = (f"**{report.source}**: {report.imported:,} new files ({report.num_readable:,} "
-            f"readable images), {report.already_present:,} already in the workspace. "
-            f"Classes: {classes}.")
+    text = f"**{report.source}**: {report.summary_text()} Classes: {classes}."
     if report.num_readable == 0 and report.already_present == 0:
         st.error(text + " Nothing usable was imported: see the problems below.")
     elif report.problems:
-        st.warning(text + f" Files needing attention: {len(report.problems):,} (listed below; "
-                   "act on them in the Issues tab).")
+        st.warning(text + " Act on the files listed below in the Issues tab.")
     else:
         st.success(text)
+    if report.given_split:
+        st.caption("The photos keep the train / validation / test split their folders gave; "
+                   "the Split section of the Label page shows it.")
     if report.problems:
-        st.dataframe(pd.DataFrame([vars(problem) for problem in report.problems]),
+        table = pd.DataFrame([vars(problem) for problem in report.problems])
+        st.dataframe(table.rename(columns={"path": "File", "kind": "Problem",
+                                           "detail": "What is wrong"}),
                      hide_index=True, width="stretch",
                      height=min(400, 38 + 35 * len(report.problems)))
 
@@ -83,12 +88,16 @@ def render_import(workspace: Workspace) -> None:
     history = list_imports(workspace)
     if not history.empty:
         with st.expander(f"Import history ({len(history)})"):
-            st.dataframe(history, hide_index=True, width="stretch")
+            st.dataframe(history.rename(columns=HISTORY_COLUMNS)[list(HISTORY_COLUMNS.values())],
+                         hide_index=True, width="stretch")
 
 
 def _class_choice(key: str, allow_subfolders: bool) -> tuple[str | None, bool]:
     """(label for every file or None, use subfolders)."""
-    options = ((FROM_SUBFOLDERS, ONE_CLASS, UNLABELED) if allow_subfolders
+    options = ((HISTORY_COLUMNS = {"source": "From", "kind": "Kind", "status": "Status",
+                   "num_imported": "New files", "num_present": "Already there",
+                   "num_problems": "To look at", "started_at": "Started (UTC)"}
+FROM_SUBFOLDERS, ONE_CLASS, UNLABELED) if allow_subfolders
                else (ONE_CLASS, UNLABELED))
     mode = st.radio("Class of these photos", options, horizontal=True, key=f"{key}_mode")
     if mode == ONE_CLASS:

@@ -27,17 +27,25 @@ def render_overview(workspace: Workspace) -> None:
         st.info("No images yet. Open the **Import** tab to add photos: upload files or a zip, "
                 "or give a folder with one subfolder per class.")
         return
+    photos = summary.photos
     columns = st.columns(5)
-    columns[0].metric("Images", f"{summary.num_active:,}")
-    columns[1].metric("Classes", summary.num_classes)
-    columns[2].metric("Labeled", f"{summary.num_labeled:,}")
-    columns[3].metric("Need attention", f"{summary.num_blocking + summary.num_warnings:,}",
-                      help=f"{summary.num_blocking} block training (errors), "
-                           f"{summary.num_warnings} are warnings. See the Issues tab.")
-    columns[4].metric("Quarantined", f"{summary.num_quarantined:,}")
-    if summary.num_blocking:
-        st.error(f"{summary.num_blocking} images have problems that block training (broken, "
-                 "not images, or labeled two ways). Quarantine them in the Issues tab.")
+    columns[0].metric("Photos", f"{photos.num_photos:,}",
+                      help="Usable photos: files that open as images and are not quarantined. "
+                           "Problem files are counted apart.")
+    columns[1].metric("Classes", photos.num_classes)
+    columns[2].metric("Labeled", f"{photos.num_labeled:,}",
+                      help=f"{photos.num_unlabeled:,} photos have no class yet.")
+    columns[3].metric("Problem files", f"{photos.num_blocking:,}",
+                      help="Files to fix before training: files that are not usable photos "
+                           "(broken, empty, not an image) and photos labeled two ways. "
+                           f"Besides them, {photos.num_to_check:,} photos are worth a look "
+                           "(duplicates, very small). See the Issues tab.")
+    columns[4].metric("Quarantined", f"{photos.num_quarantined:,}")
+    if photos.num_blocking:
+        conflicts = (f" and {photos.num_label_conflicts:,} photos labeled two ways"
+                     if photos.num_label_conflicts else "")
+        st.error(f"{photos.num_problem_files:,} problem files{conflicts} block training. "
+                 "Quarantine them in the Issues tab.")
     for warning in dataset_warnings(workspace):
         st.warning(warning)
     left, right = st.columns(2)
@@ -51,9 +59,9 @@ def _class_chart(workspace: Workspace) -> None:
     counts = class_counts(workspace)
     counts["label"] = counts["label"].fillna(UNLABELED_NAME)
     figure = px.bar(counts, x="label", y="images", text="images",
-                    title="Images per class (not quarantined)",
+                    title="Photos per class",
                     color="label", color_discrete_map=class_colors(counts["label"]))
-    figure.update_layout(showlegend=False, xaxis_title=None, yaxis_title="images",
+    figure.update_layout(showlegend=False, xaxis_title=None, yaxis_title="photos",
                          margin={"t": 40, "b": 10, "l": 10, "r": 10}, height=360)
     st.plotly_chart(figure, key="data_class_chart")
 

@@ -168,16 +168,17 @@ def label_caption(label: str | None, split: str | None, predicted: str | None,
 def render_status(workspace: Workspace, key: str) -> None:
     """Counts and the undo button, drawn inside each section's fragment so they stay current
     after every click (a fragment cannot refresh the rest of the page)."""
-    from engine.labeling.queue import count_unlabeled
+    from engine.ingest.overview import count_photos
     from engine.labeling.split import split_summary
-    classes = labels.list_classes(workspace)
+    counts = count_photos(workspace)
     summary = split_summary(workspace)
     num_split = int(summary[["train", "val", "test"]].to_numpy().sum()) if len(summary) else 0
     cols = st.columns([4, 3], vertical_alignment="center")
     cols[0].markdown(
-        f"**{int(classes['num_images'].sum()) if len(classes) else 0}** labeled · "
-        f"**{count_unlabeled(workspace)}** unlabeled · **{len(classes)}** classes · "
-        f"**{num_split}** in a split")
+        f"**{counts.num_labeled:,}** labeled · **{counts.num_unlabeled:,}** unlabeled · "
+        f"**{counts.num_classes}** classes · **{num_split:,}** in a split",
+        help="Counted among the usable photos (problem files and quarantined files are left "
+             "out), the same way as on Home and the Data page.")
     last = last_action_text(workspace)
     cols[1].button(f"Undo: {last}" if last else "Nothing to undo", key=f"{key}_status_undo",
                    on_click=undo, args=(workspace,), disabled=last is None, width="stretch",

@@ -5,10 +5,13 @@ import streamlit as st
 
 from engine.labeling.export import dataset_csv_text, export_dataset_zip, labeled_images
 from engine.errors import DatasetError, EngineError
+from engine.labeling.folder_split import GivenSplit, carve_split, given_split
 from engine.labeling.split import (SplitConfig, assign_splits, check_split, is_test_locked,
                           load_split_config, set_test_locked, split_summary)
 from engine.workspace import Workspace
 from ui.label.common import flash, render_status, show_flash
+
+SPLIT_WORDS = {"train": "training", "val": "validation", "test": "test"}
 
 
 def _config_from_inputs() -> SplitConfig:
@@ -30,6 +33,39 @@ def _split(workspace: Workspace, resplit: bool) -> None:
           + (f"; {moved} moved to join their duplicates" if moved else "") + ".")
 
 
+def _carve(workspace: Workspace, target: str) -> None:
+    try:
+        moved = carve_split(workspace, target, st.session_state[f"split_carve_{target}"] / 100,
+                            seed=int(st.session_state.get("split_seed", 0)))
+    except EngineError as err:
+        flash("error", err.user_message)
+        return
+    flash("success", f"Moved {moved} photos from train to {SPLIT_WORDS[target]}.")
+
+
+def _render_given(workspace: Workspace, given: GivenSplit) -> None:
+    """Say that the folders' split is kept; offer to carve a missing one out of train."""
+    counts = ", ".join(f"{SPLIT_WORDS[name]} {count:,}" for name, count in given.counts.items())
+    st.info(f"Kept the split given by the folders: {counts}. Photos in it stay where their "
+            "folder put them; new photos without a split folder are drawn into the same splits.")
+    for target in given.missing:
+        if target == "train":
+            continue
+        st.warning(f"The folders give no {SPLIT_WORDS[target]} photos. "
+                   + ("Without them the final score is measured on nothing: "
+                      if target == "test" else "Training needs them to know when to stop: ")
+                   + f"carve a {SPLIT_WORDS[target]} split out of the training photos (the "
+                   "folders' other photos are never taken).")
+        cols = st.columns([1, 2], vertical_alignment="bottom")
+        cols[0].number_input(f"Share of each class for {SPLIT_WORDS[target]} (%)", 1, 50,
+                             value=10, step=5, key=f"split_carve_{target}")
+        cols[1].button(f"Carve a {SPLIT_WORDS[target]} split out of train", type="primary",
+                       key=f"split_carve_{target}_button", on_click=_carve,
+                       args=(workspace, target),
+                       help="Takes the same share of every class, at random but repeatable "
+                            "(the seed below), keeping copies of a photo together.")
+
+
 def _toggle_lock(workspace: Workspace) -> None:
     set_test_locked(workspace, bool(st.session_state.get("split_lock")))
 
@@ -44,6 +80,9 @@ def render_split(workspace: Workspace) -> None:
     state.setdefault("split_lock", is_test_locked(workspace))
     render_status(workspace, "split")
     show_flash()
+    given = given_split(workspace)
+    if given is not None:
+        _render_given(workspace, given)
     cols = st.columns(4)
     cols[0].number_input("Train %", 1, 100, step=5, key="split_train")
     cols[1].number_input("Validation %", 0, 99, step=5, key="split_val")
@@ -57,6 +96,10 @@ def render_split(workspace: Workspace) -> None:
                    args=(workspace, False),
                    help="Gives a split to labeled images that have none; existing splits stay.")
     with cols[1].popover("Re-split everything"):
+        if given is not None:
+            st.warning("This throws away the split the dataset's folders gave: photos from "
+                       "its validation or test folders can land in training, so your scores "
+                       "will no longer compare with anyone else's on this dataset.")
         st.markdown("Draws the whole split again with these ratios and seed"
                     + (", keeping the locked test set." if state.get("split_lock") else ".")
                     + " Runs trained before were tested on other images, so their scores "
