@@ -58,7 +58,8 @@ def run(arguments: argparse.Namespace) -> int:
     else:
         _print_report(report, workspace.root)
     if is_empty:
-        print(f"error: no usable photo in {path}: {report.num_problem_files} problem file"
+        print(f"error: nothing usable could be imported from {path}: "
+              f"{report.num_problem_files} problem file"
               f"{'s' if report.num_problem_files != 1 else ''}, none of them a readable image "
               "(they are recorded so you can see them; see the problems listed).",
               file=sys.stderr)

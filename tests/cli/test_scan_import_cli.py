@@ -45,6 +45,7 @@ def test_import_json_then_again_and_zip(tmp_path):
     assert first.returncode == 0, first.stderr
     report = json.loads(first.stdout)
     assert report["imported"] == 7 and report["already_present"] == 0
+    assert (report["usable"], report["problem_files"], report["given_split"]) == (6, 1, {})
     assert report["classes"] == {"cat": 3, "dog": 3}
     assert report["problems"] == [{"path": "cat/empty.jpg", "kind": "zero_byte",
                                    "detail": "The file is empty (0 bytes): nothing to read."}]
@@ -63,9 +64,16 @@ def test_import_fails_with_one_line_reason(tmp_path):
     junk = tmp_path / "junk"
     junk.mkdir()
     (junk / "a.jpg").write_text("hello")
+    (junk / "b.jpg").write_bytes(b"")
     result = _engine("import", str(junk), "--workspace", str(tmp_path / "ws"))
     assert result.returncode != 0
-    assert result.stderr.strip().count("\n") == 0 and "nothing could be imported" in result.stderr
+    assert result.stderr.strip().count("\n") == 0
+    assert "nothing usable could be imported" in result.stderr and "2 problem files" in result.stderr
+    # --json says the same thing: two files recorded, none of them usable.
+    as_json = _engine("import", str(junk), "--workspace", str(tmp_path / "ws2"), "--json")
+    assert as_json.returncode == 1
+    report = json.loads(as_json.stdout)
+    assert (report["imported"], report["usable"], report["problem_files"]) == (2, 0, 2)
     missing = _engine("import", str(tmp_path / "absent"), "--workspace", str(tmp_path / "ws"))
     assert missing.returncode == 2 and missing.stderr.startswith("error: ")
     scan_missing = _engine("scan", str(tmp_path / "absent"), "--json")
