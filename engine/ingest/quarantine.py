@@ -41,19 +41,29 @@ def quarantine_images(workspace: Workspace, image_ids: Iterable[int], reason: st
     Raises:
         WorkspaceError: an id does not exist.
     """
+    with workspace.connect() as connection:
+        return len(quarantine_rows(connection, image_ids, reason))
+
+
+def quarantine_rows(connection, image_ids: Iterable[int], reason: str) -> list[int]:
+    """:func:`quarantine_images` inside the caller's transaction (label actions that put
+    photos aside, such as deleting them on the Label page, undo in the same transaction).
+
+    Returns:
+        The ids whose status changed.
+    """
     ids = _ids(image_ids)
     reason = (str(reason).strip() or "quarantined by the user")[:MAX_REASON_LENGTH]
     now = utc_now()
-    with workspace.connect() as connection:
-        _check_exist(connection, ids)
-        changed = [row[0] for row in _select(connection, ids, "ok")]
-        connection.executemany(
-            "UPDATE images SET status = 'quarantined', quarantine_reason = ?, updated_at = ? "
-            "WHERE id = ?", [(reason, now, image_id) for image_id in changed])
-        connection.executemany(
-            "INSERT INTO quarantine_log(image_id, action, reason, created_at) "
-            "VALUES (?, 'quarantine', ?, ?)", [(image_id, reason, now) for image_id in changed])
-    return len(changed)
+    _check_exist(connection, ids)
+    changed = [row[0] for row in _select(connection, ids, "ok")]
+    connection.executemany(
+        "UPDATE images SET status = 'quarantined', quarantine_reason = ?, updated_at = ? "
+        "WHERE id = ?", [(reason, now, image_id) for image_id in changed])
+    connection.executemany(
+        "INSERT INTO quarantine_log(image_id, action, reason, created_at) "
+        "VALUES (?, 'quarantine', ?, ?)", [(image_id, reason, now) for image_id in changed])
+    return changed
 
 
 def restore_images(workspace: Workspace, image_ids: Iterable[int]) -> int:
@@ -64,18 +74,23 @@ def restore_images(workspace: Workspace, image_ids: Iterable[int]) -> int:
     Raises:
         WorkspaceError: an id does not exist.
     """
+    with workspace.connect() as connection:
+        return len(restore_rows(connection, image_ids))
+
+
+def restore_rows(connection, image_ids: Iterable[int]) -> list[int]:
+    """:func:`restore_images` inside the caller's transaction; returns the ids restored."""
     ids = _ids(image_ids)
     now = utc_now()
-    with workspace.connect() as connection:
-        _check_exist(connection, ids)
-        changed = [row[0] for row in _select(connection, ids, "quarantined")]
-        connection.executemany(
-            "UPDATE images SET status = 'ok', quarantine_reason = NULL, updated_at = ? "
-            "WHERE id = ?", [(now, image_id) for image_id in changed])
-        connection.executemany(
-            "INSERT INTO quarantine_log(image_id, action, reason, created_at) "
-            "VALUES (?, 'restore', NULL, ?)", [(image_id, now) for image_id in changed])
-    return len(changed)
+    _check_exist(connection, ids)
+    changed = [row[0] for row in _select(connection, ids, "quarantined")]
+    connection.executemany(
+        "UPDATE images SET status = 'ok', quarantine_reason = NULL, updated_at = ? "
+        "WHERE id = ?", [(now, image_id) for image_id in changed])
+    connection.executemany(
+        "INSERT INTO quarantine_log(image_id, action, reason, created_at) "
+        "VALUES (?, 'restore', NULL, ?)", [(image_id, now) for image_id in changed])
+    return changed
 
 
 def set_excluded(workspace: Workspace, image_ids: Iterable[int], is_excluded: bool) -> int:

@@ -10,86 +10,31 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import unicodedata
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 from engine.errors import LabelError
+from engine.ingest.quarantine import quarantine_rows, restore_rows
+# Class names and ids live in engine.labeling.classes; re-exported for existing callers.
+from engine.labeling.classes import (MAX_CLASS_NAME_LENGTH, _class_id, _refuse_case_twin,  # noqa: F401
+                                     ensure_class, validate_class_name)
 # Read-only views live in engine.labeling.history; re-exported so callers use engine.labeling.labels only.
 from engine.labeling.history import class_names, label_history, list_actions, list_classes  # noqa: F401
 from engine.workspace import Workspace, utc_now
 
-MAX_CLASS_NAME_LENGTH = 100
-_FORBIDDEN_CHARACTERS = set('/\\:*?"<>|')
 # Action kinds (label_actions.kind).
-ASSIGN, CREATE, RENAME, MERGE, DELETE, CSV, UNDO = (
-    "assign", "create_class", "rename", "merge", "delete_class", "csv", "undo")
+ASSIGN, CREATE, RENAME, MERGE, DELETE, CSV, UNDO, DELETE_PHOTOS = (
+    "assign", "create_class", "rename", "merge", "delete_class", "csv", "undo", "delete_photos")
 # Kinds undo walks back through. Labels that came with an import (kind 'import', from folder
 # names) are not undone by a click: fix those with rename/merge/assign instead.
-UNDOABLE_KINDS = (ASSIGN, CREATE, RENAME, MERGE, DELETE, CSV)
-
-
-def validate_class_name(name: str) -> str:
-    """The class name, stripped, if it can be a folder name in exports.
-
-    Raises:
-        LabelError: empty, '.'/'..', too long, or containing path separators, characters
-            Windows forbids in file names, or control characters.
-    """
-    cleaned = unicodedata.normalize("NFC", str(name)).strip()
-    if not cleaned:
-        raise LabelError("A class name cannot be empty. Type a name such as 'cat'.")
-    if cleaned in {".", ".."}:
-        raise LabelError(f"'{cleaned}' cannot be a class name: it means a folder. Pick a word.")
-    if len(cleaned) > MAX_CLASS_NAME_LENGTH:
-        raise LabelError(f"The class name is {len(cleaned)} characters long; the limit is "
-                         f"{MAX_CLASS_NAME_LENGTH}. Use a shorter name.")
-    bad = sorted({ch for ch in cleaned if ch in _FORBIDDEN_CHARACTERS
-                  or unicodedata.category(ch).startswith("C")})
-    if bad:
-        shown = " ".join(repr(ch) for ch in bad)
-        raise LabelError(f"The class name '{cleaned}' contains {shown}, which cannot appear in "
-                         "a folder name (class names become folder names in exports). "
-                         "Remove those characters.")
-    return cleaned
-
-
-def ensure_class(connection: sqlite3.Connection, name: str) -> int:
-    """Id of the class called `name`, creating it if needed (inside the caller's transaction).
-
-    Raises:
-        LabelError: invalid name, or a different class already has the same name up to
-            capitals ('Cat' vs 'cat' would be one folder on Windows and macOS).
-    """
-    cleaned = validate_class_name(name)
-    row = connection.execute("SELECT id FROM classes WHERE name = ?", (cleaned,)).fetchone()
-    if row:
-        return int(row[0])
-    _refuse_case_twin(connection, cleaned)
-    cursor = connection.execute("INSERT INTO classes(name, created_at) VALUES (?, ?)",
-                                (cleaned, utc_now()))
-    return int(cursor.lastrowid)
-
-
-def _refuse_case_twin(connection: sqlite3.Connection, name: str,
-                      ignore_id: int | None = None) -> None:
-    for row in connection.execute("SELECT id, name FROM classes"):
-        if row["name"].casefold() == name.casefold() and row["id"] != ignore_id:
-            raise LabelError(
-                f"A class '{row['name']}' already exists; '{name}' differs only in capitals, and "
-                "the two would become the same folder in exports. Use the existing class, or "
-                f"rename '{row['name']}' to '{name}'.")
-
-
-def _class_id(connection: sqlite3.Connection, name: str) -> int:
-    cleaned = unicodedata.normalize("NFC", str(name)).strip()
-    row = connection.execute("SELECT id FROM classes WHERE name = ?", (cleaned,)).fetchone()
-    if row is None:
-        known = [r[0] for r in connection.execute("SELECT name FROM classes ORDER BY name")]
-        listed = ", ".join(f"'{n}'" for n in known) or "none yet"
-        raise LabelError(f"There is no class '{cleaned}'. Existing classes: {listed}.")
-    return int(row[0])
+UNDOABLE_KINDS = (ASSIGN, CREATE, RENAME, MERGE, DELETE, CSV, DELETE_PHOTOS)
+# Deleted photos are quarantined with this reason: never lost, restorable on the Data page.
+# Undo brings them back only until the next import (detail_json's last_import_id).
+DELETED_REASON = "Deleted on the Label page"
+_UNDO_ALLOWED = ("(json_extract(detail_json, '$.last_import_id') IS NULL OR "
+                 "json_extract(detail_json, '$.last_import_id') >= "
+                 "(SELECT COALESCE(MAX(id), 0) FROM imports))")
 
 
 def _new_action(connection: sqlite3.Connection, kind: str, description: str, source: str,
@@ -259,8 +204,36 @@ def merge_classes(workspace: Workspace, source_class: str, target_class: str, *,
     return action_id
 
 
-def delete_class(workspace: Workspace, name: str, *, source: str = "label_page") -> int:
-    """Remove a class; its images become unlabeled (never deleted).
+def _set_aside(connection: sqlite3.Connection, image_ids: Iterable[int]) -> dict[str, Any]:
+    """Quarantine deleted photos; the detail undo needs to bring them back."""
+    changed = quarantine_rows(connection, image_ids, DELETED_REASON)
+    last_import = connection.execute("SELECT COALESCE(MAX(id), 0) FROM imports").fetchone()[0]
+    return {"deleted_image_ids": changed, "last_import_id": int(last_import)}
+
+
+def delete_photos(workspace: Workspace, image_ids: Iterable[int], *,
+                  source: str = "label_page") -> int:
+    """Delete photos from the project: they leave every page and training, and wait in Data >
+    Quarantined (the stored copy is kept). Undo brings them back until the next import.
+
+    Returns:
+        The label action id, or 0 when none of the photos was still in the project.
+    Raises:
+        WorkspaceError: an id does not exist.
+    """
+    with workspace.connect() as connection:
+        detail = _set_aside(connection, image_ids)
+        count = len(detail["deleted_image_ids"])
+        if not count:
+            return 0
+        return _new_action(connection, DELETE_PHOTOS,
+                           f"Deleted {count} photo{'s' if count != 1 else ''}", source, detail)
+
+
+def delete_class(workspace: Workspace, name: str, *, source: str = "label_page",
+                 with_photos: bool = False) -> int:
+    """Remove a class; its images become unlabeled, or with ``with_photos`` are deleted too
+    (as :func:`delete_photos`: quarantined, restorable).
 
     Returns:
         The label action id.
@@ -273,9 +246,12 @@ def delete_class(workspace: Workspace, name: str, *, source: str = "label_page")
                                         (class_id,)).fetchone()[0]
         image_ids = [r[0] for r in connection.execute(
             "SELECT id FROM images WHERE class_id = ? ORDER BY id", (class_id,))]
-        action_id = _new_action(
-            connection, DELETE, f"Deleted class '{class_name}' ({len(image_ids)} images now "
-            "unlabeled)", source, {"class_name": class_name})
+        detail: dict[str, Any] = {"class_name": class_name}
+        text = f"Deleted class '{class_name}' ({len(image_ids)} images now unlabeled)"
+        if with_photos:
+            detail.update(_set_aside(connection, image_ids))
+            text = f"Deleted class '{class_name}' and its {len(image_ids)} photos"
+        action_id = _new_action(connection, DELETE, text, source, detail)
         _relabel(connection, action_id, ((i, class_name, None) for i in image_ids))
         connection.execute("DELETE FROM classes WHERE id = ?", (class_id,))
     return action_id
@@ -292,7 +268,8 @@ def undo_last_action(workspace: Workspace, *, source: str = "label_page") -> str
     with workspace.connect() as connection:
         row = connection.execute(
             f"SELECT * FROM label_actions WHERE is_undone = 0 AND kind IN "
-            f"({','.join('?' * len(UNDOABLE_KINDS))}) ORDER BY id DESC LIMIT 1",
+            f"({','.join('?' * len(UNDOABLE_KINDS))}) AND {_UNDO_ALLOWED} "
+            "ORDER BY id DESC LIMIT 1",
             UNDOABLE_KINDS).fetchone()
         if row is None:
             return None
@@ -316,6 +293,7 @@ def undo_last_action(workspace: Workspace, *, source: str = "label_page") -> str
             current = _current_labels(connection, [h["image_id"] for h in history])
             _relabel(connection, undo_id, ((h["image_id"], current.get(h["image_id"]),
                                             h["old_label"]) for h in history))
+            restore_rows(connection, detail.get("deleted_image_ids", []))
         _drop_created_classes(connection, detail.get("created_classes", []))
         connection.execute("UPDATE label_actions SET is_undone = 1 WHERE id = ?", (row["id"],))
     return description

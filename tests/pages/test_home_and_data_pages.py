@@ -1,4 +1,4 @@
-"""AppTests of the home page (sample auto-import, next steps) and the Data page (charts,
+"""AppTests of the home page (the sample project made once, a new project starts empty, next steps) and the Data page (charts,
 issue tables, quarantine all flagged, restore one, folder import and its errors)."""
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from engine.ingest.importing import SAMPLE_SETTING, import_folder
-from engine.workspace import WORKSPACE_ENV
+from engine.projects import (PROJECTS_ROOT_ENV, SAMPLE_PROJECT_NAME, create_project,
+                             ensure_sample_project, list_projects)
+from engine.workspace import WORKSPACE_ENV, open_workspace
 from tests.planted import make_clean_tree
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -43,35 +45,78 @@ def _status(workspace, path: str) -> str:
                                   (path,)).fetchone()[0]
 
 
-def test_home_imports_the_sample_once_and_says_so(app, workspace):
-    test = app(HOME)
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    """Run Home on a fresh projects root (no --workspace): returns (make, root)."""
+    root = tmp_path / "projects"
+    monkeypatch.delenv(WORKSPACE_ENV, raising=False)
+    monkeypatch.setenv(PROJECTS_ROOT_ENV, str(root))
+
+    def make() -> AppTest:
+        return AppTest.from_file(HOME, default_timeout=180).run()
+    return make, root
+
+
+def test_home_makes_the_sample_project_once_and_says_so(home):
+    make, root = home
+    test = make()
     assert not test.exception
     assert any("Imported the sample project" in element.value for element in test.success)
     assert "5 problem files" in test.success[0].value
     labels = [metric.label for metric in test.metric]
-    assert labels[:3] == ["Images", "Labeled", "Classes"]
-    assert test.metric[0].value == "125"                # 122 photos + 3 broken files
+    assert labels[:3] == ["Photos", "Labeled", "Classes"]
+    assert test.metric[0].value == "122"                # usable photos; 3 broken files apart
     assert any("problem files" in link.label for link in test.get("page_link"))
-    again = app(HOME)
+    assert test.sidebar.selectbox[0].value == SAMPLE_PROJECT_NAME
+    again = make()
     assert not again.exception and not again.success      # not imported a second time
-    with workspace.connect() as connection:
+    sample = open_workspace(root / SAMPLE_PROJECT_NAME)
+    with sample.connect() as connection:
         assert connection.execute("SELECT COUNT(*) FROM imports").fetchone()[0] == 1
+    assert [p.name for p in list_projects(root)] == [SAMPLE_PROJECT_NAME]
 
 
-def test_interrupted_sample_import_is_resumed(app, workspace):
+def test_interrupted_sample_import_is_resumed(home):
     from engine.ingest.importing import SAMPLE_PHOTOS_DIR
+
+    make, root = home
+    sample = open_workspace(ensure_sample_project(root))
 
     def stop(progress):
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        import_folder(workspace, SAMPLE_PHOTOS_DIR, progress=stop, workers=1)
-    test = app(HOME)
+        import_folder(sample, SAMPLE_PHOTOS_DIR, progress=stop, workers=1)
+    test = make()
     assert not test.exception
     assert any("Imported the sample project" in element.value for element in test.success)
-    with workspace.connect() as connection:
+    with sample.connect() as connection:
         assert connection.execute("SELECT COUNT(*) FROM images").fetchone()[0] == 125
-    assert workspace.get_setting(SAMPLE_SETTING) is not None
+    assert sample.get_setting(SAMPLE_SETTING) is not None
+
+
+def test_a_new_project_starts_empty_and_is_never_given_the_sample(home):
+    make, root = home
+    make()
+    create_project(root, "Ants and bees")
+    test = make()
+    test.button(key="project_open_Ants and bees").click().run()
+    assert not test.exception
+    assert test.sidebar.selectbox[0].value == "Ants and bees"
+    assert test.header[0].value == "Ants and bees"
+    assert test.metric[0].value == "0"
+    assert any("Import your photos" in link.label for link in test.get("page_link"))
+    counts = {p.name: p.photos for p in list_projects(root)}
+    assert counts == {"Ants and bees": 0, SAMPLE_PROJECT_NAME: 122}
+
+
+def test_a_workspace_opened_directly_gets_no_sample(app, workspace):
+    test = app(HOME)
+    assert not test.exception and not test.success
+    assert workspace.get_setting(SAMPLE_SETTING) is None
+    with workspace.connect() as connection:
+        assert connection.execute("SELECT COUNT(*) FROM images").fetchone()[0] == 0
+    assert f"**Project:** {workspace.root.name}" in test.sidebar.markdown[0].value
 
 
 def test_home_leaves_a_used_workspace_alone(app, workspace, messy_tree):
