@@ -94,10 +94,7 @@ def render_import(workspace: Workspace) -> None:
 
 def _class_choice(key: str, allow_subfolders: bool) -> tuple[str | None, bool]:
     """(label for every file or None, use subfolders)."""
-    options = ((HISTORY_COLUMNS = {"source": "From", "kind": "Kind", "status": "Status",
-                   "num_imported": "New files", "num_present": "Already there",
-                   "num_problems": "To look at", "started_at": "Started (UTC)"}
-FROM_SUBFOLDERS, ONE_CLASS, UNLABELED) if allow_subfolders
+    options = ((FROM_SUBFOLDERS, ONE_CLASS, UNLABELED) if allow_subfolders
                else (ONE_CLASS, UNLABELED))
     mode = st.radio("Class of these photos", options, horizontal=True, key=f"{key}_mode")
     if mode == ONE_CLASS:
