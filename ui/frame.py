@@ -20,7 +20,6 @@ from ui.errors import show_error
 __all__ = ["open_page", "open_project", "show_error"]
 
 APP_NAME = "EfficientNet Studio"
-HOME_PAGE = "pages/0_Home.py"
 
 
 def _configure(title: str | None, icon: str) -> None:
@@ -43,6 +42,7 @@ def open_project(title: str | None, icon: str) -> state.CurrentProject | None:
         show_error(err)
         st.stop()
     projects_view.render_sidebar(project)
+    projects_view.render_messages()
     return project
 
 
@@ -55,7 +55,7 @@ def open_page(title: str, icon: str) -> Workspace:
     """
     project = open_project(title, icon)
     if project is None:
-        st.info("There is no project yet. Create one on the Home page to start.")
-        st.page_link(HOME_PAGE, label="Go to Home", icon=":material/home:")
+        st.info("There is no project yet. Create one with “New project” in the sidebar, or "
+                "on the Home page.")
         st.stop()
     return project.workspace

@@ -13,6 +13,7 @@ from ui import state
 from ui.errors import show_error
 
 NEW_NAME = "project_new_name"
+NEW_NAME_HOME = "project_new_name_home"
 SWITCHER = "project_switcher"
 RENAME_TO = "project_rename_to"
 CONFIRM_DELETE = "project_confirm_delete"
@@ -33,8 +34,8 @@ def _fail(err: EngineError) -> None:
     st.session_state[ERROR] = err
 
 
-def _create(root: Path) -> None:
-    name = st.session_state.get(NEW_NAME, "")
+def _create(root: Path, key: str = NEW_NAME) -> None:
+    name = st.session_state.get(key, "")
     try:
         workspace = create_project(root, name)
     except EngineError as err:
@@ -79,7 +80,8 @@ def _delete(root: Path, name: str) -> None:
                                "were not touched.")
 
 
-def _render_messages() -> None:
+def render_messages() -> None:
+    """The outcome of the last project action (shown at the top of the page by the frame)."""
     error = st.session_state.pop(ERROR, None)
     if error is not None:
         show_error(error)
@@ -121,7 +123,6 @@ def render_sidebar(project: state.CurrentProject | None) -> None:
 def render_manager(project: state.CurrentProject | None) -> None:
     """Home's project section: every project with its counts and an Open button, and
     rename / delete (with a confirm step) for the open one."""
-    _render_messages()
     if project is not None and project.is_direct:
         return
     root = state.projects_root()
@@ -136,10 +137,10 @@ def render_manager(project: state.CurrentProject | None) -> None:
                      on_click=_open, args=(item.name,))
     if not projects:
         st.info("There is no project yet. Create one: give it a name below.")
-        st.text_input("Name of the new project", key=NEW_NAME, max_chars=80,
+        st.text_input("Name of the new project", key=NEW_NAME_HOME, max_chars=80,
                       placeholder="Ants and bees")
         st.button("Create project", key="project_create_home", type="primary",
-                  on_click=_create, args=(root,))
+                  on_click=_create, args=(root, NEW_NAME_HOME))
         return
     if project is not None:
         _render_rename_delete(root, project.name)
