@@ -90,3 +90,21 @@ def test_split_tab_keeps_the_folder_split_and_carves_test_from_train(workspace, 
     # "Split new images" leaves the kept split as it is.
     test.button(key="split_new").click().run()
     assert split_summary(workspace).set_index("class")["val"].tolist() == [2, 2]
+
+
+def test_label_page_applies_a_path_class_csv(workspace, run_page):
+    import_zip(workspace, _split_zip(), name="ants-bees.zip", workers=1)
+    test = run_page("2_Label.py", label_section="Export")
+    assert not test.exception, test.exception
+    csv_text = b"path,class\ntrain/ants/0.jpg,bees\ntrain/ants/1.jpg,bees\nnowhere.jpg,ants\n"
+    test.file_uploader(key="label_csv_upload").set_value(("fix.csv", csv_text, "text/csv"))
+    test.run()
+    test.button(key="label_csv_apply").click().run()
+    assert not test.exception, test.exception
+    assert any("2 photos got a new label" in s.value and "1 lines match no photo" in s.value
+               for s in test.success)
+    with workspace.connect() as connection:
+        moved = connection.execute(
+            "SELECT classes.name FROM images JOIN classes ON classes.id = images.class_id "
+            "WHERE source_path IN ('train/ants/0.jpg', 'train/ants/1.jpg')").fetchall()
+    assert [row[0] for row in moved] == ["bees", "bees"]

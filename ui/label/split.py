@@ -1,10 +1,13 @@
 """The Label page's split settings and summary, and the dataset export downloads."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import streamlit as st
 
 from engine.labeling.export import dataset_csv_text, export_dataset_zip, labeled_images
 from engine.errors import DatasetError, EngineError
+from engine.labeling.csv_labels import apply_label_csv
 from engine.labeling.folder_split import GivenSplit, carve_split, given_split
 from engine.labeling.split import (SplitConfig, assign_splits, check_split, is_test_locked,
                           load_split_config, set_test_locked, split_summary)
@@ -131,6 +134,7 @@ def render_export(workspace: Workspace) -> None:
     images = labeled_images(workspace)
     if images.empty:
         st.info("Nothing to export yet: label some images first.")
+        render_label_csv(workspace)
         return
     unsplit = int(images["split"].isna().sum())
     st.markdown(f"Download the **{len(images)}** labeled images in **{images['label'].nunique()}**"
@@ -150,6 +154,30 @@ def render_export(workspace: Workspace) -> None:
                "are as imported, relative to the imported folder."
                + (f" {unsplit} images have no split yet (folder 'unassigned'; split them in "
                   "the Split section)." if unsplit and with_splits else ""))
+    render_label_csv(workspace)
+
+
+def render_label_csv(workspace: Workspace) -> None:
+    """Apply labels from a path,label CSV (the same reader as the Data page's CSV import)."""
+    st.subheader("Labels from a CSV file")
+    st.caption("One line per photo: `path,label` (a header line is optional; an empty label "
+               "removes the label). Paths are as imported, e.g. `Cat/cat.1.jpg`, like the "
+               "CSV above. One undo reverts the whole file.")
+    uploaded = st.file_uploader("CSV of labels", type=["csv", "txt"], key="label_csv_upload")
+    if not st.button("Apply the labels", key="label_csv_apply", disabled=uploaded is None):
+        return
+    target = workspace.cache_dir / "uploads" / Path(uploaded.name).name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(uploaded.getvalue())
+    try:
+        result = apply_label_csv(workspace, target, source="label_page")
+    except EngineError as err:
+        st.error(err.user_message)
+        return
+    unmatched = (f" {result.num_unmatched} lines match no photo (first: "
+                 f"{result.unmatched_paths[0]})." if result.num_unmatched else "")
+    st.success(f"{result.num_changed} photos got a new label, {result.num_unchanged} already "
+               f"had it.{unmatched}")
 
 
 def _zip_bytes(workspace: Workspace, with_splits: bool) -> bytes:
