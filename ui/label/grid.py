@@ -23,9 +23,8 @@ _PICK = "label_pick_"
 
 
 def _selection() -> set[int]:
-    """Selected image ids. Ticking a box does not rerun anything (instant in the browser); the
-    ticks arrive with the next interaction and are folded in here, so the selection survives
-    turning pages."""
+    """Selected image ids. Each tick reruns the grid fragment and is folded in here (also the
+    tick's callback), so the selection survives turning pages."""
     chosen = st.session_state.setdefault(LABEL_SELECTION, set())
     for key, value in list(st.session_state.items()):
         if isinstance(key, str) and key.startswith(_PICK):
@@ -149,6 +148,8 @@ def _thumbnails(workspace: Workspace, page, size: str) -> None:
                 key = f"{_PICK}{row.image_id}"
                 if key not in st.session_state:
                     st.session_state[key] = row.image_id in chosen
+                # A tick reruns only this fragment, so the counter above is current at once
+                # (with on_change="ignore" it showed the count one click late).
                 st.checkbox(label_caption(row.label, row.split, row.predicted, row.probability),
-                            key=key, on_change="ignore",
+                            key=key, on_change=_selection,
                             help=f"{row.source_path} (tick to select)")
