@@ -57,6 +57,17 @@ def _assign(workspace: Workspace, target: str) -> None:
               f"The selected images were {where} already.")
 
 
+def _delete(workspace: Workspace) -> None:
+    chosen = sorted(_selection())
+    if not chosen:
+        flash("error", "Select some photos first (tick the box under each photo).")
+        return
+    if run_action(labels.delete_photos, workspace, chosen, source="label_page") is not None:
+        _clear_selection()
+        flash("success", f"Deleted {len(chosen)} photo{'s' if len(chosen) != 1 else ''}. Undo "
+              "brings them back until the next import; Data > Quarantined keeps them too.")
+
+
 def _filters(workspace: Workspace, class_names: list[str], has_suggestions: bool) -> tuple[ImageFilter, str, int]:
     cols = st.columns([2, 1.6, 2, 2, 1.2, 1.2])
     label_options = [ALL, UNLABELED, *class_names]
@@ -131,6 +142,14 @@ def _bulk_bar(workspace: Workspace, class_names: list[str], page_ids: list[int])
     cols[4].button("Assign selection", key="grid_assign", type="primary",
                    on_click=_assign, args=(workspace, target), disabled=target is None,
                    width="stretch")
+    if chosen:
+        with st.popover(f"Delete the {len(chosen)} selected photo{'s' if len(chosen) != 1 else ''}",
+                        icon=":material/delete:"):
+            st.markdown("They leave this project: not shown, not counted, not trained on. "
+                        "Undo brings them back until the next import, and Data > Quarantined "
+                        "keeps them. Your original files are never touched.")
+            st.button("Delete them", key="grid_delete", type="primary", on_click=_delete,
+                      args=(workspace,))
     if not class_names:
         st.caption("Create classes under **Classes** first, then assign images to them.")
 

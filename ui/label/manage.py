@@ -1,4 +1,5 @@
-"""The Label page's class management (create, rename, merge, delete) and label history."""
+"""The Label page's class management (create, rename, merge, delete with or without its
+photos) and label history."""
 from __future__ import annotations
 
 import streamlit as st
@@ -7,6 +8,9 @@ from engine.labeling import labels
 from engine.workspace import Workspace
 from ui.label.common import (flash, last_action_text, render_status, run_action, show_flash,
                              undo)
+
+DELETE_KEEP_PHOTOS = "Keep its photos (they become unlabeled)"
+DELETE_WITH_PHOTOS = "Delete its photos too"
 
 
 def _create(workspace: Workspace) -> None:
@@ -32,11 +36,15 @@ def _merge(workspace: Workspace) -> None:
 
 def _delete(workspace: Workspace) -> None:
     name = st.session_state.get("class_delete_name")
+    with_photos = st.session_state.get("class_delete_what") == DELETE_WITH_PHOTOS
     if not st.session_state.get("class_delete_confirm"):
-        flash("error", "Tick the box to confirm first: the class goes, its images stay unlabeled.")
+        flash("error", "Tick the box to confirm first.")
         return
-    if name and run_action(labels.delete_class, workspace, name, source="label_page") is not None:
-        flash("success", f"Deleted class '{name}'; its images are unlabeled now (not deleted).")
+    if name and run_action(labels.delete_class, workspace, name, source="label_page",
+                           with_photos=with_photos) is not None:
+        flash("success", f"Deleted class '{name}' and its photos. Undo brings them back; so "
+              "does Data > Quarantined." if with_photos else
+              f"Deleted class '{name}'; its photos are unlabeled now (not deleted).")
         st.session_state["class_delete_confirm"] = False
 
 
@@ -74,8 +82,11 @@ def render_classes(workspace: Workspace) -> None:
                 st.form_submit_button("Merge", on_click=_merge, args=(workspace,))
         with st.form("class_delete", border=True):
             st.selectbox("Delete class", names, key="class_delete_name")
-            st.checkbox("Yes, delete it (its images become unlabeled, nothing is deleted)",
-                        key="class_delete_confirm")
+            st.radio("Its photos", (DELETE_KEEP_PHOTOS, DELETE_WITH_PHOTOS),
+                     key="class_delete_what", help="Deleted photos leave the project and wait "
+                     "in Data > Quarantined, where they can be restored; Undo also brings them "
+                     "back until the next import. Your original files are never touched.")
+            st.checkbox("Yes, delete this class", key="class_delete_confirm")
             st.form_submit_button("Delete class", on_click=_delete, args=(workspace,))
 
 
