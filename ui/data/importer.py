@@ -13,6 +13,7 @@ from engine.ingest.importing import (ImportProgress, ImportReport, import_csv, i
                               import_folder, import_zip)
 from engine.ingest.overview import list_imports
 from engine.workspace import Workspace
+from ui.errors import show_error
 
 LAST_IMPORT = "data_last_import"          # session key: list of ImportReport of the last click
 SOURCES = ("Upload photos or .zip archives", "A folder on this computer",
@@ -41,10 +42,7 @@ def run_with_progress(label: str, start: Callable[[Callable[[ImportProgress], No
         report = start(on_progress)
     except EngineError as err:
         bar.empty()
-        st.error(err.user_message)
-        if err.detail:
-            with st.expander("Details"):
-                st.code(err.detail)
+        show_error(err)
         return None
     bar.progress(1.0, text=f"{label}: done in {report.seconds:.1f} s")
     return report

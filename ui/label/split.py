@@ -13,6 +13,7 @@ from engine.labeling.split import (SplitConfig, assign_splits, check_split, is_t
                           load_split_config, set_test_locked, split_summary)
 from engine.workspace import Workspace
 from ui.label.common import flash, render_status, show_flash
+from ui.errors import show_error
 
 SPLIT_WORDS = {"train": "training", "val": "validation", "test": "test"}
 
@@ -127,7 +128,7 @@ def render_split(workspace: Workspace) -> None:
     except DatasetError as err:
         st.warning(err.user_message)
     except EngineError as err:
-        st.error(err.user_message)
+        show_error(err)
 
 
 def render_export(workspace: Workspace) -> None:
@@ -172,7 +173,7 @@ def render_label_csv(workspace: Workspace) -> None:
     try:
         result = apply_label_csv(workspace, target, source="label_page")
     except EngineError as err:
-        st.error(err.user_message)
+        show_error(err)
         return
     unmatched = (f" {result.num_unmatched} lines match no photo (first: "
                  f"{result.unmatched_paths[0]})." if result.num_unmatched else "")

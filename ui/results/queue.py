@@ -14,6 +14,7 @@ from engine.results import retraining, run_results
 from engine.errors import EngineError
 from engine.runs import RunRecord
 from engine.workspace import Workspace
+from ui.errors import show_error
 from ui.results import gallery
 QUEUE_PAGE, QUEUE_LIKELY = "results_queue_page", "results_queue_likely"
 DISMISSED, RANKING = "results_dismissed", "results_ranking_version"
@@ -44,7 +45,7 @@ def render_label_errors(workspace: Workspace, results: run_results.RunResults,
             queue = _ranked(str(workspace.root), str(results.run_dir),
                             st.session_state.get(RANKING, 0))
     except EngineError as err:
-        st.error(err.user_message)
+        show_error(err)
         return
     _queue_fragment(workspace, results, queue)
 
