@@ -139,7 +139,9 @@ def test_overview_shows_counts_and_charts(app, workspace, messy_tree):
     import_folder(workspace, messy_tree, workers=1)
     test = app(section="Overview")
     assert not test.exception
-    assert test.metric[0].value == "11"                 # 8 photos, a copy, 2 broken files
+    metrics = {metric.label: metric.value for metric in test.metric}
+    assert metrics["Photos"] == "9"                     # 8 photos and a copy ...
+    assert metrics["Problem files"] == "2"              # ... 2 broken files counted apart
     assert len(test.get("plotly_chart")) == 2
     assert "block training" in test.error[0].value
 
@@ -189,5 +191,5 @@ def test_folder_import_from_the_page_and_a_bad_path(app, workspace, messy_tree, 
     test.text_input(key="data_folder_path").input(str(messy_tree))
     test.button(key="data_folder_import").click().run()
     assert not test.exception
-    assert "11 new files" in test.warning[0].value and "needing attention: 3" in test.warning[0].value
+    assert "9 new photos, 2 problem files (not usable), 1 photo to check" in test.warning[0].value
     assert len(test.dataframe) >= 1                     # the problems of this import
