@@ -62,7 +62,7 @@ def test_home_makes_the_sample_project_once_and_says_so(home):
     test = make()
     assert not test.exception
     assert any("Imported the sample project" in element.value for element in test.success)
-    assert "5 problem files" in test.success[0].value
+    assert "3 problem files" in test.success[0].value   # as the Data page counts them
     labels = [metric.label for metric in test.metric]
     assert labels[:3] == ["Photos", "Labeled", "Classes"]
     assert test.metric[0].value == "122"                # usable photos; 3 broken files apart
