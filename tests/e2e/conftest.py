@@ -39,18 +39,25 @@ def _wait_healthy(url: str, process: subprocess.Popen, timeout_seconds: float = 
 
 
 @pytest.fixture(scope="module")
-def workspace_path(tmp_path_factory) -> Path:
-    """The (not yet created) workspace folder the module's app runs on; open it with
-    engine.workspace.open_workspace to check what the app wrote."""
-    return tmp_path_factory.mktemp("e2e") / "workspace"
+def projects_root(tmp_path_factory) -> Path:
+    """The (not yet created) projects root the module's app runs on."""
+    return tmp_path_factory.mktemp("e2e") / "projects"
 
 
 @pytest.fixture(scope="module")
-def app_url(workspace_path):
-    """Start the app on an empty workspace; yield its base URL; stop it afterwards."""
+def workspace_path(projects_root) -> Path:
+    """The sample project's folder, which the app makes on its first start; open it with
+    engine.workspace.open_workspace to check what the app wrote."""
+    from engine.projects import SAMPLE_PROJECT_NAME
+    return projects_root / SAMPLE_PROJECT_NAME
+
+
+@pytest.fixture(scope="module")
+def app_url(projects_root):
+    """Start the app on a fresh projects root (it opens on the sample project); yield its
+    base URL; stop it afterwards."""
     if not Path(CHROMIUM).exists():
         pytest.skip("Chromium is not installed (.ci/run installs Debian's chromium package)")
-    workspace = workspace_path
     port = _free_port()
     log_path = ARTIFACTS / "streamlit.log"
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -58,9 +65,10 @@ def app_url(workspace_path):
     process = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", str(ROOT / "streamlit_app.py"),
          "--server.port", str(port), "--server.headless", "true",
-         "--server.fileWatcherType", "none", "--", "--workspace", str(workspace)],
+         "--server.fileWatcherType", "none", "--", "--projects-root", str(projects_root)],
         cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}, start_new_session=True)
+        env={**{key: value for key, value in os.environ.items() if key != "STUDIO_WORKSPACE"},
+             "TF_CPP_MIN_LOG_LEVEL": "2"}, start_new_session=True)
     try:
         _wait_healthy(f"http://127.0.0.1:{port}/_stcore/health", process)
         yield f"http://127.0.0.1:{port}"
