@@ -27,6 +27,7 @@ import pandas as pd
 from bench.common import record, require_pets_dev
 from engine.serving import predict
 from engine.serving.models import Predictor
+from engine.runs import RunFolder
 TARGET_RATIO = 0.9
 
 
@@ -35,7 +36,7 @@ def build_b0_run(folder: Path, image_size_px: int) -> Path:
 
     model = keras.applications.EfficientNetB0(weights=None, classes=2,
                                               input_shape=(image_size_px, image_size_px, 3))
-    model.save(folder / "model.keras")
+    model.save(RunFolder(folder).model)
     pd.DataFrame({"class_index": [0, 1], "class": ["Cat", "Dog"], "height": image_size_px,
                   "width": image_size_px, "scale by": 1}).to_csv(folder / "class_dict.csv",
                                                                  index=False)

@@ -10,9 +10,9 @@ The workspace database is the only channel between them:
 - the app writes ``run_commands`` rows (halt, fine-tune now, continue N, cancel) and the
   worker consumes them between batches.
 
-Only one job runs per workspace. The check-then-start is serialised with an exclusive
-``flock`` on ``runs/.jobs.lock``, so two browser sessions (threads of one server) or the app
-and the CLI pressing Train at the same moment cannot both start a job.
+Only one job runs per workspace. The check-then-start is serialised with an exclusive lock
+on ``runs/.jobs.lock`` (:func:`engine.processes.exclusive_lock`), so two browser sessions or the
+app and the CLI pressing Train at the same moment cannot both start a job.
 
 A worker that dies without saying so (kill -9, out of memory, power loss) is noticed by
 :func:`job_status` / :func:`active_job`: its process is gone, or its heartbeat is older than
@@ -22,26 +22,20 @@ continues from it.
 """
 from __future__ import annotations
 
-import fcntl
 import json
 import os
-import signal
-import subprocess
-import sys
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import psutil
-
 from engine.errors import JobError
 from engine.events import CommandKind, Event, Message, event_from_record, event_to_record
-from engine.runs import ACTIVE_STATUSES, RunRecord, get_run, list_runs, update_run
+from engine.processes import (engine_command, exclusive_lock, is_process_of, start_detached,
+                              stop_process)
+from engine.runs import RunFolder, RunRecord, RunStatus, get_run, list_runs, update_run
+from engine.training.api import start_run
 from engine.workspace import Workspace
 
 # The worker refreshes runs.heartbeat_at this often (seconds).
@@ -51,9 +45,7 @@ HEARTBEAT_SECONDS = 2.0
 STALE_HEARTBEAT_SECONDS = 120.0
 # A queued run with no pid yet is being started by another session; give it this long.
 START_GRACE_SECONDS = 60.0
-LOG_NAME = "worker.log"
 LOCK_NAME = ".jobs.lock"
-REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 @dataclass(frozen=True)
@@ -107,8 +99,6 @@ def start_training_job(workspace: Workspace, config: Any, parent_run_id: str | N
         JobError: a job is already running in this workspace, or the worker cannot start.
         EngineError: whatever ``engine.training.api.start_run`` refuses (dataset, config, weights).
     """
-    from engine.training.api import start_run  # heavy (TensorFlow); only when really starting
-
     with _job_lock(workspace):
         _refuse_if_active(workspace)
         run = start_run(workspace, config, parent_run_id=parent_run_id)
@@ -126,12 +116,12 @@ def resume_job(workspace: Workspace, run_id: str) -> str:
     """
     with _job_lock(workspace):
         run = get_run(workspace, run_id)
-        if run.status != "interrupted":
+        if run.status is not RunStatus.INTERRUPTED:
             raise JobError(
                 f"Run {run_id} is {run.status}, so there is nothing to resume. Only a run that "
                 "was interrupted (its worker stopped unexpectedly) can be resumed.")
         _refuse_if_active(workspace)
-        update_run(workspace, run_id, status="queued", error=None, pid=None,
+        update_run(workspace, run_id, status=RunStatus.QUEUED, error=None, pid=None,
                    heartbeat_at=time.time())
         _spawn_worker(workspace, run_id, resume=True)
     return run_id
@@ -146,50 +136,28 @@ def _refuse_if_active(workspace: Workspace) -> None:
             "finish, or halt or cancel it on the Train page.")
 
 
-@contextmanager
-def _job_lock(workspace: Workspace) -> Iterator[None]:
-    # flock (not fcntl.lockf): its locks belong to the open file, so two threads of one
-    # Streamlit server exclude each other as well as two processes do.
-    workspace.runs_dir.mkdir(parents=True, exist_ok=True)
-    with open(workspace.runs_dir / LOCK_NAME, "a+") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+def _job_lock(workspace: Workspace):
+    return exclusive_lock(workspace.runs_dir / LOCK_NAME)
 
 
 def worker_command(workspace: Workspace, run_id: str, *, resume: bool) -> list[str]:
     """The command line of a worker process (also what a user may run by hand)."""
-    command = [sys.executable, "-m", "engine", "worker", "--workspace", str(workspace.root),
-               "--run", run_id]
+    command = engine_command("worker", "--workspace", str(workspace.root), "--run", run_id)
     return command + (["--resume"] if resume else [])
 
 
 def _spawn_worker(workspace: Workspace, run_id: str, *, resume: bool) -> int:
-    run = get_run(workspace, run_id)
-    log_path = run.run_dir / LOG_NAME
-    environment = {**os.environ, "PYTHONUNBUFFERED": "1",
-                   "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT),
-                                                               os.environ.get("PYTHONPATH")]))}
-    environment.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    log_path = get_run(workspace, run_id).folder.worker_log
     try:
-        with open(log_path, "ab") as log:
-            log.write(f"--- {'resume' if resume else 'start'} "
-                      f"{datetime.now(timezone.utc).isoformat(timespec='seconds')} ---\n".encode())
-            log.flush()
-            process = subprocess.Popen(
-                worker_command(workspace, run_id, resume=resume), cwd=REPO_ROOT,
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                env=environment, start_new_session=True, close_fds=True)
+        pid = start_detached(worker_command(workspace, run_id, resume=resume), log_path,
+                             label="resume" if resume else "start")
     except OSError as err:
-        update_run(workspace, run_id, status="failed", error=f"worker did not start: {err}")
+        update_run(workspace, run_id, status=RunStatus.FAILED,
+                   error=f"worker did not start: {err}")
         raise JobError(f"The training worker process could not be started ({err.strerror}). "
                        f"Run {run_id} is marked failed; see {log_path}.") from err
-    update_run(workspace, run_id, pid=process.pid, heartbeat_at=time.time())
-    # Reap the child when it exits so it does not linger as a zombie of the app.
-    threading.Thread(target=process.wait, name=f"reap-{run_id}", daemon=True).start()
-    return process.pid
+    update_run(workspace, run_id, pid=pid, heartbeat_at=time.time())
+    return pid
 
 
 # -- observing ------------------------------------------------------------------------------
@@ -205,10 +173,10 @@ def job_status(workspace: Workspace, run_id: str, *, now: float | None = None) -
     now = time.time() if now is None else now
     run = _refresh_liveness(workspace, get_run(workspace, run_id), now)
     heartbeat_age = None if run.heartbeat_at is None else max(0.0, now - run.heartbeat_at)
-    is_active = run.status in ACTIVE_STATUSES
+    is_active = run.status.is_active
     return JobStatus(
         run=run, is_active=is_active, heartbeat_age_seconds=heartbeat_age,
-        log_path=run.run_dir / LOG_NAME,
+        log_path=run.folder.worker_log,
         pending_commands=tuple(pending_commands(workspace, run_id)) if is_active else (),
         has_checkpoint=has_checkpoint(run.run_dir))
 
@@ -222,25 +190,25 @@ def active_job(workspace: Workspace) -> RunRecord | None:
             "SELECT id FROM runs WHERE status IN ('queued', 'running') ORDER BY created_at").fetchall()
     for row in rows:
         run = _refresh_liveness(workspace, get_run(workspace, row["id"]), now)
-        if run.status in ACTIVE_STATUSES:
+        if run.status.is_active:
             return run
     return None
 
 
 def has_checkpoint(run_dir: Path) -> bool:
     """True when the run folder holds a saved epoch to resume from."""
-    folder = run_dir / "checkpoints"
+    folder = RunFolder(Path(run_dir)).checkpoints
     return folder.is_dir() and any(folder.iterdir())
 
 
 def _refresh_liveness(workspace: Workspace, run: RunRecord, now: float) -> RunRecord:
-    if run.status not in ACTIVE_STATUSES:
+    if not run.status.is_active:
         return run
     reason = _death_reason(run, now)
     if reason is None:
         return run
     if run.pid is not None and _is_worker_process(run.pid, run.id):
-        _kill_worker(run.pid)       # hung: stop it so a resumed worker never races it
+        stop_process(run.pid)       # hung: stop it so a resumed worker never races it
     with workspace.connect() as connection:
         # Conditional: a worker that finished meanwhile keeps its own final status.
         changed = connection.execute(
@@ -273,26 +241,8 @@ def _death_reason(run: RunRecord, now: float) -> str | None:
 
 
 def _is_worker_process(pid: int, run_id: str) -> bool:
-    """True when ``pid`` is a live (not zombie) worker of ``run_id``; guards against pid reuse."""
-    try:
-        process = psutil.Process(pid)
-        if process.status() == psutil.STATUS_ZOMBIE:
-            return False
-        return run_id in process.cmdline()
-    except psutil.NoSuchProcess:
-        return False
-    except psutil.AccessDenied:
-        return True
-
-
-def _kill_worker(pid: int) -> None:
-    try:
-        os.killpg(pid, signal.SIGKILL)          # the worker leads its own session/group
-    except (ProcessLookupError, PermissionError):
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
+    """True when ``pid`` is a live worker of ``run_id`` (not a reused pid)."""
+    return is_process_of(pid, run_id)
 
 
 def read_events(workspace: Workspace, run_id: str, after_id: int = 0,
@@ -332,11 +282,6 @@ def pending_commands(workspace: Workspace, run_id: str) -> list[PendingCommand]:
             for row in rows]
 
 
-def log_path(workspace: Workspace, run_id: str) -> Path:
-    """The worker's stdout/stderr file of a run (may not exist yet)."""
-    return get_run(workspace, run_id).run_dir / LOG_NAME
-
-
 def read_log_tail(path: Path, max_bytes: int = 20_000) -> str:
     """The last ``max_bytes`` of a log file as text ('' when it does not exist)."""
     try:
@@ -355,7 +300,7 @@ def run_duration_seconds(run: RunRecord, now: float | None = None) -> float | No
     start = datetime.fromisoformat(run.started_at).timestamp()
     if run.finished_at is not None:
         return max(0.0, datetime.fromisoformat(run.finished_at).timestamp() - start)
-    if run.status in ACTIVE_STATUSES:
+    if run.status.is_active:
         return max(0.0, (time.time() if now is None else now) - start)
     return None
 

@@ -1,7 +1,8 @@
 """Training runs: the `runs` table and the run folder, shared by training, jobs, results,
 predict and compare.
 
-A run folder ``workspace/runs/<run id>/`` holds (written by engine.training.api)::
+The run folder ``workspace/runs/<run id>/`` has one contract, :class:`RunFolder`: nothing else
+spells its file names. It holds (written by engine.training)::
 
     config.json        the TrainConfig as a dict plus class_names and image_size_px
     model.keras        best weights (written to a temporary name, then renamed)
@@ -11,7 +12,10 @@ A run folder ``workspace/runs/<run id>/`` holds (written by engine.training.api)
     predictions.csv    image_id,path,split,true,predicted,confidence,loss,prob_<class>...
     report.json        test metrics, per-class report, confusion matrix, timing
     embeddings.npz     image_id, label_index, features (pooled phase-1 backbone features)
-    checkpoints/       last completed epoch (for resume) and the best weights per phase
+    inference_timing.json  inference ms/image measured on the Compare page
+    checkpoints/       last.weights.h5 (last completed epoch, for resume), best_<phase>.weights.h5
+                       (the best weights of each phase) and state.json (controller, history)
+    exports/<name>/    exported models (engine.serving.export), each with a <name>.zip
     gradcam/           Grad-CAM overlays (a cache, safe to delete)
     worker.log         stdout/stderr of the worker process
 """
@@ -19,9 +23,10 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -30,10 +35,121 @@ import pandas as pd
 from engine.errors import RunError
 from engine.workspace import Workspace, utc_now
 
-RUN_STATUSES = ("queued", "running", "finished", "halted", "failed", "interrupted", "cancelled")
-ACTIVE_STATUSES = ("queued", "running")
-# Terminal statuses whose model.keras is usable for results / predict / compare.
-COMPLETED_STATUSES = ("finished", "halted")
+
+class RunStatus(StrEnum):
+    """Where a run is in its life. A StrEnum: it is stored and compared as its text."""
+    QUEUED = "queued"
+    RUNNING = "running"
+    FINISHED = "finished"
+    HALTED = "halted"              # stopped early by the person; its best model is kept
+    FAILED = "failed"
+    INTERRUPTED = "interrupted"    # its worker died; it can be resumed
+    CANCELLED = "cancelled"
+
+    @property
+    def is_active(self) -> bool:
+        """A worker owns the run (or is about to)."""
+        return self in (RunStatus.QUEUED, RunStatus.RUNNING)
+
+    @property
+    def has_model(self) -> bool:
+        """The run ended with a usable model.keras (results, predict, compare, suggestions)."""
+        return self in (RunStatus.FINISHED, RunStatus.HALTED)
+
+
+RUN_STATUSES = tuple(status.value for status in RunStatus)
+ACTIVE_STATUSES = tuple(status.value for status in RunStatus if status.is_active)
+MODEL_FILE = "model.keras"   # also the file name inside a Keras export (engine.serving.export)
+
+
+@dataclass(frozen=True)
+class RunFolder:
+    """The files of one run folder (paths only; nothing is read or created here)."""
+    root: Path
+
+    @property
+    def id(self) -> str:
+        return self.root.name
+
+    @property
+    def config(self) -> Path:
+        return self.root / "config.json"
+
+    @property
+    def model(self) -> Path:
+        return self.root / MODEL_FILE
+
+    @property
+    def model_staging(self) -> Path:
+        """Where model.keras is written before the rename (a crash never leaves half a model)."""
+        return self.root / ".model.tmp.keras"
+
+    @property
+    def class_dict(self) -> Path:
+        return self.root / "class_dict.csv"
+
+    @property
+    def history(self) -> Path:
+        return self.root / "history.csv"
+
+    @property
+    def epoch_log(self) -> Path:
+        return self.root / "epoch_log.csv"
+
+    @property
+    def predictions(self) -> Path:
+        return self.root / "predictions.csv"
+
+    @property
+    def report(self) -> Path:
+        return self.root / "report.json"
+
+    @property
+    def embeddings(self) -> Path:
+        return self.root / "embeddings.npz"
+
+    @property
+    def inference_timing(self) -> Path:
+        return self.root / "inference_timing.json"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.root / "checkpoints"
+
+    @property
+    def last_weights(self) -> Path:
+        """The weights after the last completed epoch (what Resume loads)."""
+        return self.checkpoints / "last.weights.h5"
+
+    def best_weights(self, phase: str) -> Path:
+        """The best weights so far of one phase: the phase-1 model and the whole model have
+        different variables, so each phase keeps its own file."""
+        return self.checkpoints / f"best_{phase}.weights.h5"
+
+    @property
+    def state(self) -> Path:
+        """Controller state, history and counters saved with every checkpoint."""
+        return self.checkpoints / "state.json"
+
+    @property
+    def exports(self) -> Path:
+        return self.root / "exports"
+
+    @property
+    def gradcam(self) -> Path:
+        return self.root / "gradcam"
+
+    @property
+    def worker_log(self) -> Path:
+        return self.root / "worker.log"
+
+    @property
+    def has_model(self) -> bool:
+        return self.model.is_file()
+
+    @property
+    def has_predictions(self) -> bool:
+        return self.predictions.is_file()
 
 
 @dataclass(frozen=True)
@@ -41,7 +157,7 @@ class RunRecord:
     """One row of the runs table."""
     id: str
     parent_run_id: str | None
-    status: str
+    status: RunStatus
     variant: str
     config: dict[str, Any]
     run_dir: Path                   # absolute
@@ -53,6 +169,11 @@ class RunRecord:
     test_accuracy: float | None
     log_loss: float | None
     error: str | None
+
+    @property
+    def folder(self) -> RunFolder:
+        """The run folder's files."""
+        return RunFolder(self.run_dir)
 
 
 def new_run_id(variant: str) -> str:
@@ -73,9 +194,10 @@ def create_run(workspace: Workspace, variant: str, config: Mapping[str, Any],
     """
     run_id = new_run_id(variant)
     run_dir = workspace.runs_dir / run_id
-    (run_dir / "checkpoints").mkdir(parents=True)
+    folder = RunFolder(run_dir)
+    folder.checkpoints.mkdir(parents=True)
     config_json = json.dumps(dict(config), indent=2, sort_keys=True, default=str)
-    (run_dir / "config.json").write_text(config_json, encoding="utf-8")
+    folder.config.write_text(config_json, encoding="utf-8")
     with workspace.connect() as connection:
         connection.execute(
             "INSERT INTO runs(id, parent_run_id, status, variant, config_json, run_dir, created_at)"
@@ -86,7 +208,7 @@ def create_run(workspace: Workspace, variant: str, config: Mapping[str, Any],
 
 def _record(workspace: Workspace, row: Any) -> RunRecord:
     return RunRecord(
-        id=row["id"], parent_run_id=row["parent_run_id"], status=row["status"],
+        id=row["id"], parent_run_id=row["parent_run_id"], status=RunStatus(row["status"]),
         variant=row["variant"], config=json.loads(row["config_json"]),
         run_dir=workspace.path(row["run_dir"]), pid=row["pid"], heartbeat_at=row["heartbeat_at"],
         created_at=row["created_at"], started_at=row["started_at"],
@@ -135,15 +257,57 @@ def find_run_dir(workspace_or_path: Workspace | Path | str, run_id: str | None =
         run_dir = get_run(workspace_or_path, run_id or "").run_dir
     else:
         run_dir = Path(workspace_or_path).expanduser().resolve()
-    if not (run_dir / "model.keras").is_file():
-        raise RunError(f"The folder {run_dir} holds no trained model (model.keras). "
+    folder = RunFolder(run_dir)
+    if not folder.has_model:
+        raise RunError(f"The folder {run_dir} holds no trained model ({folder.model.name}). "
                        "Choose a finished run.")
     return run_dir
 
 
+def is_usable(run: RunRecord, needs_predictions: bool = False) -> bool:
+    """The run ended with a model (finished or halted, model.keras present) and, when asked,
+    has its predictions table (what the Results page reads)."""
+    return (RunStatus(run.status).has_model and run.folder.has_model
+            and (run.folder.has_predictions or not needs_predictions))
+
+
+def usable_runs(workspace: Workspace, needs_predictions: bool = False) -> list[RunRecord]:
+    """Runs with a usable model, newest first: what Predict, Compare, Results and
+    model-assisted labeling offer.
+
+    Args:
+        needs_predictions: also require predictions.csv (the Results page).
+    """
+    return [run for run in list_runs(workspace) if is_usable(run, needs_predictions)]
+
+
+def read_test_accuracy(run: RunRecord) -> float | None:
+    """The run's test accuracy (0..1): from the runs table, else report.json; None when
+    neither has one (no test split, or not evaluated)."""
+    if run.test_accuracy is not None:
+        return float(run.test_accuracy)
+    try:
+        return float(json.loads(run.folder.report.read_text(encoding="utf-8"))["accuracy"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def best_run(runs: Iterable[RunRecord]) -> RunRecord | None:
+    """The usable run with the highest test accuracy (newest on a tie), or None."""
+    usable = [run for run in runs if is_usable(run)]
+    if not usable:
+        return None
+    return max(usable, key=lambda run: (_accuracy_or_minus_one(run), run.created_at))
+
+
+def _accuracy_or_minus_one(run: RunRecord) -> float:
+    accuracy = read_test_accuracy(run)
+    return -1.0 if accuracy is None else accuracy
+
+
 def read_class_names(run_dir: Path) -> list[str]:
     """Class names in model output order, from class_dict.csv."""
-    path = run_dir / "class_dict.csv"
+    path = RunFolder(Path(run_dir)).class_dict
     if not path.is_file():
         raise RunError(f"The run folder {run_dir} has no class_dict.csv.")
     table = pd.read_csv(path).sort_values("class_index")

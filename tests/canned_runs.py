@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from engine.runs import RunRecord, create_run, update_run
+from engine.runs import RunFolder, RunRecord, create_run, update_run
 from engine.workspace import Workspace, utc_now
 from tests.factories import write_photo
 
@@ -51,7 +51,7 @@ def write_run_folder(run_dir: Path, images: Sequence[CannedImage], class_names: 
     config.json and (when `features` is given) embeddings.npz into run_dir."""
     run_dir.mkdir(parents=True, exist_ok=True)
     frame = predictions_frame(images, class_names)
-    frame.to_csv(run_dir / "predictions.csv", index=False)
+    frame.to_csv(RunFolder(run_dir).predictions, index=False)
     pd.DataFrame({"class_index": range(len(class_names)), "class": list(class_names),
                   "height": 32, "width": 32, "scale by": 1}).to_csv(
         run_dir / "class_dict.csv", index=False)

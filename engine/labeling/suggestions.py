@@ -6,7 +6,13 @@ that writes, in ``workspace/cache/suggestions/``:
 
 - ``<run id>.csv``: image_id, sha256, predicted, probability, prob_<class>... (a cache: only
   images not yet in it are predicted again; safe to delete);
-- ``<run id>.progress.json``: {"state": running|done|failed, "done", "total", "error", "pid"}.
+- ``<run id>.progress.json``: {"state": running|done|failed, "done", "total", "error", "pid",
+  "started_at"};
+- ``<run id>.log``: the process's output.
+
+The process is started and watched with :mod:`engine.processes`, the mechanism training jobs
+use: a start lock (two sessions pressing the button start one job) and a pid check that
+recognises the job by its command line (a reused pid cannot block suggestions).
 
 The prediction itself is ``engine.serving.predict.predict_paths``, imported only when needed so the
 Label page works without TensorFlow loaded.
@@ -15,8 +21,8 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -24,7 +30,8 @@ import pandas as pd
 
 from engine.errors import JobError, LabelError
 from engine.labeling.labels import ASSIGN, current_labels, record_relabel
-from engine.runs import COMPLETED_STATUSES, RunRecord, get_run, list_runs
+from engine.processes import engine_command, exclusive_lock, is_process_of, start_detached
+from engine.runs import get_run
 from engine.workspace import Workspace
 
 ProgressCallback = Callable[[int, int], None]
@@ -33,12 +40,6 @@ _UNLABELED_QUERY = """
 SELECT id AS image_id, sha256, normalized_path FROM images
 WHERE class_id IS NULL AND status = 'ok' AND normalized_path IS NOT NULL ORDER BY id
 """
-
-
-def usable_runs(workspace: Workspace) -> list[RunRecord]:
-    """Runs with a usable model (finished or halted, model.keras present), newest first."""
-    return [run for run in list_runs(workspace)
-            if run.status in COMPLETED_STATUSES and (run.run_dir / "model.keras").is_file()]
 
 
 def _folder(workspace: Workspace) -> Path:
@@ -55,38 +56,37 @@ def progress_path(workspace: Workspace, run_id: str) -> Path:
     return _folder(workspace) / f"{run_id}.progress.json"
 
 
+START_GRACE_SECONDS = 60.0   # a job recorded as starting (no pid yet) counts as alive this long
+
+
 def _write_progress(workspace: Workspace, run_id: str, **state: object) -> None:
     path = progress_path(workspace, run_id)
-    temporary = path.with_suffix(".tmp")
+    # A unique temporary name: the app and the job may both write at the same moment.
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     temporary.write_text(json.dumps(state), encoding="utf-8")
     temporary.replace(path)
 
 
 def read_progress(workspace: Workspace, run_id: str) -> dict[str, object] | None:
     """The progress of the latest suggestion job of this run, or None if none ran.
-    A 'running' job whose process is gone reads as failed."""
+    A 'running' job whose process is gone (or is another program under a reused pid) reads
+    as failed."""
     path = progress_path(workspace, run_id)
     try:
         state = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    if state.get("state") == "running" and not _is_alive(state.get("pid")):
+    if state.get("state") == "running" and not _is_running(state, run_id):
         state = {**state, "state": "failed", "error": "the prediction process stopped"}
     return state
 
 
-def _is_alive(pid: object) -> bool:
-    if not isinstance(pid, int):
-        return False
-    try:
-        os.kill(pid, 0)
-    except (ProcessLookupError, PermissionError):
-        return False
-    try:  # a zombie (finished child not yet reaped) is not alive
-        with open(f"/proc/{pid}/stat", encoding="utf-8") as stat:
-            return stat.read().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return True
+def _is_running(state: dict[str, object], run_id: str) -> bool:
+    pid = state.get("pid")
+    if pid is None:  # recorded by start_suggestions before the process wrote its own pid
+        started = state.get("started_at")
+        return isinstance(started, (int, float)) and time.time() - started < START_GRACE_SECONDS
+    return is_process_of(pid, "suggest", run_id)
 
 
 def load_suggestions(workspace: Workspace, run_id: str) -> pd.DataFrame:
@@ -138,17 +138,20 @@ def compute_suggestions(workspace: Workspace, run_id: str, *, batch_size: int = 
 
 def run_suggestion_job(workspace: Workspace, run_id: str) -> int:
     """Body of the background process: compute and record progress. Returns the count."""
-    pid = os.getpid()
-    _write_progress(workspace, run_id, state="running", done=0, total=0, error="", pid=pid)
+    pid, started = os.getpid(), time.time()
+
+    def record(state: str, done: int = 0, total: int = 0, error: str = "") -> None:
+        _write_progress(workspace, run_id, state=state, done=done, total=total, error=error,
+                        pid=pid, started_at=started)
+
+    record("running")
     try:
-        result = compute_suggestions(workspace, run_id, progress=lambda done, total: _write_progress(
-            workspace, run_id, state="running", done=done, total=total, error="", pid=pid))
+        result = compute_suggestions(workspace, run_id,
+                                     progress=lambda done, total: record("running", done, total))
     except Exception as err:
-        message = getattr(err, "user_message", None) or f"{type(err).__name__}: {err}"
-        _write_progress(workspace, run_id, state="failed", done=0, total=0, error=message, pid=pid)
+        record("failed", error=getattr(err, "user_message", None) or f"{type(err).__name__}: {err}")
         raise
-    _write_progress(workspace, run_id, state="done", done=len(result), total=len(result),
-                    error="", pid=pid)
+    record("done", len(result), len(result))
     return len(result)
 
 
@@ -156,22 +159,23 @@ def start_suggestions(workspace: Workspace, run_id: str) -> int:
     """Start the background prediction of unlabeled images with this run. Returns its pid.
 
     Raises:
-        JobError: a suggestion job for this run is already running.
+        JobError: a suggestion job for this run is already running, or cannot start.
     """
-    state = read_progress(workspace, run_id)
-    if state and state.get("state") == "running":
-        raise JobError("Suggestions for this run are being computed already; wait for them.")
-    _write_progress(workspace, run_id, state="running", done=0, total=0, error="", pid=None)
-    root = Path(__file__).resolve().parent.parent
-    log = (_folder(workspace) / f"{run_id}.log").open("ab")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "engine", "suggest", "--workspace", str(workspace.root),
-         "--run", run_id], cwd=root, stdout=log, stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL, start_new_session=True)
-    log.close()
-    _write_progress(workspace, run_id, state="running", done=0, total=0, error="",
-                    pid=process.pid)
-    return process.pid
+    with exclusive_lock(_folder(workspace) / ".start.lock"):
+        state = read_progress(workspace, run_id)
+        if state and state.get("state") == "running":
+            raise JobError("Suggestions for this run are being computed already; wait for them.")
+        # The job writes its own pid when it starts; until then this marks it as starting.
+        _write_progress(workspace, run_id, state="running", done=0, total=0, error="",
+                        pid=None, started_at=time.time())
+        command = engine_command("suggest", "--workspace", str(workspace.root), "--run", run_id)
+        try:
+            return start_detached(command, _folder(workspace) / f"{run_id}.log")
+        except OSError as err:
+            _write_progress(workspace, run_id, state="failed", done=0, total=0,
+                            error=f"the prediction process did not start: {err}", pid=None)
+            raise JobError(f"The prediction process could not be started ({err.strerror}). "
+                           "Try again; if it keeps failing, restart the app.") from err
 
 
 def accept_suggestions(workspace: Workspace, run_id: str, min_probability: float, *,

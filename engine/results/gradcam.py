@@ -19,9 +19,8 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from engine.errors import RunError
-from engine.runs import read_class_names
+from engine.runs import RunFolder, read_class_names
 
-GRADCAM_DIR = "gradcam"
 DISPLAY_PX = 448
 
 
@@ -137,7 +136,7 @@ def _jet(values: np.ndarray) -> np.ndarray:
 
 def _cache_path(run_dir: Path, key: str, class_name: str) -> Path:
     safe_class = hashlib.sha1(class_name.encode()).hexdigest()[:8]
-    return run_dir / GRADCAM_DIR / f"{key}_{safe_class}.png"
+    return RunFolder(run_dir).gradcam / f"{key}_{safe_class}.png"
 
 
 def _read_photo(image_path: Path) -> Image.Image:
@@ -155,7 +154,7 @@ def _load(run_dir: Path) -> tuple[Any, str]:
     """The run's model (kept for the next call: a user explains several photos in a row)."""
     from engine.serving.models import load_model
 
-    model_path = run_dir / "model.keras"
+    model_path = RunFolder(run_dir).model
     if not model_path.is_file():
         raise RunError(f"The run folder {run_dir} holds no trained model; Grad-CAM needs one.")
     key = (str(model_path), model_path.stat().st_mtime)
@@ -169,7 +168,7 @@ def _load(run_dir: Path) -> tuple[Any, str]:
 def _layer_name(run_dir: Path) -> str:
     """The variant's last conv layer from the variants table ('' when unknown)."""
     try:
-        config = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
+        config = json.loads(RunFolder(run_dir).config.read_text(encoding="utf-8"))
         from engine.training.variants import get_variant
         return get_variant(str(config.get("variant", ""))).last_conv_layer
     except Exception:  # no config or an unknown variant: fall back to the last 4-D layer

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from engine.errors import DatasetError, RunError
-from engine.runs import read_class_names
+from engine.runs import RunFolder, read_class_names
 from engine.workspace import Workspace
 
 DEFAULT_NUM_FOLDS = 5
@@ -146,9 +146,9 @@ def label_issues(run_dir: str | Path, workspace: Workspace | None = None,
 
 
 def _read_embeddings(run_dir: Path) -> tuple[np.ndarray, np.ndarray]:
-    path = run_dir / "embeddings.npz"
+    path = RunFolder(run_dir).embeddings
     if not path.is_file():
-        raise RunError(f"The run folder {run_dir} has no embeddings.npz (the cached features "
+        raise RunError(f"The run folder {run_dir} has no {path.name} (the cached features "
                        "label-error detection needs). Retrain the run with this version.")
     try:
         with np.load(path) as data:
@@ -160,9 +160,9 @@ def _read_embeddings(run_dir: Path) -> tuple[np.ndarray, np.ndarray]:
 def _image_table(run_dir: Path, image_ids: np.ndarray, class_names: Sequence[str],
                  workspace: Workspace | None) -> pd.DataFrame:
     """image_id, path, label, split, row (index into the embeddings) of the images to check."""
-    predictions_path = run_dir / "predictions.csv"
+    predictions_path = RunFolder(run_dir).predictions
     if not predictions_path.is_file():
-        raise RunError(f"The run folder {run_dir} has no predictions.csv: the run has not "
+        raise RunError(f"The run folder {run_dir} has no {predictions_path.name}: the run has not "
                        "finished. Pick a finished run.")
     known = pd.read_csv(predictions_path, usecols=["image_id", "path", "split", "true"],
                         dtype={"true": str, "path": str})

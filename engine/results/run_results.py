@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from engine.errors import RunError
-from engine.runs import read_class_names
+from engine.runs import RunFolder, read_class_names
 
 PROBABILITY_PREFIX = "prob_"
 REQUIRED_COLUMNS = ("image_id", "path", "split", "true", "predicted", "confidence", "loss")
@@ -74,11 +74,12 @@ def load_run(run_dir: str | Path) -> RunResults:
             (the run has not finished, or failed before evaluation).
     """
     run_dir = Path(run_dir).expanduser().resolve()
-    predictions_path = run_dir / "predictions.csv"
+    folder = RunFolder(run_dir)
+    predictions_path = folder.predictions
     if not predictions_path.is_file():
-        raise RunError(f"The run folder {run_dir} has no predictions.csv: the run has not "
-                       "finished evaluating. Wait for it to finish, or pick a finished run.")
-    report = _read_json(run_dir / "report.json")
+        raise RunError(f"The run folder {run_dir} has no {predictions_path.name}: the run has "
+                       "not finished evaluating. Wait for it to finish, or pick a finished run.")
+    report = _read_json(folder.report)
     try:
         class_names = read_class_names(run_dir)
     except RunError:
@@ -92,9 +93,9 @@ def load_run(run_dir: str | Path) -> RunResults:
                        "Retrain the run to rewrite it.") from err
     predictions = prepare_predictions(raw, class_names, source=predictions_path)
     return RunResults(run_dir=run_dir, class_names=class_names, predictions=predictions,
-                      report=report, config=_read_json(run_dir / "config.json"),
-                      history=_read_optional_csv(run_dir / "history.csv"),
-                      epoch_log=_read_optional_csv(run_dir / "epoch_log.csv"))
+                      report=report, config=_read_json(folder.config),
+                      history=_read_optional_csv(folder.history),
+                      epoch_log=_read_optional_csv(folder.epoch_log))
 
 
 def prepare_predictions(raw: pd.DataFrame, class_names: Sequence[str],

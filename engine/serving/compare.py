@@ -19,11 +19,10 @@ import numpy as np
 import pandas as pd
 
 from engine.errors import RunError
-from engine.serving.models import MODEL_FILE, load_model, read_image_size
-from engine.runs import COMPLETED_STATUSES, RunRecord, read_class_names
+from engine.serving.models import load_model, read_image_size
+from engine.runs import RunFolder, RunRecord, is_usable, read_class_names
 from engine.workspace import utc_now
 
-TIMING_FILE = "inference_timing.json"
 
 # Columns of compare_runs (in order). *_ms: milliseconds per image.
 COMPARE_COLUMNS = (
@@ -82,10 +81,11 @@ def measure_inference(run_dir: str | Path, *, batch_size: int = 32,
         batch_size=batch_size, num_single_calls=single_calls, num_batched_calls=batch_calls,
         device="GPU" if tf.config.list_logical_devices("GPU") else "CPU",
         cpu_count=os.cpu_count() or 0, measured_at=utc_now())
-    staging = run_dir / f".{TIMING_FILE}.tmp"
+    target = RunFolder(run_dir).inference_timing
+    staging = target.with_name(f".{target.name}.tmp")
     staging.write_text(json.dumps({**asdict(timing), "machine": platform.node()}, indent=2),
                        encoding="utf-8")
-    os.replace(staging, run_dir / TIMING_FILE)
+    os.replace(staging, target)
     return timing
 
 
@@ -103,7 +103,7 @@ def _time_calls(forward, inputs, min_seconds: float, max_calls: int) -> tuple[fl
 
 def cached_timing(run_dir: str | Path) -> InferenceTiming | None:
     """The measurement stored in the run folder, or None when not measured yet."""
-    path = Path(run_dir) / TIMING_FILE
+    path = RunFolder(Path(run_dir)).inference_timing
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
         return InferenceTiming(**{key: data[key] for key in InferenceTiming.__dataclass_fields__})
@@ -119,7 +119,7 @@ def _read_json(path: Path) -> dict:
 
 
 def _epochs_trained(run_dir: Path, config: dict) -> float:
-    history = run_dir / "history.csv"
+    history = RunFolder(run_dir).history
     if history.is_file():
         try:
             return float(len(pd.read_csv(history)))
@@ -148,9 +148,9 @@ def _number(mapping: dict, key: str) -> float:
 def summarize_run(run: RunRecord) -> dict:
     """One row of :func:`compare_runs` for a run."""
     run_dir = Path(run.run_dir)
-    report = _read_json(run_dir / "report.json")
+    report = _read_json(run.folder.report)
     timing = report.get("timing") or {}
-    config = {**_read_json(run_dir / "config.json"), **(run.config or {})}
+    config = {**_read_json(run.folder.config), **(run.config or {})}
     measured = cached_timing(run_dir)
     if measured is not None:
         single, batched, source = (measured.ms_per_image_single,
@@ -187,8 +187,7 @@ def compare_runs(runs: list[RunRecord]) -> pd.DataFrame:
         inference_source ("measured" | "training report" | ""), parameters, test_accuracy,
         log_loss, macro_f1, created_at, run_dir. Missing figures are NaN.
     """
-    rows = [summarize_run(run) for run in runs if run.status in COMPLETED_STATUSES
-            and (Path(run.run_dir) / MODEL_FILE).is_file()]
+    rows = [summarize_run(run) for run in runs if is_usable(run)]
     table = pd.DataFrame(rows, columns=list(COMPARE_COLUMNS))
     return table.sort_values(["test_accuracy", "created_at"], ascending=[False, False],
                              na_position="last").reset_index(drop=True)
@@ -201,7 +200,7 @@ def confusion_table(run_dir: str | Path) -> pd.DataFrame:
         RunError: report.json is missing or has no confusion matrix.
     """
     run_dir = Path(run_dir)
-    report = _read_json(run_dir / "report.json")
+    report = _read_json(RunFolder(run_dir).report)
     if "confusion" not in report:
         raise RunError(f"The run {run_dir.name} has no test report (report.json) yet.")
     names = report.get("class_names") or read_class_names(run_dir)

@@ -30,7 +30,7 @@ import pandas as pd
 from engine.choices import Choice
 from engine.errors import ConfigError, RunError
 from engine.serving.models import ENSEMBLE_FILE, Predictor, load_member, probability_column
-from engine.runs import read_class_names
+from engine.runs import RunFolder, read_class_names
 from engine.workspace import utc_now
 
 ENSEMBLES_DIRNAME = "ensembles"
@@ -82,9 +82,9 @@ class EnsembleEvaluation:
 
 
 def _predictions(run_dir: Path) -> pd.DataFrame:
-    path = run_dir / "predictions.csv"
+    path = RunFolder(run_dir).predictions
     if not path.is_file():
-        raise RunError(f"The run {run_dir.name} has no predictions.csv; only finished runs can "
+        raise RunError(f"The run {run_dir.name} has no {path.name}; only finished runs can "
                        "be part of an ensemble.")
     return pd.read_csv(path)
 

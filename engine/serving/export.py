@@ -28,9 +28,9 @@ import numpy as np
 
 from engine.choices import Choice
 from engine.errors import ConfigError, EngineError, ExportError, RunError
-from engine.serving.models import MODEL_FILE, load_model, read_image_size
-from engine.serving.predict import expand_paths, make_dataset
-from engine.runs import read_class_names, workspace_of_run
+from engine.serving.models import load_model, read_image_size
+from engine.serving.predict import decode_batches, expand_paths
+from engine.runs import MODEL_FILE, RunFolder, read_class_names, workspace_of_run
 
 # Max |p_export - p_original| accepted; dynamic-range quantisation stores weights as int8, so
 # its probabilities legitimately move more (https://ai.google.dev/edge/litert/models/post_training_quant).
@@ -38,7 +38,7 @@ FLOAT_TOLERANCE = 1e-4
 QUANTIZED_TOLERANCE = 0.1
 NUM_SAMPLE_IMAGES = 16
 VERIFY_TIMEOUT_SECONDS = 600
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]  # the repository (engine/serving/export.py)
 
 
 class ExportFormat(Choice):
@@ -112,7 +112,7 @@ def export_model(run_dir: str | Path, export_format: str | ExportFormat, *,
     run_dir = Path(run_dir).expanduser().resolve()
     model = load_model(run_dir)
     name = export_name(export_format, quantize)
-    exports_dir = run_dir / "exports"
+    exports_dir = RunFolder(run_dir).exports
     exports_dir.mkdir(exist_ok=True)
     staging = exports_dir / f".tmp-{name}-{secrets.token_hex(4)}"
     staging.mkdir()
@@ -137,11 +137,12 @@ def export_model(run_dir: str | Path, export_format: str | ExportFormat, *,
 def _write_export(model, run_dir: Path, staging: Path, export_format: ExportFormat,
                   quantize: bool) -> Path:
     class_names = read_class_names(run_dir)
-    shutil.copy2(run_dir / "class_dict.csv", staging / "class_dict.csv")
+    class_dict = RunFolder(run_dir).class_dict
+    shutil.copy2(class_dict, staging / class_dict.name)
     (staging / "labels.txt").write_text("\n".join(class_names) + "\n", encoding="utf-8")
     try:
         if export_format is ExportFormat.KERAS:
-            shutil.copy2(run_dir / MODEL_FILE, staging / MODEL_FILE)
+            shutil.copy2(RunFolder(run_dir).model, staging / MODEL_FILE)
             return staging / MODEL_FILE
         saved_model = staging / "saved_model"
         model.export(str(saved_model), format="tf_saved_model", verbose=False)
@@ -173,8 +174,8 @@ def _sample_inputs(run_dir: Path, sample_paths: list[str | Path] | None) -> np.n
         _workspace_test_images(run_dir)
     batches = []
     if paths:
-        for images, errors in make_dataset(paths[:NUM_SAMPLE_IMAGES], [(height, width)], 16):
-            batches.append(images[0].numpy()[errors.numpy() == b""])
+        for images, errors in decode_batches(paths[:NUM_SAMPLE_IMAGES], [(height, width)], 16):
+            batches.append(images[0][np.array(errors) == ""])
     inputs = np.concatenate(batches) if batches else np.zeros((0, height, width, 3), np.float32)
     if len(inputs) == 0:  # no readable image: noise still exercises every weight
         rng = np.random.default_rng(0)
@@ -190,7 +191,7 @@ def _workspace_test_images(run_dir: Path) -> list[str]:
         root = workspace_of_run(run_dir)
         if not (root / DATABASE_NAME).is_file():
             return []
-        predictions = pd.read_csv(run_dir / "predictions.csv", usecols=["image_id", "split"])
+        predictions = pd.read_csv(RunFolder(run_dir).predictions, usecols=["image_id", "split"])
         from engine.labeling.dataset import trainable_images
         images = trainable_images(open_workspace(root))
     except (OSError, ValueError, KeyError, EngineError, sqlite3.Error):
@@ -283,7 +284,7 @@ def load_export_result(export_dir: Path) -> ExportResult:
 
 def list_exports(run_dir: str | Path) -> list[ExportResult]:
     """The verified exports of a run (folders under ``exports/`` with an export.json)."""
-    exports_dir = Path(run_dir) / "exports"
+    exports_dir = RunFolder(Path(run_dir)).exports
     if not exports_dir.is_dir():
         return []
     return [load_export_result(folder) for folder in sorted(exports_dir.iterdir())

@@ -12,10 +12,10 @@ import numpy as np
 import pandas as pd
 
 from engine.errors import RunError
-from engine.runs import read_class_names
+from engine.runs import MODEL_FILE, RunFolder, read_class_names
 
 ENSEMBLE_FILE = "ensemble.json"
-MODEL_FILE = "model.keras"
+
 
 def probability_column(class_name: str) -> str:
     """Name of the probability column of one class in prediction tables."""
@@ -42,7 +42,7 @@ def load_model(run_dir: str | Path):
     import keras
 
     _import_custom_layers()
-    model_path = Path(run_dir) / MODEL_FILE
+    model_path = RunFolder(Path(run_dir)).model
     if not model_path.is_file():
         raise RunError(f"The folder {Path(run_dir)} holds no trained model ({MODEL_FILE}). "
                        "Choose a finished run.")
@@ -55,7 +55,7 @@ def load_model(run_dir: str | Path):
 
 def read_image_size(run_dir: str | Path) -> tuple[int, int]:
     """(height, width) in pixels that the run's model expects, from class_dict.csv."""
-    path = Path(run_dir) / "class_dict.csv"
+    path = RunFolder(Path(run_dir)).class_dict
     if not path.is_file():
         raise RunError(f"The run folder {Path(run_dir)} has no class_dict.csv.")
     table = pd.read_csv(path)
@@ -103,10 +103,12 @@ def load_member(run_dir: str | Path) -> Member:
 
 
 def forward_function(model, image_size: tuple[int, int]):
-    """``model(images, training=False)`` compiled for float32 (None, h, w, 3) batches (a fixed
-    signature, so the last, smaller batch does not trigger a retrace). Tracing a large model
-    takes seconds, so each :class:`Member` compiles it once, at load time."""
-    import tensorflow as tf
+    """float32 (b, h, w, 3) numpy batch -> numpy model outputs, via Keras ``predict_on_batch``
+    (compiled once per batch shape by whichever Keras backend is active: TensorFlow, JAX or
+    PyTorch; callers pad a short last batch so it does not trigger a second compile)."""
+    del image_size  # the batch carries it; kept so callers need not change
 
-    signature = [tf.TensorSpec([None, *image_size, 3], tf.float32)]
-    return tf.function(lambda images: model(images, training=False), input_signature=signature)
+    def forward(images: np.ndarray) -> np.ndarray:
+        return np.asarray(model.predict_on_batch(images))
+
+    return forward

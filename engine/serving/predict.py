@@ -12,7 +12,6 @@ never divided by 255 here.
 """
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
@@ -217,27 +216,6 @@ def top_k(table: pd.DataFrame, k: int = 3) -> list[list[tuple[str, float]]]:
         order = np.argsort(-values)[:k]
         result.append([(names[index], float(values[index])) for index in order])
     return result
-
-
-def best_run_dir(runs: Iterable[object]) -> Path | None:
-    """The run folder with the highest test accuracy among completed runs with a model
-    (``runs`` are engine.runs.RunRecord); None when there is none."""
-    usable = [run for run in runs if getattr(run, "status", "") in ("finished", "halted")
-              and (Path(run.run_dir) / MODEL_FILE).is_file()]
-    if not usable:
-        return None
-    best = max(usable, key=lambda run: (_test_accuracy(run), run.created_at))
-    return Path(best.run_dir)
-
-
-def _test_accuracy(run) -> float:
-    if run.test_accuracy is not None:
-        return float(run.test_accuracy)
-    report = Path(run.run_dir) / "report.json"
-    try:
-        return float(json.loads(report.read_text(encoding="utf-8"))["accuracy"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return -1.0
 
 
 def predictions_csv_text(table: pd.DataFrame) -> str:

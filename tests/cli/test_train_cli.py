@@ -13,6 +13,7 @@ import pytest
 from engine.__main__ import main
 from tests.engine.training_helpers import TINY_VARIANT, tiny_workspace
 from tests.factories import (
+from engine.runs import RunFolder
     MOBILENET_V2_050_WEIGHTS,
     PETS_DEV_DIR,
     requires_pets_dev,
@@ -36,7 +37,7 @@ def test_train_prints_epoch_lines_and_a_final_json_line(tmp_path, capsys):
     assert {"run_id", "run_dir", "test_accuracy", "log_loss", "seconds_per_epoch",
             "status"} <= set(summary)
     assert summary["status"] == "finished" and summary["epochs_run"] == 2
-    model = keras.models.load_model(Path(summary["run_dir"]) / "model.keras", safe_mode=True)
+    model = keras.models.load_model(RunFolder(Path(summary["run_dir"])).model, safe_mode=True)
     assert model.input_shape == (None, 32, 32, 3)
     config = json.loads((Path(summary["run_dir"]) / "config.json").read_text())
     assert config["seed"] == 3 and config["variant"] == TINY_VARIANT

@@ -21,6 +21,7 @@ import pytest
 
 from engine.workspace import open_workspace
 from tests.e2e.conftest import screenshot
+from engine.runs import RunFolder
 
 pytestmark = pytest.mark.slow
 
@@ -249,7 +250,7 @@ def _run_predictions(workspace_path):
     import pandas as pd
 
     (run_dir,) = _rows(workspace_path, "SELECT run_dir FROM runs WHERE status = 'finished'")[0]
-    return pd.read_csv(Path(workspace_path) / run_dir / "predictions.csv")
+    return pd.read_csv(RunFolder(Path(workspace_path) / run_dir).predictions)
 
 
 def _gallery_count(page) -> int:

@@ -17,7 +17,7 @@ from engine.training.config import TrainConfig
 from engine.errors import EngineError, JobError
 from engine.events import BatchEnded, CommandKind, EpochEnded, Message, RunStarted
 from engine.ingest.importing import import_folder
-from engine.runs import create_run, get_run, update_run
+from engine.runs import RunFolder, create_run, get_run, update_run
 from engine.worker import DatabaseCommandSource, DatabaseEventSink
 from engine.workspace import Workspace
 from tests.factories import make_class_tree
@@ -217,7 +217,7 @@ def test_real_worker_trains_to_the_end_and_a_second_launch_is_refused(tiny_works
     epochs = [s.event for s in jobs.read_events(workspace, run_id, kinds=("EpochEnded",))]
     assert [e.epoch for e in epochs] == [1, 2, 3, 4]          # 3 planned + "continue 1"
     assert epochs[-1].planned_epochs == 4
-    assert (status.run.run_dir / "model.keras").is_file()
+    assert (RunFolder(status.run.run_dir).model).is_file()
     assert "RunFinished" in status.log_path.read_text()
     assert jobs.pending_commands(workspace, run_id) == []
     assert jobs.active_job(workspace) is None
@@ -250,7 +250,7 @@ def test_sigkill_mid_run_marks_interrupted_and_resume_completes(tiny_workspace: 
     assert any("Resumed from the checkpoint" in text for text in notes)
     epochs = sorted({s.event.epoch for s in stored if isinstance(s.event, EpochEnded)})
     assert epochs == list(range(1, 41))
-    assert (status.run.run_dir / "model.keras").is_file()
+    assert (RunFolder(status.run.run_dir).model).is_file()
     report = json.loads((status.run.run_dir / "report.json").read_text())
     assert report["num_images"] >= 1
 

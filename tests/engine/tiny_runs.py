@@ -17,6 +17,7 @@ import pandas as pd
 from PIL import Image
 
 from tests.factories import make_class_tree
+from engine.runs import RunFolder
 
 
 def load_images(paths: Sequence[str | Path], size: int) -> np.ndarray:
@@ -71,7 +72,7 @@ def write_tiny_run(run_dir: Path, images: pd.DataFrame, classes: tuple[str, ...]
     if epochs:
         model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
         model.fit(pixels[is_train], labels[is_train], epochs=epochs, batch_size=8, verbose=0)
-    model.save(run_dir / "model.keras")
+    model.save(RunFolder(run_dir).model)
     pd.DataFrame({"class_index": range(len(classes)), "class": classes, "height": size,
                   "width": size, "scale by": 1.0}).to_csv(run_dir / "class_dict.csv", index=False)
     (run_dir / "config.json").write_text(json.dumps({
@@ -86,7 +87,7 @@ def write_tiny_run(run_dir: Path, images: pd.DataFrame, classes: tuple[str, ...]
         "loss": -np.log(np.clip(probs[np.arange(len(labels)), labels], 1e-7, 1))})
     for index, name in enumerate(classes):
         frame[f"prob_{name}"] = probs[:, index]
-    frame.to_csv(run_dir / "predictions.csv", index=False)
+    frame.to_csv(RunFolder(run_dir).predictions, index=False)
     test = (images["split"] == "test").to_numpy()
     report = {
         "class_names": list(classes), "split": "test", "num_images": int(test.sum()),

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from engine.ingest.importing import import_folder
-from engine.runs import list_runs
+from engine.runs import RunFolder, list_runs
 
 ROOT = Path(__file__).resolve().parents[2]
 FILE_SIZE_LIMIT_BYTES = 3 * 1024 * 1024   # the DB and caches fit; a B0 model file does not
@@ -43,5 +43,5 @@ def test_disk_full_while_writing_artefacts_fails_clearly_without_a_model(workspa
     assert run.status == "failed"
     assert "disk is full" in (run.error or "")
     # No model is presented as good, and no half-written file is left behind.
-    assert not (run.run_dir / "model.keras").exists()
+    assert not (RunFolder(run.run_dir).model).exists()
     assert not list(run.run_dir.glob(".model.tmp*"))

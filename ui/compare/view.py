@@ -13,6 +13,7 @@ from engine.serving import compare
 
 from engine.serving import ensemble
 from engine.errors import EngineError
+from ui import charts
 
 LAST_EVALUATION = "compare_last_evaluation"
 # Quality first, then speed, then how it was trained (the 004 seed's three tables in one).
@@ -86,22 +87,6 @@ def speed_figure(table: pd.DataFrame, batched: bool) -> go.Figure:
     return figure
 
 
-def confusion_heatmap(confusion: pd.DataFrame, title: str) -> go.Figure:
-    names = [str(name) for name in confusion.index]
-    totals = confusion.sum(axis=1).replace(0, 1)
-    share = confusion.div(totals, axis=0)
-    text = [[f"{confusion.iloc[i, j]}<br>{share.iloc[i, j]:.0%}" for j in range(len(names))]
-            for i in range(len(names))]
-    figure = go.Figure(go.Heatmap(z=share.to_numpy(), x=names, y=names, text=text,
-                                  texttemplate="%{text}", colorscale="Blues", zmin=0, zmax=1,
-                                  showscale=False))
-    figure.update_layout(title=title, height=max(300, 50 * len(names) + 150),
-                         xaxis={"title": "Predicted", "type": "category"},
-                         yaxis={"title": "True", "autorange": "reversed", "type": "category"},
-                         margin={"l": 10, "r": 10, "t": 50, "b": 10})
-    return figure
-
-
 def render_confusions(table: pd.DataFrame, selected: list[str]) -> None:
     rows = table[table["run_id"].isin(selected)]
     if rows.empty:
@@ -115,7 +100,7 @@ def render_confusions(table: pd.DataFrame, selected: list[str]) -> None:
             except EngineError as err:
                 st.warning(err.user_message)
                 continue
-            st.plotly_chart(confusion_heatmap(confusion, f"{row.variant} · {row.run_id}"),
+            st.plotly_chart(charts.confusion_counts_figure(confusion, f"{row.variant} · {row.run_id}"),
                             key=f"compare_confusion_{row.run_id}")
 
 

@@ -6,6 +6,7 @@ import streamlit as st
 
 from engine.errors import EngineError
 from engine.labeling.queue import count_unlabeled
+from engine.runs import usable_runs
 from engine.workspace import Workspace
 from ui.label.common import SUGGESTION_RUN, flash, run_action, show_flash, suggestion_table
 
@@ -28,9 +29,8 @@ def _accept(workspace: Workspace, run_id: str) -> None:
 def render_assist(workspace: Workspace) -> None:
     """The model suggestions panel (an expander); quiet when no run has finished yet."""
     try:
-        from engine.labeling.suggestions import usable_runs
         runs = usable_runs(workspace)
-    except (ImportError, EngineError):
+    except EngineError:
         runs = []
     if not runs:
         st.session_state.pop(SUGGESTION_RUN, None)

@@ -16,7 +16,7 @@ import streamlit as st
 from engine.serving import models, predict
 from engine.serving.ensemble import list_ensembles, read_ensemble
 from engine.errors import EngineError
-from engine.runs import COMPLETED_STATUSES, list_runs
+from engine.runs import RunFolder, best_run, read_test_accuracy, usable_runs
 from engine.workspace import Workspace
 
 # Session-state keys of the Predict page.
@@ -38,16 +38,15 @@ class SourceOption:
 
 def source_options(workspace: Workspace) -> list[SourceOption]:
     """Completed runs (best test accuracy first) followed by saved ensembles."""
-    runs = [run for run in list_runs(workspace) if run.status in COMPLETED_STATUSES
-            and (run.run_dir / models.MODEL_FILE).is_file()]
-    best = predict.best_run_dir(runs)
+    runs = usable_runs(workspace)
+    best = best_run(runs)
     options = []
     for run in runs:
-        accuracy = predict._test_accuracy(run)
-        shown = f"test accuracy {accuracy:.1%}" if accuracy >= 0 else "no test score"
-        star = "★ best · " if run.run_dir == best else ""
+        accuracy = read_test_accuracy(run)
+        shown = f"test accuracy {accuracy:.1%}" if accuracy is not None else "no test score"
+        star = "★ best · " if best is not None and run.id == best.id else ""
         options.append(SourceOption(f"{star}{run.variant} · {run.id} · {shown}", run.run_dir,
-                                    False, accuracy if accuracy >= 0 else None))
+                                    False, accuracy))
     options.sort(key=lambda option: -(option.test_accuracy or -1))
     for folder in list_ensembles(workspace.root):
         try:
@@ -65,7 +64,8 @@ def source_options(workspace: Workspace) -> list[SourceOption]:
 
 
 def _stamp(path: Path) -> float:
-    target = path / (models.ENSEMBLE_FILE if models.is_ensemble_dir(path) else models.MODEL_FILE)
+    target = (path / models.ENSEMBLE_FILE if models.is_ensemble_dir(path)
+              else RunFolder(path).model)
     return target.stat().st_mtime if target.exists() else 0.0
 
 

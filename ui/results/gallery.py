@@ -11,7 +11,7 @@ from engine.results import evaluation, retraining, run_results
 from engine.errors import EngineError
 from engine.runs import RunRecord
 from engine.workspace import Workspace
-from ui.results import charts
+from ui import charts
 from ui.images import load_thumbnail
 
 SPLIT, TRUE, PREDICTED = "results_filter_split", "results_filter_true", "results_filter_predicted"

@@ -10,8 +10,9 @@ import streamlit as st
 
 from engine.results import evaluation, retraining, run_results
 from engine.errors import EngineError
-from engine.runs import COMPLETED_STATUSES, RunRecord, get_run, list_runs
+from engine.runs import RunRecord, get_run, usable_runs
 from engine.workspace import Workspace
+from ui import charts as shared_charts
 from ui.results import charts
 from ui.results import gallery
 from ui.results import queue as results_queue
@@ -33,14 +34,13 @@ def _load(run_dir: str, modified: float) -> run_results.RunResults:
 
 def load_results(run: RunRecord) -> run_results.RunResults:
     """The run's results, cached until its predictions.csv changes."""
-    path = run.run_dir / "predictions.csv"
+    path = run.folder.predictions
     return _load(str(run.run_dir), path.stat().st_mtime if path.is_file() else 0.0)
 
 
 def pick_run(workspace: Workspace) -> RunRecord | None:
     """Selectbox of finished runs; default the one in session state, else the newest."""
-    runs = [run for run in list_runs(workspace) if run.status in COMPLETED_STATUSES
-            and (run.run_dir / "predictions.csv").is_file()]
+    runs = usable_runs(workspace, needs_predictions=True)
     if not runs:
         st.info("No finished runs yet. Train a model on the Train page; its results appear here.")
         link_to_train("Go to Train")
@@ -165,7 +165,7 @@ def render_overview(workspace: Workspace, results: run_results.RunResults, run: 
     if curves.empty:
         st.caption("This run has no history.csv.")
     else:
-        st.plotly_chart(charts.curves_figure(curves, best), key="results_curves")
+        st.plotly_chart(shared_charts.curves_figure(curves, best), key="results_curves")
         st.caption(f"Lowest validation loss at epoch {best['val_loss']}; highest validation "
                    f"accuracy at epoch {best['val_accuracy']}.")
     timing = results.report.get("timing") or {}

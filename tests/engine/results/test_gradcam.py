@@ -10,6 +10,7 @@ from PIL import Image
 from engine.errors import RunError
 from engine.results.gradcam import grad_cam
 from tests.canned_runs import CannedImage, write_run_folder
+from engine.runs import RunFolder
 
 CLASSES = ("dark", "red")
 
@@ -19,7 +20,7 @@ def _run_folder(tmp_path, model, variant: str):
               CannedImage(2, "dark/b.jpg", "test", "dark", (0.9, 0.1))]
     run_dir = write_run_folder(tmp_path / "run", images, CLASSES,
                                config={"variant": variant, "image_size_px": 32})
-    model.save(run_dir / "model.keras")
+    model.save(RunFolder(run_dir).model)
     return run_dir
 
 
@@ -104,7 +105,7 @@ def test_errors_name_the_problem(tmp_path):
         grad_cam(run_dir, tmp_path / "none.png", class_name="zebra")
     with pytest.raises(RunError, match="cannot be read"):
         grad_cam(run_dir, tmp_path / "missing.png")
-    (run_dir / "model.keras").unlink()
+    (RunFolder(run_dir).model).unlink()
     photo = _red_corner_photo(tmp_path / "corner.png")
     with pytest.raises(RunError, match="no trained model"):
         grad_cam(run_dir, photo)

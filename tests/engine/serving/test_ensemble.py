@@ -17,6 +17,7 @@ from engine.serving.ensemble import (
 from engine.errors import ConfigError, RunError
 from engine.serving.predict import predict_paths
 from tests.engine.tiny_runs import image_table, write_tiny_run
+from engine.runs import RunFolder
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +32,7 @@ def two_runs(tmp_path_factory):
 
 
 def _test_probs(run_dir):
-    frame = pd.read_csv(run_dir / "predictions.csv")
+    frame = pd.read_csv(RunFolder(run_dir).predictions)
     frame = frame[frame["split"] == "test"].sort_values("image_id")
     return frame[["prob_cat", "prob_dog"]].to_numpy(), \
         (frame["true"] == "dog").astype(int).to_numpy()

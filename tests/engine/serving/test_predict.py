@@ -10,6 +10,7 @@ import pytest
 from engine.errors import RunError
 from engine.serving.models import load_model
 from engine.serving.predict import apply_unsure_threshold, expand_paths, predict_paths, top_k
+from engine.runs import RunFolder
 from tests.engine.tiny_runs import image_table, load_images, write_tiny_run
 
 
@@ -34,7 +35,7 @@ def test_load_model_refuses_a_folder_without_model(tmp_path):
 
 
 def test_load_model_reports_a_corrupt_model_file(tmp_path):
-    (tmp_path / "model.keras").write_bytes(b"not a zip")
+    (RunFolder(tmp_path).model).write_bytes(b"not a zip")
     with pytest.raises(RunError, match="could not be loaded"):
         load_model(tmp_path)
 

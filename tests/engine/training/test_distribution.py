@@ -15,7 +15,7 @@ from engine.training.config import Distribution, TrainConfig
 from engine.training.devices import DeviceInfo, make_strategy
 from engine.errors import ConfigError
 from engine.events import Message, RunFailed
-from engine.runs import get_run
+from engine.runs import RunFolder, get_run
 from engine.training.api import start_run, train
 from tests.engine.training_helpers import tiny_config, tiny_workspace
 
@@ -91,7 +91,7 @@ def test_a_multi_worker_run_fails_clearly_before_building_anything(tmp_path, mon
     failed = [event for event in events if isinstance(event, RunFailed)]
     assert failed and "TF_CONFIG" in failed[0].message
     assert get_run(workspace, run.id).status == "failed"
-    assert not (run.run_dir / "model.keras").exists()
+    assert not (RunFolder(run.run_dir).model).exists()
 
 
 def test_a_mirrored_run_trains_to_the_end_and_writes_the_artefacts(tmp_path):
@@ -103,9 +103,9 @@ def test_a_mirrored_run_trains_to_the_end_and_writes_the_artefacts(tmp_path):
     notes = [event.text for event in events if isinstance(event, Message)]
     assert ("Training on the CPU with MirroredStrategy, global batch 8 (8 per replica x 1)."
             in notes)
-    for name in ("model.keras", "class_dict.csv", "config.json", "predictions.csv",
-                 "report.json", "embeddings.npz"):
-        assert (run.run_dir / name).is_file(), name
+    for path in (run.folder.model, run.folder.class_dict, run.folder.config,
+                 run.folder.predictions, run.folder.report, run.folder.embeddings):
+        assert path.is_file(), path.name
     config = json.loads((run.run_dir / "config.json").read_text())
     assert config["distribution"] == "mirrored" and config["strategy"] == "MirroredStrategy"
     assert config["replicas"] == 1 and config["global_batch_size"] == 8

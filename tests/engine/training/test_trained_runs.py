@@ -14,7 +14,7 @@ from engine.serving.ensemble import evaluate_ensemble
 from engine.events import EventCollector
 from engine.serving.export import export_model
 from engine.serving.predict import predict_paths
-from engine.runs import list_runs
+from engine.runs import RunFolder, list_runs
 
 training = pytest.importorskip("engine.training.api")
 helpers = pytest.importorskip("tests.engine.training_helpers")
@@ -36,7 +36,7 @@ def test_predict_paths_reproduces_the_runs_own_predictions(trained):
     workspace, run_dirs = trained
     images = trainable_images(workspace).set_index("image_id")
     for run_dir in run_dirs:
-        saved = pd.read_csv(run_dir / "predictions.csv").sort_values("image_id")
+        saved = pd.read_csv(RunFolder(run_dir).predictions).sort_values("image_id")
         paths = [images.loc[image_id, "path"] for image_id in saved["image_id"]]
         table = predict_paths(run_dir, paths, batch_size=7)
         columns = [column for column in saved.columns if column.startswith("prob_")]

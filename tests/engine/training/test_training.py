@@ -21,7 +21,7 @@ from engine.events import (
     RunFailed,
     RunFinished,
 )
-from engine.runs import get_run
+from engine.runs import RunFolder, get_run
 from engine.training.api import start_run, train
 from engine.training.outcome import class_weights
 from tests.engine.training_helpers import kinds, tiny_config, tiny_workspace
@@ -66,9 +66,10 @@ def test_run_row_and_artefacts_follow_the_contract(trained):
     assert row.status == "finished" and row.started_at and row.finished_at
     assert row.test_accuracy == pytest.approx(result.test_accuracy)
     run_dir = result.run_dir
-    for name in ("model.keras", "class_dict.csv", "config.json", "history.csv", "epoch_log.csv",
-                 "predictions.csv", "report.json", "embeddings.npz"):
-        assert (run_dir / name).is_file(), name
+    folder = RunFolder(run_dir)
+    for path in (folder.model, folder.class_dict, folder.config, folder.history, folder.epoch_log,
+                 folder.predictions, folder.report, folder.embeddings):
+        assert path.is_file(), path.name
     class_dict = pd.read_csv(run_dir / "class_dict.csv")
     assert list(class_dict.columns) == ["class_index", "class", "height", "width", "scale by"]
     assert list(class_dict["class"]) == ["cat", "dog"] and set(class_dict["height"]) == {32}
@@ -76,7 +77,7 @@ def test_run_row_and_artefacts_follow_the_contract(trained):
     assert tuple(log.columns) == EPOCH_LOG_COLUMNS and list(log["Epoch"]) == [1, 2, 3]
     history = pd.read_csv(run_dir / "history.csv")
     assert list(history["phase"]) == ["head", "head", "fine_tune"]
-    predictions = pd.read_csv(run_dir / "predictions.csv")
+    predictions = pd.read_csv(RunFolder(run_dir).predictions)
     assert len(predictions) == 20 and set(predictions["split"]) == {"train", "val", "test"}
     assert list(predictions.columns[:7]) == ["image_id", "path", "split", "true", "predicted",
                                              "confidence", "loss"]
@@ -105,8 +106,8 @@ def test_saved_model_reloads_safely_and_matches_predictions_csv(trained):
     from engine.training.input_pipeline import image_dataset
 
     _, result, _ = trained
-    model = keras.models.load_model(result.run_dir / "model.keras", safe_mode=True)
-    predictions = pd.read_csv(result.run_dir / "predictions.csv")
+    model = keras.models.load_model(RunFolder(result.run_dir).model, safe_mode=True)
+    predictions = pd.read_csv(RunFolder(result.run_dir).predictions)
     decoded = sorted((result.run_dir.parent.parent / "cache" / "decoded").rglob("*.u8"))
     assert len(decoded) == 20
     images = trained[0]
@@ -144,7 +145,7 @@ def test_halt_keeps_the_best_weights_and_writes_the_model(tmp_path):
     events = EventCollector()
     result = train(workspace, run.id, sink=events, commands=commands)
     assert result.status == "halted" and get_run(workspace, run.id).status == "halted"
-    assert (result.run_dir / "model.keras").is_file()
+    assert (RunFolder(result.run_dir).model).is_file()
     assert result.epochs_run < 5
     assert any(isinstance(e, Message) and "Halted" in e.text for e in events.events)
 
@@ -155,7 +156,7 @@ def test_cancel_marks_the_run_cancelled_without_a_model(tmp_path):
     result = train(workspace, run.id, sink=EventCollector(),
                    commands=lambda: [Command(CommandKind.CANCEL)])
     assert result.status == "cancelled" and get_run(workspace, run.id).status == "cancelled"
-    assert not (result.run_dir / "model.keras").exists()
+    assert not (RunFolder(result.run_dir).model).exists()
 
 
 def test_continue_extends_the_phase(tmp_path):
@@ -250,7 +251,7 @@ def test_weights_file_is_loaded_into_the_backbone(tmp_path):
     # Another input size than the file was saved at: convolution weights do not depend on it.
     run = start_run(workspace, tiny_config(weights=str(weights_file), image_size_px=48, seed=7))
     result = train(workspace, run.id, sink=EventCollector())
-    model = keras.models.load_model(result.run_dir / "model.keras", safe_mode=True)
+    model = keras.models.load_model(RunFolder(result.run_dir).model, safe_mode=True)
     kernel = model.get_layer("conv1").get_weights()[0]
     assert np.array_equal(kernel, source.get_layer("conv1").get_weights()[0])
 
@@ -298,4 +299,4 @@ def test_resume_during_fine_tuning_keeps_the_phase_one_best(tmp_path):
     assert phases == [("fine_tune", 3)]
     history = pd.read_csv(result.run_dir / "history.csv")
     assert list(history["phase"]) == ["head", "fine_tune", "fine_tune"]
-    assert result.best_epoch is not None and (result.run_dir / "model.keras").is_file()
+    assert result.best_epoch is not None and (RunFolder(result.run_dir).model).is_file()
