@@ -13,7 +13,7 @@ import streamlit as st
 
 from engine import jobs
 from engine.errors import EngineError
-from engine.runs import COMPLETED_STATUSES
+from engine.runs import RunStatus
 from ui import frame, state
 from ui.run_names import run_names, started_text
 from ui.train import form as train_form
@@ -115,7 +115,7 @@ picked = st.selectbox("Open a run", ids, key=RUN_PICKER, on_change=_pick,
                       help=f"Run folder names: {', '.join(ids[:3])}…")
 run = by_id[picked]
 if st.button("Open results", icon=":material/analytics:", key="train_open_results",
-             disabled=run.status not in COMPLETED_STATUSES,
+             disabled=not RunStatus(run.status).has_model,
              help="Report, confusion matrix and the mistakes of this run."):
     st.session_state[state.SELECTED_RUN] = run.id
     st.switch_page(RESULTS_PAGE)

@@ -20,7 +20,9 @@ from engine.training.variants import VARIANTS
 from engine.worker import DatabaseEventSink
 from engine.workspace import WORKSPACE_ENV, Workspace, open_workspace
 from tests.factories import make_class_tree
-from ui.train.progress_view import EPOCH_COLUMNS
+from engine.training.settings import keep_weights_file, load_train_settings
+from ui.train.epochs import EPOCH_COLUMNS, PLAIN_EPOCH_COLUMNS
+from ui.train.weights import imagenet_available
 
 PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "3_Train.py")
 
@@ -84,15 +86,67 @@ def test_new_run_form_shows_split_variants_estimates_and_device(labeled_workspac
     assert not app.exception
     split = _frame(app, "unassigned")
     assert list(split["class"]) == ["cat", "dog", "All"] and list(split["total"]) == [10, 10, 20]
-    variants = _frame(app, "Native px")
-    assert list(variants["Variant"]) == list(VARIANTS)
-    b0, b7 = variants.iloc[0], variants[variants["Variant"] == "B7"].iloc[0]
-    assert b0["Native px"] == 224 and b7["Fine-tune s / epoch"] > b0["Fine-tune s / epoch"] > 0
+    variants = _frame(app, "Made for (px)")
+    assert list(variants["Model"]) == ["B0 ◀ chosen", *[f"B{i}" for i in range(1, 8)]]
+    b0, b7 = variants.iloc[0], variants[variants["Model"] == "B7"].iloc[0]
+    assert b0["Made for (px)"] == 224
+    assert b7["Each fine-tuning epoch (s)"] > b0["Each fine-tuning epoch (s)"] > 0
     assert b7["Memory (GB)"] > b0["Memory (GB)"]
-    assert any("Training will run on" in c.value for c in app.caption)
-    assert not app.button(key="train_start").disabled
+    assert any("Runs on" in c.value and "CPU" in c.value for c in app.caption)
     assert app.selectbox(key="train_form_variant").value == "B0"
     assert app.number_input(key="train_form_batch").value == TrainConfig().batch_size
+
+    app.selectbox(key="train_form_variant").set_value("MobileNetV2-0.5").run()
+    models = _frame(app, "Made for (px)")["Model"].tolist()
+    assert "MobileNetV2-0.5 ◀ chosen" in models and all(m.startswith("MobileNetV2") for m in models)
+
+
+@pytest.mark.skipif(imagenet_available("B0", None), reason="ImageNet weights are on this machine")
+def test_without_imagenet_the_form_asks_for_a_weights_file_first(labeled_workspace: Workspace) -> None:
+    app = _run()
+    assert not app.exception
+    assert app.radio(key="train_form_weights").value == "file"
+    assert any("not on this computer" in i.value for i in app.info)
+    assert app.button(key="train_start").disabled          # no file yet: no silent scratch
+    assert any("Upload the weights file" in e.value for e in app.error)
+
+    app.radio(key="train_form_weights").set_value("none").run()
+    assert any("expect a weak model" in w.value for w in app.warning)
+    assert not app.button(key="train_start").disabled
+
+
+def test_a_wrong_weights_path_disables_train(labeled_workspace: Workspace, tmp_path: Path) -> None:
+    app = _run()
+    app.radio(key="train_form_weights").set_value("file").run()
+    app.text_input(key="train_form_weights_path").input(str(tmp_path / "missing.h5")).run()
+    assert not app.exception
+    assert app.button(key="train_start").disabled
+    assert any("There is no file" in e.value for e in app.error)
+
+
+def test_settings_and_the_weights_file_stick_across_a_refresh(labeled_workspace: Workspace) -> None:
+    kept = keep_weights_file(labeled_workspace, "mobilenet_v2_0.5_no_top.h5", b"weights")
+    app = _run()
+    app.selectbox(key="train_form_variant").set_value("MobileNetV2-0.5").run()
+    app.radio(key="train_form_weights").set_value("file").run()
+    app.text_input(key="train_form_weights_path").input(str(kept)).run()
+    app.number_input(key="train_form_epochs").set_value(3).run()
+    app.select_slider(key="train_form_size").set_value(96).run()
+    assert not app.exception and not app.button(key="train_start").disabled
+
+    fresh = _run()                  # a refresh: a new browser session
+    assert fresh.selectbox(key="train_form_variant").value == "MobileNetV2-0.5"
+    assert fresh.radio(key="train_form_weights").value == "file"
+    assert fresh.text_input(key="train_form_weights_path").value == str(kept)
+    assert fresh.number_input(key="train_form_epochs").value == 3
+    assert fresh.select_slider(key="train_form_size").value == 96
+    assert not fresh.button(key="train_start").disabled
+
+    kept.unlink()                   # the stored file is gone: asked again, never scratch
+    gone = _run()
+    assert gone.radio(key="train_form_weights").value == "file"
+    assert gone.button(key="train_start").disabled
+    assert load_train_settings(labeled_workspace).missing_weights_file == str(kept)
 
 
 def test_running_job_renders_progress_table_and_controls(labeled_workspace: Workspace,
@@ -100,10 +154,12 @@ def test_running_job_renders_progress_table_and_controls(labeled_workspace: Work
     app = _run()
     assert not app.exception
     assert any(h.value == "Training now" for h in app.subheader)
-    epochs = _frame(app, "V_acc")
+    epochs = _frame(app, "V_acc")            # the expert table
     assert list(epochs.columns) == EPOCH_COLUMNS
     assert list(epochs["Epoch"]) == ["1/5", "2/5 ★"]
     assert epochs["V_acc"].tolist() == [50.0, 100.0]
+    plain = _frame(app, "Right, validation photos")
+    assert list(plain.columns) == PLAIN_EPOCH_COLUMNS and plain["Step"].tolist() == ["1", "1"]
     bars = [p.proto.text for p in app.get("progress")]
     assert any("Epochs: 2 of 5" in text for text in bars)
     assert any("batch 1/2" in text for text in bars)
@@ -118,7 +174,8 @@ def test_running_job_renders_progress_table_and_controls(labeled_workspace: Work
     assert not app.exception
     pending = [(c.kind, c.argument) for c in jobs.pending_commands(labeled_workspace, running_run)]
     assert pending == [("continue", 3), ("halt", None)]
-    assert any("continue 3, halt" in i.value for i in app.info)
+    assert any("add epochs 3, halt" in i.value for i in app.info)
+    assert "keep" in app.button(key=f"halt-{running_run}").label
 
 
 def test_interrupted_run_offers_resume_and_the_run_list(labeled_workspace: Workspace) -> None:
@@ -135,14 +192,15 @@ def test_interrupted_run_offers_resume_and_the_run_list(labeled_workspace: Works
     assert app.button(key="train_resume_latest")
     assert app.button(key=f"resume-{run_id}")
     runs = _frame(app, "Test accuracy")
-    assert runs["Run"].tolist() == [run_id] and "interrupted" in runs["Status"].iloc[0]
+    assert runs["Run"].tolist()[0].startswith("Run 1 · B0 · ")
+    assert "interrupted" in runs["Status"].iloc[0]
     assert app.button(key="train_open_results").disabled   # no model yet
 
 
 def test_training_refusal_shows_as_error(page_workspace: Workspace, tmp_path: Path) -> None:
     import_folder(page_workspace, make_class_tree(tmp_path / "one", classes=("cat",)), workers=1)
     app = _run()
-    app.radio(key="train_form_weights").set_value("none")
+    app.radio(key="train_form_weights").set_value("none").run()
     app.button(key="train_start").click().run()
     assert not app.exception
     assert app.error, "a one-class dataset must be refused with a message"
@@ -153,7 +211,7 @@ def test_training_refusal_shows_as_error(page_workspace: Workspace, tmp_path: Pa
 def test_pressing_train_starts_a_real_worker_and_the_page_attaches(labeled_workspace: Workspace) -> None:
     workspace = labeled_workspace
     app = _run()
-    app.radio(key="train_form_weights").set_value("none")
+    app.radio(key="train_form_weights").set_value("none").run()
     app.select_slider(key="train_form_size").set_value(32)
     app.number_input(key="train_form_epochs").set_value(1)
     app.number_input(key="train_form_fine_epochs").set_value(0)
@@ -170,3 +228,20 @@ def test_pressing_train_starts_a_real_worker_and_the_page_attaches(labeled_works
     while jobs.job_status(workspace, active.id).is_active and time.time() < deadline:
         time.sleep(0.5)
     assert jobs.job_status(workspace, active.id).run.status in ("cancelled", "finished")
+
+
+def test_a_finished_run_comes_first_and_the_form_is_folded(labeled_workspace: Workspace) -> None:
+    workspace = labeled_workspace
+    first = create_run(workspace, "MobileNetV2-0.5", TrainConfig(weights="none").to_dict()).id
+    second = create_run(workspace, "MobileNetV2-0.5", TrainConfig(weights="none").to_dict()).id
+    for run_id in (first, second):
+        update_run(workspace, run_id, status="finished", test_accuracy=0.9,
+                   started_at="2026-01-01T00:00:00+00:00", finished_at="2026-01-01T00:01:00+00:00")
+    app = _run()
+    assert not app.exception
+    form = next(e for e in app.expander if e.label == "New training run")
+    assert not form.proto.expanded
+    assert any("Training finished" in s.value and "90.0 %" in s.value for s in app.success)
+    names = _frame(app, "Test accuracy")["Run"].tolist()
+    assert len(set(names)) == 2 and all("MobileNetV2-0.5" in name for name in names)
+    assert not app.button(key="train_open_results").disabled

@@ -1,27 +1,46 @@
-"""The "new training run" form of the Train page: split summary, variant table, weights,
-epochs, fine-tuning, augmentation and the advanced settings; returns one TrainConfig."""
+"""The "new training run" form of the Train page: the data summary, the model choice with its
+cost estimates, the starting weights, the epochs and the expert settings; returns one
+TrainConfig.
+
+The form keeps the project's last settings (``engine.training.settings``): its widgets are
+seeded from them once per browser session, and every valid form is stored again, so a
+refresh, a restart or the end of a run shows the same settings.
+"""
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
-from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import streamlit as st
 
-from engine.training import estimates
-from engine.training.config import ClassWeights, Head, Optimizer, Pooling, TrainConfig
 from engine.errors import EngineError
 from engine.labeling.split import split_summary
-from engine.training.variants import VARIANTS, keras_cache_dir, offline_message
+from engine.training import estimates
+from engine.training.config import TrainConfig
+from engine.training.settings import TrainSettings, load_train_settings, save_train_settings
+from engine.training.variants import VARIANTS
 from engine.workspace import Workspace
+from ui.train import weights as weights_view
+from ui.train.expert import render_expert
 
 KEY = "train_form_"           # prefix of this form's widget keys
 SIZE_CHOICES = (32, 64, 96, 128, 160, 192, 224, 240, 260, 300, 380, 456, 528, 600)
-WEIGHTS_CHOICES = {"imagenet": "ImageNet (pretrained, recommended)",
-                   "file": "A weights file (upload or path)",
-                   "none": "None: train from scratch"}
-DEFAULTS = TrainConfig()      # the one source of default values
+NATIVE = "native"
+DEFAULTS = TrainConfig()
+FAMILY_NAMES = {"efficientnet": "EfficientNet", "mobilenet_v2": "MobileNetV2",
+                "mobilenet": "MobileNet", "inception_v3": "InceptionV3", "xception": "Xception"}
+# Widget key suffix -> TrainConfig field, for the widgets whose value is the field's value.
+PLAIN_FIELDS = {"variant": "variant", "epochs": "epochs", "fine_epochs": "fine_tune_epochs",
+                "blocks": "fine_tune_blocks", "augment": "augment", "augment1": "augment_phase1",
+                "batch": "batch_size", "optimizer": "optimizer", "lr": "learning_rate",
+                "patience": "patience", "stop_patience": "stop_patience",
+                "threshold": "threshold", "factor": "factor", "dwell": "dwell",
+                "early": "early_stopping", "class_weights": "class_weights", "seed": "seed",
+                "smoothing": "label_smoothing", "head": "head", "pooling": "pooling",
+                "dropout": "dropout"}
 
 
 def render_split_summary(workspace: Workspace) -> pd.DataFrame:
@@ -40,208 +59,154 @@ def render_split_summary(workspace: Workspace) -> pd.DataFrame:
     return summary
 
 
-def imagenet_available(variant: str, image_size_px: int | None) -> bool:
-    """True when Keras's cache already holds the ImageNet file (no download needed)."""
-    spec = VARIANTS[variant]
-    return (keras_cache_dir() / spec.keras_weights_file(image_size_px)).is_file()
-
-
 @st.cache_resource(show_spinner=False)
-def expected_device() -> str:
-    """The device a worker will train on: a GPU when nvidia-smi lists one, else the CPU."""
-    import os
-
+def expected_device() -> tuple[str, str]:
+    """(plain words, expert detail) of where a worker will train: a GPU when nvidia-smi lists
+    one, else the CPU, with the Keras backend and the precision it will use."""
+    backend = os.environ.get("KERAS_BACKEND", "tensorflow")
+    backend_name = {"tensorflow": "TensorFlow", "jax": "JAX", "torch": "PyTorch"}.get(backend, backend)
+    gpus: list[str] = []
     if shutil.which("nvidia-smi"):
         try:
-            names = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
-                                   capture_output=True, text=True, timeout=10).stdout.split("\n")
-            names = [name.strip() for name in names if name.strip()]
-            if names:
-                return f"GPU: {names[0]}" + (f" (x{len(names)})" if len(names) > 1 else "")
+            output = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
+                                    capture_output=True, text=True, timeout=10).stdout
+            gpus = [name.strip() for name in output.split("\n") if name.strip()]
         except (OSError, subprocess.SubprocessError):
-            pass
-    return f"CPU ({os.cpu_count()} cores; no GPU found)"
+            gpus = []
+    if gpus:
+        count = f" x{len(gpus)}" if len(gpus) > 1 else ""
+        return (f"graphics card ({gpus[0]}{count}, {backend_name})",
+                f"Device: GPU {gpus[0]}{count}. Backend: {backend}. Precision: mixed "
+                "(float16 compute, float32 weights), unless set otherwise.")
+    return (f"CPU ({backend_name})",
+            f"Device: CPU, {os.cpu_count()} cores; no GPU found. Backend: {backend}. "
+            "Precision: float32.")
 
 
-def variant_table(workspace: Workspace, summary: pd.DataFrame, image_size_px: int | None,
-                  batch_size: int) -> tuple[pd.DataFrame, estimates.Throughput]:
-    """One row per variant with native size, parameters and the cost estimates."""
+def seed_widgets(workspace: Workspace) -> TrainSettings:
+    """Put the project's stored settings into every form widget not yet in this session."""
+    settings = load_train_settings(workspace)
+    values = settings.values
+    state = st.session_state
+    for suffix, field in PLAIN_FIELDS.items():
+        value = values[field]
+        if isinstance(getattr(DEFAULTS, field), float):
+            value = float(value)     # a number box refuses an int where its range is float
+        state.setdefault(f"{KEY}{suffix}", value)
+    state.setdefault(f"{KEY}fine_lr", float(values["fine_tune_learning_rate"] or 0.0))
+    state.setdefault(f"{KEY}size", values["image_size_px"] or NATIVE)
+    if not settings.is_stored:
+        kind = weights_view.default_choice(values["variant"], values["image_size_px"])
+    else:
+        kind = settings.weights_kind
+    state.setdefault(weights_view.CHOICE, kind)
+    if settings.weights_kind == "file":
+        state.setdefault(weights_view.PATH, values["weights"])
+    return settings
+
+
+def variant_table(workspace: Workspace, summary: pd.DataFrame, variant: str,
+                  image_size_px: int | None, batch_size: int
+                  ) -> tuple[pd.DataFrame, estimates.Throughput]:
+    """One row per model of the chosen variant's family, with its size and cost estimates."""
     throughput = estimates.measured_throughput(workspace)
     num_images = int(summary["total"].sum()) if not summary.empty else 0
     num_train = int(summary["train"].sum() + 0.8 * summary["unassigned"].sum()) \
         if not summary.empty else 0
+    family = VARIANTS[variant].family
     rows = []
     for name, spec in VARIANTS.items():
+        if spec.family != family:
+            continue
         size = image_size_px or spec.native_size_px
         cost = estimates.estimate_cost(name, max(size, spec.min_size_px), num_train, num_images,
                                        batch_size, throughput)
-        rows.append({"Variant": name, "Native px": spec.native_size_px,
-                     "Parameters (M)": spec.parameters / 1e6,
-                     "Features, once (s)": cost.features_seconds,
-                     "Fine-tune s / epoch": cost.fine_tune_seconds_per_epoch,
+        rows.append({"Model": name + (" ◀ chosen" if name == variant else ""),
+                     "Made for (px)": spec.native_size_px,
+                     "Size (million parameters)": spec.parameters / 1e6,
+                     "Preparing, once (s)": cost.features_seconds,
+                     "Each fine-tuning epoch (s)": cost.fine_tune_seconds_per_epoch,
                      "Memory (GB)": cost.memory_bytes / 1e9})
     return pd.DataFrame(rows), throughput
 
 
-def render_form(workspace: Workspace, summary: pd.DataFrame) -> TrainConfig | None:
-    """Render the settings; returns the TrainConfig they describe (None when invalid)."""
+def _render_model_choice(workspace: Workspace, summary: pd.DataFrame) -> tuple[str, int | None]:
     left, right = st.columns(2)
-    variant = left.selectbox("Backbone (variant)", list(VARIANTS),
-                             index=list(VARIANTS).index(DEFAULTS.variant), key=f"{KEY}variant",
-                             help="B0 is small and fast; bigger variants need more time and memory.")
+    variant = left.selectbox("Model", list(VARIANTS), key=f"{KEY}variant",
+                             help="The network that learns your classes. B0 is small and fast; "
+                                  "bigger ones need more time and memory. MobileNet models are "
+                                  "the fastest.")
     spec = VARIANTS[variant]
-    native_label = f"native ({spec.native_size_px} px)"
-    size_options = [native_label, *[s for s in SIZE_CHOICES if s >= spec.min_size_px]]
+    options = [NATIVE, *[size for size in SIZE_CHOICES if size >= spec.min_size_px]]
+    if st.session_state.get(f"{KEY}size") not in options:
+        st.session_state[f"{KEY}size"] = NATIVE      # the new model cannot take the old size
     size_choice = right.select_slider(
-        "Image size", size_options, value=native_label, key=f"{KEY}size",
-        help="Images are resized to this square side. Smaller trains much faster; the native "
-             "size is what the backbone was pretrained at.")
-    image_size_px = None if size_choice == native_label else int(size_choice)
-    batch_size = st.session_state.get(f"{KEY}batch", DEFAULTS.batch_size)
-
-    table, throughput = variant_table(workspace, summary, image_size_px, batch_size)
-    st.dataframe(table, hide_index=True, key=f"{KEY}variants", height=280, column_config={
-        "Parameters (M)": st.column_config.NumberColumn(format="%.1f"),
-        "Features, once (s)": st.column_config.NumberColumn(format="%.1f"),
-        "Fine-tune s / epoch": st.column_config.NumberColumn(format="%.1f"),
+        "Photo size", options, key=f"{KEY}size",
+        format_func=lambda size: f"as made ({spec.native_size_px} px)" if size == NATIVE else f"{size} px",
+        help="Photos are resized to this square side. Smaller trains much faster; the size the "
+             "model was made for is the one it was pretrained at.")
+    image_size_px = None if size_choice == NATIVE else int(size_choice)
+    table, throughput = variant_table(workspace, summary, variant, image_size_px,
+                                      int(st.session_state.get(f"{KEY}batch", 32)))
+    st.dataframe(table, hide_index=True, key=f"{KEY}variants", column_config={
+        "Size (million parameters)": st.column_config.NumberColumn(format="%.1f"),
+        "Preparing, once (s)": st.column_config.NumberColumn(
+            format="%.1f", help="Step 1 first runs every photo through the model once."),
+        "Each fine-tuning epoch (s)": st.column_config.NumberColumn(format="%.1f"),
         "Memory (GB)": st.column_config.NumberColumn(format="%.1f")})
-    st.caption(
-        f"Estimates at {f'{image_size_px} px' if image_size_px else 'each native size'}: "
-        "multiply-adds per image (published figures, scaled by the pixel count) × images ÷ this "
-        f"machine's speed, {throughput.source}. Phase 1 computes the backbone "
-        "features once, then each head epoch takes about a second; fine-tuning epochs cost the "
-        "column's time. Memory: TensorFlow + 16 bytes per parameter + the batch's activations. "
-        "A rough guide to compare variants and sizes (minutes or hours?), not a promise: small "
-        "images carry fixed per-step costs, so figures measured at one size drift at another.")
+    st.caption(f"The {FAMILY_NAMES.get(spec.family, spec.family)} models, with rough times on "
+               "this computer for your photos: a guide to compare models and sizes (minutes or "
+               "hours?), not a promise.")
+    with st.expander("Expert details: how the estimates are made"):
+        st.write(
+            f"Estimates at {f'{image_size_px} px' if image_size_px else 'each native size'}: "
+            "multiply-adds per image (published figures, scaled by the pixel count) × images ÷ "
+            f"this machine's speed, {throughput.source}. Phase 1 computes the backbone features "
+            "once, then each head epoch takes about a second. Memory: TensorFlow + 16 bytes per "
+            "parameter + the batch's activations. Small images carry fixed per-step costs, so "
+            "figures measured at one size drift at another.")
+    return variant, image_size_px
 
-    weights = _render_weights(workspace, variant, image_size_px)
-    epochs_col, fine_col, blocks_col = st.columns(3)
-    epochs = epochs_col.number_input("Epochs, phase 1 (head only)", 0, 1000, DEFAULTS.epochs,
-                                     key=f"{KEY}epochs",
-                                     help="The backbone stays frozen; only the new head learns.")
+
+def render_form(workspace: Workspace, summary: pd.DataFrame) -> TrainConfig | None:
+    """Render the settings; returns the TrainConfig they describe (None when not usable).
+
+    A usable form is stored as this project's settings."""
+    seed_widgets(workspace)
+    variant, image_size_px = _render_model_choice(workspace, summary)
+    weights = weights_view.render_weights(workspace, variant, image_size_px, summary)
+    epochs_col, fine_col = st.columns(2)
+    epochs = epochs_col.number_input(
+        "Epochs, step 1 (quick)", 0, 1000, key=f"{KEY}epochs",
+        help="An epoch is one pass over all training photos. Step 1 keeps the pretrained model "
+             "fixed and trains only its new last layers (the head): fast.")
     fine_tune_epochs = fine_col.number_input(
-        "Fine-tuning epochs, phase 2", 0, 1000, DEFAULTS.fine_tune_epochs, key=f"{KEY}fine_epochs",
-        help="After phase 1, unfreeze the top of the backbone and train on. 0 = no fine-tuning. "
-             "You can also press 'Fine-tune now' while phase 1 runs.")
-    fine_tune_blocks = blocks_col.number_input(
-        "Blocks to unfreeze", 0, 100, DEFAULTS.fine_tune_blocks, key=f"{KEY}blocks",
-        help="How many of the backbone's top blocks learn in phase 2 (0 = all). Whole blocks are "
-             "unfrozen; BatchNormalization layers stay frozen.")
+        "Epochs, step 2: fine-tuning (slower)", 0, 1000, key=f"{KEY}fine_epochs",
+        help="After step 1, the top of the model learns too (fine-tuning). 0 = skip step 2. "
+             "You can also press 'Fine-tune now' while step 1 runs.")
     aug_col, aug1_col = st.columns(2)
-    augment = aug_col.toggle("Augment images while fine-tuning", DEFAULTS.augment, key=f"{KEY}augment",
-                             help="Random flips, small rotations, zoom, shifts and contrast.")
-    augment_phase1 = aug1_col.toggle("Augment in phase 1 too (slower)", DEFAULTS.augment_phase1,
-                                     key=f"{KEY}augment1",
-                                     help="Needs the backbone on every step instead of cached features.")
-    advanced = _render_advanced()
+    augment = aug_col.toggle("Vary the photos while fine-tuning", key=f"{KEY}augment",
+                             help="Random flips, small turns, zoom, shifts and contrast "
+                                  "(augmentation), so the model does not learn the photos by heart.")
+    augment_phase1 = aug1_col.toggle("Vary them in step 1 too (slower)", key=f"{KEY}augment1",
+                                     help="Runs the whole model on every step instead of reusing "
+                                          "its first pass.")
+    expert = render_expert()
+    if weights is None:
+        return None
+    if int(epochs) + int(fine_tune_epochs) == 0:
+        st.error("Both epoch counts are 0, so nothing would be trained: set at least one to 1 "
+                 "or more.")
+        return None
+    fields: dict[str, Any] = {"variant": variant, "weights": weights,
+                              "image_size_px": image_size_px, "epochs": int(epochs),
+                              "fine_tune_epochs": int(fine_tune_epochs), "augment": augment,
+                              "augment_phase1": augment_phase1, **expert}
+    fields["fine_tune_blocks"] = int(fields["fine_tune_blocks"])
     try:
-        return TrainConfig(variant=variant, weights=weights, image_size_px=image_size_px,
-                           epochs=int(epochs), fine_tune_epochs=int(fine_tune_epochs),
-                           fine_tune_blocks=int(fine_tune_blocks), augment=augment,
-                           augment_phase1=augment_phase1, **advanced)
+        config = TrainConfig(**fields)
     except EngineError as err:
         st.error(err.user_message)
         return None
-
-
-def _render_weights(workspace: Workspace, variant: str, image_size_px: int | None) -> str:
-    spec = VARIANTS[variant]
-    has_imagenet = imagenet_available(variant, image_size_px)
-    default = "imagenet" if has_imagenet else "none"
-    choice = st.radio("Starting weights", list(WEIGHTS_CHOICES), format_func=WEIGHTS_CHOICES.get,
-                      index=list(WEIGHTS_CHOICES).index(default), key=f"{KEY}weights",
-                      horizontal=True)
-    if choice == "imagenet" and not has_imagenet:
-        st.warning(offline_message(spec, image_size_px))
-    if not has_imagenet:
-        st.caption(f"ImageNet weights for {variant} are not on this machine "
-                   f"({keras_cache_dir() / spec.keras_weights_file(image_size_px)}), and this "
-                   "machine cannot download them. Pretrained weights learn from far fewer photos; "
-                   "from scratch needs many more images and epochs.")
-    if choice != "file":
-        return choice
-    uploaded = st.file_uploader(f"Weights file for {variant} (.h5)", type=["h5"],
-                                key=f"{KEY}weights_upload")
-    typed = st.text_input("…or the path of the file on this computer", key=f"{KEY}weights_path",
-                          placeholder=f"/path/to/{spec.keras_weights_file(image_size_px)}")
-    try:
-        if uploaded is not None:
-            saved = _save_upload(workspace, uploaded)
-            st.caption(f"Saved to {saved}; training loads it into {variant}.")
-            return str(saved)
-        if typed.strip():
-            if not Path(typed.strip()).expanduser().is_file():
-                st.error(f"There is no file {typed.strip()}. Check the path.")
-                return "none"
-            return typed.strip()
-    except EngineError as err:
-        st.error(err.user_message)
-    st.info("Choose a weights file, or pick another option.")
-    return "none"
-
-
-def _save_upload(workspace: Workspace, uploaded) -> Path:
-    """Keep an uploaded weights file in the workspace cache (once per upload)."""
-    target = workspace.cache_dir / "weights" / Path(uploaded.name).name
-    if not target.is_file() or target.stat().st_size != uploaded.size:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_suffix(".partial")
-        partial.write_bytes(uploaded.getvalue())
-        partial.replace(target)
-    return target
-
-
-def _render_advanced() -> dict:
-    with st.expander("Advanced settings"):
-        col1, col2, col3 = st.columns(3)
-        values = {
-            "batch_size": col1.number_input("Batch size", 1, 1024, DEFAULTS.batch_size, key=f"{KEY}batch"),
-            "optimizer": col2.selectbox("Optimizer", [o.value for o in Optimizer],
-                                        index=[o.value for o in Optimizer].index(DEFAULTS.optimizer.value),
-                                        key=f"{KEY}optimizer"),
-            "learning_rate": col3.number_input("Learning rate", 1e-6, 1.0, DEFAULTS.learning_rate,
-                                               format="%.5f", step=1e-4, key=f"{KEY}lr"),
-        }
-        st.markdown("**Learning-rate controller** (the 000 seed's LRA)")
-        col1, col2, col3, col4 = st.columns(4)
-        values |= {
-            "patience": col1.number_input("Patience (epochs)", 1, 1000, DEFAULTS.patience, key=f"{KEY}patience",
-                                          help="Epochs without improvement before the LR is reduced."),
-            "stop_patience": col2.number_input("Stop patience", 1, 1000, DEFAULTS.stop_patience,
-                                               key=f"{KEY}stop_patience",
-                                               help="LR reductions without improvement before training stops."),
-            "threshold": col3.number_input("Threshold", 0.0, 1.0, DEFAULTS.threshold, step=0.05,
-                                           key=f"{KEY}threshold",
-                                           help="Above this training accuracy the controller watches validation loss."),
-            "factor": col4.number_input("Factor", 0.01, 0.99, DEFAULTS.factor, step=0.05, key=f"{KEY}factor",
-                                        help="LR multiplier on a plateau."),
-        }
-        col1, col2, col3, col4 = st.columns(4)
-        values |= {
-            "dwell": col1.toggle("Dwell", DEFAULTS.dwell, key=f"{KEY}dwell",
-                                 help="On a plateau, go back to the best weights before continuing."),
-            "early_stopping": col2.toggle("Plain early stopping", DEFAULTS.early_stopping,
-                                          key=f"{KEY}early", help="Instead of the LR controller."),
-            "class_weights": col3.selectbox("Class weights", [c.value for c in ClassWeights],
-                                            key=f"{KEY}class_weights",
-                                            help="auto = balance rare classes by inverse frequency."),
-            "seed": col4.number_input("Seed", 0, 2**31 - 1, DEFAULTS.seed, key=f"{KEY}seed"),
-        }
-        col1, col2 = st.columns(2)
-        fine_lr = col1.number_input(
-            "Fine-tuning learning rate (0 = learning rate ÷ 10)", 0.0, 1.0, 0.0, format="%.6f",
-            step=1e-5, key=f"{KEY}fine_lr")
-        values |= {
-            "fine_tune_learning_rate": fine_lr or None,
-            "label_smoothing": col2.number_input("Label smoothing", 0.0, 0.5, DEFAULTS.label_smoothing,
-                                                 step=0.05, key=f"{KEY}smoothing",
-                                                 help="Softens the targets; can help with noisy labels."),
-        }
-        col1, col2, col3 = st.columns(3)
-        values |= {
-            "head": col1.selectbox("Head", [h.value for h in Head], key=f"{KEY}head"),
-            "pooling": col2.selectbox("Pooling", [p.value for p in Pooling], key=f"{KEY}pooling"),
-            "dropout": col3.number_input("Dropout", 0.0, 0.9, DEFAULTS.dropout, step=0.05, key=f"{KEY}dropout"),
-        }
-    return values
-
+    save_train_settings(workspace, config)
+    return config

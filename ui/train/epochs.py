@@ -1,0 +1,71 @@
+"""The epoch tables of a run: plain words first, the 000 seed's full table under
+"Expert details"."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pandas as pd
+import streamlit as st
+
+if TYPE_CHECKING:
+    from engine.training.progress import Progress
+
+# The 000 seed's epoch table (also epoch_log.csv), shown under "Expert details".
+EPOCH_COLUMNS = ["Epoch", "Loss", "Accuracy", "V_loss", "V_acc", "LR", "Next LR", "Monitor",
+                 "Duration"]
+# The same epochs in plain words, shown first.
+PLAIN_EPOCH_COLUMNS = ["Epoch", "Step", "Right, training photos", "Right, validation photos",
+                       "Loss, training", "Loss, validation", "Time"]
+STEP_NAMES = {"features": "1", "head": "1", "fine_tune": "2"}
+
+
+def plain_epoch_table(progress: Progress) -> pd.DataFrame:
+    """Per epoch in plain words: step, share right (%) on training and validation photos,
+    loss, seconds; the best epoch is marked with a star."""
+    best = progress.best_epoch
+    rows = [{
+        "Epoch": f"{row.epoch}/{row.planned_epochs}" + (" ★" if row.epoch == best else ""),
+        "Step": STEP_NAMES.get(row.phase, row.phase),
+        "Right, training photos": row.accuracy * 100,
+        "Right, validation photos": row.val_accuracy * 100,
+        "Loss, training": row.loss, "Loss, validation": row.val_loss,
+        "Time": row.duration_seconds} for row in progress.epoch_rows]
+    return pd.DataFrame(rows, columns=PLAIN_EPOCH_COLUMNS)
+
+
+def epoch_table(progress: Progress) -> pd.DataFrame:
+    """The 000 seed's epoch table: Epoch, Loss, Accuracy (%), V_loss, V_acc (%), LR, Next LR,
+    Monitor, Duration (s); the best epoch is marked with a star."""
+    best = progress.best_epoch
+    rows = [{
+        "Epoch": f"{row.epoch}/{row.planned_epochs}" + (" ★" if row.epoch == best else ""),
+        "Loss": row.loss, "Accuracy": row.accuracy * 100, "V_loss": row.val_loss,
+        "V_acc": row.val_accuracy * 100, "LR": row.learning_rate,
+        "Next LR": row.next_learning_rate, "Monitor": row.monitor,
+        "Duration": row.duration_seconds} for row in progress.epoch_rows]
+    return pd.DataFrame(rows, columns=EPOCH_COLUMNS)
+
+
+def render_epoch_tables(progress: Progress, run_id: str) -> None:
+    percent = st.column_config.NumberColumn(format="%.1f %%")
+    loss_help = "How wrong the model's answers are (lower is better)."
+    st.dataframe(plain_epoch_table(progress), hide_index=True, key=f"epochs-{run_id}",
+                 column_config={
+                     "Right, training photos": percent, "Right, validation photos": percent,
+                     "Loss, training": st.column_config.NumberColumn(format="%.3f", help=loss_help),
+                     "Loss, validation": st.column_config.NumberColumn(format="%.3f", help=loss_help),
+                     "Time": st.column_config.NumberColumn(format="%.1f s"),
+                     "Step": st.column_config.TextColumn(help="1: new last layers only; "
+                                                              "2: fine-tuning.")})
+    with st.expander("Expert details: the full epoch table"):
+        st.dataframe(epoch_table(progress), hide_index=True, key=f"epochs-expert-{run_id}",
+                     column_config={
+                         "Accuracy": st.column_config.NumberColumn(format="%.2f %%"),
+                         "V_acc": st.column_config.NumberColumn(format="%.2f %%"),
+                         "Loss": st.column_config.NumberColumn(format="%.4f"),
+                         "V_loss": st.column_config.NumberColumn(format="%.4f"),
+                         "LR": st.column_config.NumberColumn(format="%.2e"),
+                         "Next LR": st.column_config.NumberColumn(format="%.2e"),
+                         "Duration": st.column_config.NumberColumn(format="%.1f s")})
+        st.caption("V_ = validation; LR = learning rate; Monitor = what the learning-rate "
+                   "controller watched. The run folder's epoch_log.csv holds the same.")
