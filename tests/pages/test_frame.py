@@ -117,3 +117,13 @@ def test_with_no_project_home_offers_to_create_one_and_pages_point_there(tmp_pat
     home.button(key="project_create_home").click().run()
     assert not home.exception
     assert home.header[0].value == "First"
+
+
+def test_a_projects_root_that_is_a_file_shows_a_plain_message(tmp_path, monkeypatch):
+    blocker = tmp_path / "projects"
+    blocker.write_text("not a folder")
+    monkeypatch.delenv(WORKSPACE_ENV, raising=False)
+    monkeypatch.setenv(PROJECTS_ROOT_ENV, str(blocker))
+    test = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=120).run()
+    assert not test.exception, test.exception
+    assert "Cannot create the projects folder" in test.error[0].value
