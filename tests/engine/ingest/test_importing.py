@@ -20,7 +20,7 @@ from engine.ingest.importing import import_csv, import_files, import_folder, imp
 from engine.ingest.quarantine import quarantine_images, restore_images, set_excluded
 from tests.planted import jpeg_bytes, make_clean_tree, plant_defects, plant_oddities, scene
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def _tree_digest(root: Path) -> dict[str, str]:
