@@ -59,7 +59,7 @@ def time_bare_forward(predictor: Predictor, paths: list[str], batch_size: int) -
 
     member = predictor.members[0]
     batches = [images[0] for images, _ in
-               predict.make_dataset(paths, [member.image_size], batch_size)]
+               predict.decode_batches(paths, [member.image_size], batch_size)]
     # A separately compiled forward of the same model: what a hand-written loop would call.
     forward = tf.function(lambda images: member.model(images, training=False),
                           input_signature=[tf.TensorSpec([None, *member.image_size, 3],

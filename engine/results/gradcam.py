@@ -16,9 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
 
 from engine.errors import RunError
+from engine.ingest.imaging import decode_for_model, to_rgb
 from engine.runs import RunFolder, read_class_names
 
 DISPLAY_PX = 448
@@ -75,9 +76,9 @@ def grad_cam(run_dir: str | Path, image_path: str | Path, class_name: str | None
                                  _layer_name(run_dir), None, True)
     photo = _read_photo(image_path)
     model, layer_name = _load(run_dir)
-    heatmap, class_index, probability = compute_heatmap(model, layer_name, photo,
-                                                        _input_size(model), class_names,
-                                                        class_name)
+    pixels = _model_input(image_path, _input_size(model))
+    heatmap, class_index, probability = compute_heatmap(model, layer_name, pixels,
+                                                        class_names, class_name)
     chosen = class_names[class_index]
     overlay_path = _cache_path(run_dir, key, chosen)
     overlay_path.parent.mkdir(parents=True, exist_ok=True)
@@ -87,15 +88,19 @@ def grad_cam(run_dir: str | Path, image_path: str | Path, class_name: str | None
     return GradCamResult(overlay_path, chosen, probability, layer_name, heatmap, False)
 
 
-def compute_heatmap(model: Any, layer_name: str, photo: Image.Image, size: tuple[int, int],
+def compute_heatmap(model: Any, layer_name: str, pixels: np.ndarray,
                     class_names: list[str], class_name: str | None = None
                     ) -> tuple[np.ndarray, int, float]:
-    """(heatmap 0..1 at the layer's resolution, class index explained, its probability)."""
+    """(heatmap 0..1 at the layer's resolution, class index explained, its probability).
+
+    Args:
+        pixels: (h, w, 3) uint8 at the model's input size, from
+            :func:`engine.ingest.imaging.decode_for_model` (the pixels prediction sees).
+    """
     import tensorflow as tf
 
-    pixels = np.asarray(photo.convert("RGB"), dtype=np.float32)[None]
-    # 0..255 floats resized bilinearly: the models' input contract (engine/predict.py).
-    batch = tf.image.resize(tf.constant(pixels), size)
+    # 0..255 floats, never divided by 255: the models' input contract (engine/serving/predict.py).
+    batch = tf.constant(np.asarray(pixels, dtype=np.float32)[None])
     forward = _conv_and_output(model, layer_name)
     with tf.GradientTape() as tape:
         conv_maps, outputs = forward(batch)
@@ -140,9 +145,20 @@ def _cache_path(run_dir: Path, key: str, class_name: str) -> Path:
 
 
 def _read_photo(image_path: Path) -> Image.Image:
+    """The photo as shown under the heatmap (upright RGB, like every thumbnail)."""
     try:
         with Image.open(image_path) as image:
-            return ImageOps.exif_transpose(image).convert("RGB")
+            photo = to_rgb(image)
+            photo.load()
+            return photo
+    except (OSError, ValueError) as err:
+        raise RunError(f"The photo {image_path} cannot be read for Grad-CAM ({err}).") from err
+
+
+def _model_input(image_path: Path, size: tuple[int, int]) -> np.ndarray:
+    """The exact pixels prediction gives the model for this photo (the one decode path)."""
+    try:
+        return decode_for_model(image_path, size)
     except (OSError, ValueError) as err:
         raise RunError(f"The photo {image_path} cannot be read for Grad-CAM ({err}).") from err
 

@@ -29,7 +29,7 @@ import numpy as np
 from engine.choices import Choice
 from engine.errors import ConfigError, EngineError, ExportError, RunError
 from engine.serving.models import load_model, read_image_size
-from engine.serving.predict import expand_paths, make_dataset
+from engine.serving.predict import decode_batches, expand_paths
 from engine.runs import MODEL_FILE, RunFolder, read_class_names, workspace_of_run
 
 # Max |p_export - p_original| accepted; dynamic-range quantisation stores weights as int8, so
@@ -174,8 +174,8 @@ def _sample_inputs(run_dir: Path, sample_paths: list[str | Path] | None) -> np.n
         _workspace_test_images(run_dir)
     batches = []
     if paths:
-        for images, errors in make_dataset(paths[:NUM_SAMPLE_IMAGES], [(height, width)], 16):
-            batches.append(images[0].numpy()[errors.numpy() == b""])
+        for images, errors in decode_batches(paths[:NUM_SAMPLE_IMAGES], [(height, width)], 16):
+            batches.append(images[0][np.array(errors) == ""])
     inputs = np.concatenate(batches) if batches else np.zeros((0, height, width, 3), np.float32)
     if len(inputs) == 0:  # no readable image: noise still exercises every weight
         rng = np.random.default_rng(0)

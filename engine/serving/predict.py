@@ -6,19 +6,24 @@ both and returns one table row per input path; a file that cannot be read or dec
 ``error`` text in its row and never aborts the batch.
 
 Input contract: the models take float RGB pixels in 0..255 at the run's height/width (the
-preprocessing, e.g. EfficientNet's rescaling, lives inside the model), so images are decoded,
-converted to RGB, resized with ``tf.image.resize`` (bilinear, as the training pipeline does) and
-never divided by 255 here.
+preprocessing, e.g. EfficientNet's rescaling, lives inside the model), so images are decoded
+by :func:`engine.ingest.imaging.decode_for_model` (the one decode path training's
+cache uses too, so a training photo gets the probabilities in its run's predictions.csv) and
+never divided by 255 here. The forward pass is Keras ``predict_on_batch``, so prediction runs
+on whichever Keras backend is active.
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+import os
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from engine.errors import RunError
+from engine.ingest.imaging import decode_for_model
 from engine.serving.ensemble import load_ensemble_predictor
 from engine.serving.models import Predictor, is_ensemble_dir, load_member, probability_column
 
@@ -61,20 +66,16 @@ def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
     return expanded
 
 
-def _decode_file(path_bytes: bytes, longest_side_px: int) -> tuple[np.ndarray, bytes]:
-    """Decode one file to an RGB uint8 array; on failure a 1x1 black pixel and the reason."""
-    from PIL import Image, ImageOps, UnidentifiedImageError
+def decode_or_reason(path: str, size: tuple[int, int]) -> tuple[np.ndarray, str]:
+    """One file through the one decode path (:func:`engine.ingest.imaging.decode_for_model`)
+    at ``size`` (height, width); on failure a black image and the reason in plain words."""
+    from PIL import Image, UnidentifiedImageError
 
-    path = path_bytes.decode("utf-8", "surrogateescape")
     try:
         if Path(path).is_file() and Path(path).stat().st_size == 0:
-            return np.zeros((1, 1, 3), dtype=np.uint8), b"empty file (0 bytes)"
-        with Image.open(path) as image:
-            # JPEG draft decoding at a reduced scale: several times faster on big photos and
-            # still >= 2x the model's input size, so the final resize sees the same detail.
-            image.draft("RGB", (longest_side_px, longest_side_px))
-            image = ImageOps.exif_transpose(image)
-            return np.asarray(image.convert("RGB"), dtype=np.uint8), b""
+            reason = "empty file (0 bytes)"
+        else:
+            return decode_for_model(Path(path), size), ""
     except FileNotFoundError:
         reason = "file not found"
     except IsADirectoryError:
@@ -83,33 +84,47 @@ def _decode_file(path_bytes: bytes, longest_side_px: int) -> tuple[np.ndarray, b
         reason = "permission denied"
     except UnidentifiedImageError:
         reason = "not a readable image (not an image file, or a format that cannot be read)"
+    except Image.DecompressionBombError as err:
+        reason = f"too many pixels to open safely ({err})"
     except Exception as err:  # noqa: BLE001 -- Pillow raises many kinds for corrupt data
         damage = "the file is cut short" if "truncated" in str(err) else str(err)
         reason = f"not a readable image (damaged: {damage})"
-    return np.zeros((1, 1, 3), dtype=np.uint8), reason.encode("utf-8")
+    return np.zeros((*size, 3), dtype=np.uint8), reason
 
 
-def make_dataset(paths: Sequence[str], image_sizes: Sequence[tuple[int, int]], batch_size: int):
-    """A streaming tf.data pipeline: parallel decode, resize to every size, batch, prefetch.
+def decode_batches(paths: Sequence[str], image_sizes: Sequence[tuple[int, int]],
+                   batch_size: int) -> Iterator[tuple[tuple[np.ndarray, ...], list[str]]]:
+    """Decode files in parallel threads (Pillow releases the GIL), one batch ahead.
 
-    Yields ``(images_per_size, errors)``: a tuple with one float32 batch (b, h, w, 3) in 0..255
-    per entry of ``image_sizes``, and a (b,) string tensor of error texts ("" when decoded).
+    Yields ``(images_per_size, errors)``: one float32 array (b, h, w, 3) in 0..255 per entry
+    of ``image_sizes`` (never divided by 255: preprocessing lives inside the model), and the
+    b error texts ("" when decoded). No TensorFlow here, so it feeds any Keras backend.
     """
-    import tensorflow as tf
+    def decode_one(path: str) -> tuple[list[np.ndarray], str]:
+        arrays, error = [], ""
+        for size in image_sizes:
+            array, reason = decode_or_reason(path, size)
+            arrays.append(array)
+            error = error or reason
+        return arrays, error
 
-    longest = 2 * max(max(size) for size in image_sizes)
+    def collect(futures) -> tuple[tuple[np.ndarray, ...], list[str]]:
+        decoded = [future.result() for future in futures]
+        images = tuple(np.stack([arrays[index] for arrays, _ in decoded]).astype(np.float32)
+                       for index in range(len(image_sizes)))
+        return images, [error for _, error in decoded]
 
-    def decode(path):
-        image, error = tf.numpy_function(
-            lambda p: _decode_file(p, longest), [path], [tf.uint8, tf.string], stateful=False)
-        image.set_shape([None, None, 3])
-        error.set_shape([])
-        resized = tuple(tf.image.resize(image, size) for size in image_sizes)
-        return resized, error
-
-    dataset = tf.data.Dataset.from_tensor_slices(tf.constant(list(paths), dtype=tf.string))
-    dataset = dataset.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    workers = max(1, min(8, os.cpu_count() or 1))
+    starts = range(0, len(paths), batch_size)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        pending = None
+        for start in starts:
+            futures = [pool.submit(decode_one, path) for path in paths[start:start + batch_size]]
+            if pending is not None:
+                yield collect(pending)
+            pending = futures
+        if pending is not None:
+            yield collect(pending)
 
 
 def as_probabilities(outputs: np.ndarray, num_classes: int) -> np.ndarray:
@@ -138,17 +153,27 @@ def predict_with(predictor: Predictor, paths: Sequence[str | Path], *, batch_siz
     probabilities: list[np.ndarray] = []
     errors: list[str] = []
     done = 0
-    if path_texts:
-        for images, batch_errors in make_dataset(path_texts, sizes, batch_size):
-            member_probs = [
-                as_probabilities(forward(images[index]).numpy(), len(predictor.class_names))
-                for forward, index in zip(forwards, size_index)]
-            probabilities.append(predictor.combine(member_probs))
-            errors.extend(text.decode("utf-8") for text in batch_errors.numpy())
-            done += len(batch_errors)
-            if progress is not None:
-                progress(done, len(path_texts))
+    for images, batch_errors in decode_batches(path_texts, sizes, batch_size):
+        member_probs = [
+            as_probabilities(_forward_padded(forward, images[index], batch_size),
+                             len(predictor.class_names))
+            for forward, index in zip(forwards, size_index)]
+        probabilities.append(predictor.combine(member_probs))
+        errors.extend(batch_errors)
+        done += len(batch_errors)
+        if progress is not None:
+            progress(done, len(path_texts))
     return _result_table(path_texts, probabilities, errors, predictor.class_names)
+
+
+def _forward_padded(forward: Callable, images: np.ndarray, batch_size: int) -> np.ndarray:
+    """Model outputs of one batch; a short last batch is padded to ``batch_size`` so the
+    compiled forward pass keeps one input shape (no second trace), then cut back."""
+    count = len(images)
+    if 0 < count < batch_size:
+        padding = np.zeros((batch_size - count, *images.shape[1:]), dtype=images.dtype)
+        images = np.concatenate([images, padding])
+    return np.asarray(forward(images))[:count]
 
 
 def _result_table(paths: list[str], probabilities: list[np.ndarray], errors: list[str],

@@ -14,22 +14,17 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from PIL import Image
 
 from tests.factories import make_class_tree
 from engine.runs import RunFolder
 
 
 def load_images(paths: Sequence[str | Path], size: int) -> np.ndarray:
-    """Independent reference loader: Pillow RGB decode + tf.image.resize, float 0..255."""
-    import tensorflow as tf
+    """Model inputs through the one decode path (engine.ingest.imaging.decode_for_model), as
+    training and prediction read them: float32 0..255, (n, size, size, 3)."""
+    from engine.ingest.imaging import decode_for_model
 
-    arrays = []
-    for path in paths:
-        with Image.open(path) as image:
-            rgb = np.asarray(image.convert("RGB"))
-        arrays.append(tf.image.resize(rgb, (size, size)).numpy())
-    return np.stack(arrays).astype(np.float32)
+    return np.stack([decode_for_model(Path(path), size) for path in paths]).astype(np.float32)
 
 
 def build_tiny_model(num_classes: int, size: int, seed: int = 0, width: int = 4):

@@ -8,10 +8,11 @@ import pandas as pd
 import pytest
 
 from engine.errors import RunError
+from engine.ingest.imaging import decode_for_model
 from engine.serving.models import load_model
 from engine.serving.predict import apply_unsure_threshold, expand_paths, predict_paths, top_k
+from tests.engine.tiny_runs import image_table, write_tiny_run
 from engine.runs import RunFolder
-from tests.engine.tiny_runs import image_table, load_images, write_tiny_run
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +44,9 @@ def test_load_model_reports_a_corrupt_model_file(tmp_path):
 def test_predictions_equal_the_models_own(tiny_run):
     run_dir, images = tiny_run
     paths = list(images["path"])
-    expected = load_model(run_dir).predict(load_images(paths, 32), verbose=0)
+    # the reference input is the one decode path, fed to the model directly
+    inputs = np.stack([decode_for_model(path, 32) for path in paths]).astype(np.float32)
+    expected = load_model(run_dir).predict(inputs, verbose=0)
     # A batch size that does not divide the number of images exercises the last partial batch.
     table = predict_paths(run_dir, paths, batch_size=5)
     assert list(table["path"]) == paths
