@@ -5,31 +5,23 @@ Per-file checks (:func:`check_zero_byte`, :func:`check_content`, :func:`check_su
 :func:`inspect_bytes` runs them once and returns everything the importer stores. Group
 checks over many files (exact/near duplicates, label conflicts) are in engine.ingest.duplicates;
 the read-only folder scan (``python -m engine scan``) in engine.ingest.scanning; the workspace's
-stored issues in engine.ingest.issues. ``scan_folder`` and ``find_issues`` are importable from here
-too.
+stored issues in engine.ingest.issues; the strict decoders in engine.ingest.strict_decoding.
 """
 from __future__ import annotations
 
 import io
-import os
-import re
 import struct
-import tempfile
 import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 from hashlib import sha256 as sha256_hasher
 
-import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from engine.ingest import imaging
 from engine.errors import ConfigError
-
-try:  # libjpeg-turbo with warnings as errors: sees "Corrupt JPEG data" that Pillow hides
-    import simplejpeg
-except ImportError:  # pragma: no cover - fall back to TensorFlow's decoder
-    simplejpeg = None
+from engine.ingest import imaging
+from engine.ingest.strict_decoding import (decode_jpeg_strictly, short_error, strict_pillow_decode,
+                                           tensorflow_decode_problem)
 
 # Most severe first: a file with several problems reports the first of these.
 KIND_ORDER = ("zero_byte", "not_image", "unsupported_format", "decompression_bomb", "corrupt",
@@ -49,10 +41,6 @@ KIND_TITLES = {
     "duplicate": "Exact duplicates", "near_duplicate": "Near duplicates"}
 ISSUE_COLUMNS = ["image_id", "path", "kind", "severity", "detail", "related_image_id"]
 TENSORFLOW_CHECK_CHOICES = ("auto", "always", "never")
-# libjpeg / TensorFlow messages that mean the data is damaged even though decoding "worked".
-_DECODER_WARNING = re.compile(r"corrupt jpeg data|premature end|invalid|bogus|huffman|"
-                              r"extraneous bytes|truncat", re.IGNORECASE)
-
 
 def kind_rank(kind: str) -> int:
     """Position in KIND_ORDER (0 = most severe); unknown kinds sort last."""
@@ -182,10 +170,10 @@ def check_decode(path: str, data: bytes, config: CheckConfig
     try:
         image = imaging.open_image(data, config.max_pixels)
         image_format = image.format
-        _strict_pillow_decode(data, config.max_pixels)
+        strict_pillow_decode(data, config.max_pixels)
         pixels, problem = None, None
         if image_format in ("JPEG", "MPO"):
-            pixels, problem = _decode_jpeg_strictly(data, image)
+            pixels, problem = decode_jpeg_strictly(data, image)
         if problem is None and pixels is None:
             image.load()   # Pillow's full decode (raises on truncation)
         if problem is None and _wants_tensorflow(image, image_format, config):
@@ -202,7 +190,7 @@ def check_decode(path: str, data: bytes, config: CheckConfig
     except (OSError, ValueError, SyntaxError, EOFError, UnidentifiedImageError,
             struct.error) as err:
         return [Issue(path, "corrupt", "error",
-                      f"Cannot be decoded: {_short(err)}. The file is damaged or truncated.")], None
+                      f"Cannot be decoded: {short_error(err)}. The file is damaged or truncated.")], None
 
 
 def _keep(rgb: Image.Image, original: Image.Image) -> Image.Image:
@@ -221,34 +209,6 @@ def _pillow_identifies(data: bytes) -> bool:
         return False
 
 
-def _strict_pillow_decode(data: bytes, max_pixels: int) -> None:
-    """verify() checks chunk CRCs (PNG); a truncation warning counts as an error."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        imaging.open_image(data, max_pixels).verify()
-    for warning in caught:
-        if "truncat" in str(warning.message).lower():
-            raise OSError(str(warning.message))
-
-
-def _decode_jpeg_strictly(data: bytes, image: Image.Image) -> tuple[np.ndarray | None, str | None]:
-    """libjpeg-turbo with warnings as errors ("Corrupt JPEG data", "Premature end").
-
-    Returns:
-        (RGB pixels when they can stand for the upright image -- a plain, unrotated RGB or
-        grayscale JPEG, so Pillow need not decode it again -- else None; the problem or None).
-    """
-    if simplejpeg is None:
-        return None, tensorflow_decode_problem(data)
-    is_plain = image.mode in ("RGB", "L") and imaging.exif_orientation(image) == 1
-    colorspace = "CMYK" if image.mode == "CMYK" else "RGB"
-    try:
-        pixels = simplejpeg.decode_jpeg(data, colorspace=colorspace, strict=True)
-    except ValueError as err:
-        return None, f"The JPEG data is damaged ({_short(err)}); training would read garbage."
-    return (pixels if is_plain else None), None
-
-
 def _wants_tensorflow(image: Image.Image, image_format: str | None, config: CheckConfig) -> bool:
     if config.tensorflow_check == "always":
         return True
@@ -257,53 +217,6 @@ def _wants_tensorflow(image: Image.Image, image_format: str | None, config: Chec
     # auto: JPEGs were checked by libjpeg-turbo above; other formats are re-encoded by Pillow
     # before training. Only a PNG used as it is reaches TensorFlow's own PNG decoder.
     return image_format == "PNG" and not imaging.needs_normalized_copy(image, image_format)
-
-
-def tensorflow_decode_problem(data: bytes) -> str | None:
-    """What ``tf.io.decode_image(channels=3, expand_animations=False)`` says about the bytes:
-    None when it decodes cleanly, else the error or the libjpeg warning it printed."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    with _captured_stderr() as import_noise:   # TF prints start-up notes on fd 2
-        import tensorflow as tf  # noqa: PLC0415 - seconds to import; only when needed
-    import_noise.text()
-    with _captured_stderr() as captured:
-        try:
-            tf.io.decode_image(data, channels=3, expand_animations=False)
-            error = None
-        except (tf.errors.InvalidArgumentError, tf.errors.UnknownError, ValueError) as err:
-            error = str(getattr(err, "message", err)).split("[Op:")[0].strip()
-    printed = captured.text()
-    if error:
-        return f"TensorFlow cannot decode it ({error[:160]})"
-    for line in printed.splitlines():
-        if _DECODER_WARNING.search(line) and "absl" not in line:
-            return f"TensorFlow's decoder warns: {line.strip()[:160]}"
-    return None
-
-
-class _captured_stderr:
-    """Capture what C libraries print on file descriptor 2 (libjpeg warnings in TF)."""
-
-    def __enter__(self) -> "_captured_stderr":
-        self._file = tempfile.TemporaryFile()
-        self._saved = os.dup(2)
-        os.dup2(self._file.fileno(), 2)
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        os.dup2(self._saved, 2)
-        os.close(self._saved)
-
-    def text(self) -> str:
-        self._file.seek(0)
-        content = self._file.read().decode("utf-8", "replace")
-        self._file.close()
-        return content
-
-
-def _short(err: BaseException) -> str:
-    text = str(err).strip() or type(err).__name__
-    return text if len(text) <= 160 else text[:157] + "..."
 
 
 def check_dimensions(path: str, width: int, height: int, config: CheckConfig) -> list[Issue]:

@@ -108,8 +108,8 @@ def test_tensorflow_decoder_sees_warnings_and_errors():
 
 
 def test_without_simplejpeg_tensorflow_still_catches_garbled_jpegs(monkeypatch):
-    import engine.ingest.checks
-    monkeypatch.setattr(engine.ingest.checks, "simplejpeg", None)
+    import engine.ingest.strict_decoding
+    monkeypatch.setattr(engine.ingest.strict_decoding, "simplejpeg", None)
     good = jpeg_bytes(scene(6, (160, 120)), quality=95)
     assert inspect_bytes("ok.jpg", good, CheckConfig())[0].issues == ()
     garbled = inspect_bytes("bad.jpg", garble_jpeg(good), CheckConfig())[0]
