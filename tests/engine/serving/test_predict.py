@@ -136,3 +136,23 @@ def test_unsure_threshold_and_top_k():
     assert ranked[0] == [("cat", 0.9), ("dog", 0.1)]
     assert ranked[1][0] == ("dog", 0.55)
     assert ranked[2] == []
+
+
+def test_predict_gives_every_image_of_a_real_run_its_predictions_csv_probabilities(tmp_path):
+    """Issue 13 item 4: training (decode-once cache) and prediction share one decode path, so
+    predicting the run's own photos reproduces its predictions.csv."""
+    from engine.events import EventCollector
+    from engine.labeling.dataset import trainable_images
+    from engine.runs import RunFolder
+    from engine.training.api import start_run, train
+    from tests.engine.training_helpers import tiny_config, tiny_workspace
+
+    workspace = tiny_workspace(tmp_path, per_class=10)     # 48 px photos, resized to 32
+    run = start_run(workspace, tiny_config())
+    result = train(workspace, run.id, sink=EventCollector())
+    expected = pd.read_csv(RunFolder(result.run_dir).predictions)
+    paths = trainable_images(workspace).set_index("image_id").loc[expected["image_id"], "path"]
+    table = predict_paths(result.run_dir, list(paths), batch_size=5)
+    assert (table["error"] == "").all() and len(table) == len(expected) == 20
+    np.testing.assert_allclose(table[["prob_cat", "prob_dog"]].to_numpy(),
+                               expected[["prob_cat", "prob_dog"]].to_numpy(), atol=1e-4)
