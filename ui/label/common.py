@@ -9,6 +9,7 @@ from PIL import Image
 
 from engine.labeling import labels
 from engine.errors import EngineError
+from engine.ingest.imaging import thumbnail
 from engine.workspace import Workspace
 
 # Session-state keys of the Label page (the shared ones live in ui.state).
@@ -25,35 +26,10 @@ SINGLE_SIZE_PX = 768
 
 @st.cache_data(show_spinner=False, max_entries=20000, ttl=3600)
 def thumbnail_path(root: str, image_id: int, size_px: int) -> str:
-    """Path of a cached thumbnail file (made on first use by engine.ingest.imaging)."""
-    workspace = Workspace(Path(root))
-    try:
-        from engine.ingest.imaging import thumbnail
-    except ImportError:  # the imaging module lands separately; fall back to Pillow directly
-        return _fallback_thumbnail(workspace, image_id, size_px)
-    try:
-        return str(thumbnail(workspace, image_id, size_px))
-    except (AssertionError, ValueError, OSError):
-        # a thumbnail engine.ingest.imaging cannot make (an odd file): try plain Pillow before
-        # showing nothing
-        return _fallback_thumbnail(workspace, image_id, size_px)
-
-
-def _fallback_thumbnail(workspace: Workspace, image_id: int, size_px: int) -> str:
-    with workspace.connect() as connection:
-        row = connection.execute("SELECT sha256, normalized_path FROM images WHERE id = ?",
-                                 (image_id,)).fetchone()
-    target = workspace.thumbs_dir / row["sha256"][:2] / f"{row['sha256']}_{size_px}.jpg"
-    if not target.is_file():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            with Image.open(workspace.path(row["normalized_path"])) as opened:
-                image = opened.convert("RGB")
-                image.thumbnail((size_px, size_px))
-        except (OSError, TypeError, ValueError):
-            image = Image.new("RGB", (size_px, size_px), (220, 220, 220))
-        image.save(target, "JPEG", quality=85)
-    return str(target)
+    """Path of a cached thumbnail file, made on first use by engine.ingest.imaging.thumbnail
+    (written atomically; a file it cannot decode gets a placeholder, so this never fails for
+    an existing image)."""
+    return str(thumbnail(Workspace(Path(root)), image_id, size_px))
 
 
 @st.cache_data(show_spinner=False, max_entries=20000, ttl=3600)
