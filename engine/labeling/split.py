@@ -29,6 +29,7 @@ from engine.labeling.split_groups import all_images as _all_images, draw_key, du
 from engine.workspace import Workspace, utc_now
 
 SPLITS = ("train", "val", "test")
+_WORDS = {"train": "training", "val": "validation", "test": "test"}
 SETTING_CONFIG = "split.config"
 SETTING_TEST_LOCKED = "split.test_locked"
 
@@ -53,16 +54,20 @@ class SplitConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) \
                     or not math.isfinite(value) or not 0 <= value <= 1:
-                raise ConfigError(f"SplitConfig.{name} must be a number from 0 to 1; got {value!r}.")
+                raise ConfigError(f"The {_WORDS[name]} share must be a number from 0 to 1 "
+                                  f"(0% to 100%); got {value!r}.")
         if self.train <= 0:
-            raise ConfigError(f"SplitConfig.train must be above 0 (training needs images); got "
-                              f"{self.train!r}.")
+            raise ConfigError(f"The training share must be above 0 (training needs photos); "
+                              f"got {self.train!r}.")
         total = self.train + self.val + self.test
         if abs(total - 1) > 1e-6:
-            raise ConfigError(f"SplitConfig ratios train + val + test must add up to 1; got "
-                              f"{self.train} + {self.val} + {self.test} = {total:g}.")
+            percents = [round(share * 100, 1) for share in (self.train, self.val, self.test)]
+            raise ConfigError(
+                "Training, validation and test together must add up to 100% (shares that add "
+                f"up to 1); they add up to {sum(percents):g}% ({percents[0]:g} + "
+                f"{percents[1]:g} + {percents[2]:g}). Change one of them.")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
-            raise ConfigError(f"SplitConfig.seed must be a whole number; got {self.seed!r}.")
+            raise ConfigError(f"The seed must be a whole number; got {self.seed!r}.")
 
     @property
     def ratios(self) -> dict[str, float]:
