@@ -20,9 +20,22 @@ from engine.events import (
     RunFailed,
     RunStarted,
 )
+from engine.training.backends import installed_backends, select_backend
+from engine.training.config import Backend
+from engine.training.hosts import (
+    ENV_JOB_ADDRESSES,
+    ENV_NUM_PROCESSES,
+    ENV_PROCESS_ID,
+    HostsConfig,
+    broadcast_text,
+    initialize_hosts,
+    is_primary_process,
+    process_count,
+)
 from engine.training.variants import VARIANTS
-from engine.workspace import open_workspace
+from engine.workspace import Workspace, open_workspace
 
+BACKENDS = tuple(member.value for member in Backend.concrete())
 HEADER = (f"{'Epoch':>7} {'Phase':>9} {'Loss':>8} {'Accuracy':>8} {'V_loss':>8} {'V_acc':>7} "
           f"{'LR':>9} {'Next LR':>9} {'Monitor':>9} {'Duration':>8}")
 
@@ -55,12 +68,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--early-stopping", action="store_true",
                         help="plain early stopping instead of the learning-rate controller")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--backend", default="auto", choices=["auto", *BACKENDS],
+                        help="Keras backend: auto ($KERAS_BACKEND, else tensorflow), "
+                             f"{', '.join(BACKENDS)}; installed here: "
+                             f"{', '.join(installed_backends()) or 'none'}")
     parser.add_argument("--distribution", default="auto",
-                        choices=["auto", "none", "mirrored", "multi_worker"],
-                        help="devices to train on: auto (all GPUs when there are several), none "
-                             "(one device), mirrored (all GPUs of this machine; --batch-size is "
-                             "per GPU), multi_worker (several machines via TF_CONFIG; not "
-                             "supported yet)")
+                        choices=["auto", "none", "mirrored", "data_parallel"],
+                        help="devices to train on: auto (every device when there are several), "
+                             "none (one device), mirrored (TensorFlow: all GPUs of this "
+                             "machine), data_parallel (JAX: every device of every host); "
+                             "--batch-size is per device")
+    hosts = parser.add_argument_group(
+        "several hosts (JAX)", "Start the same command on every machine, each with its own "
+        "--process-id; all read the same workspace path (a shared filesystem) and only "
+        f"process 0 writes the run. Defaults come from ${ENV_NUM_PROCESSES}, ${ENV_PROCESS_ID} "
+        f"and ${ENV_JOB_ADDRESSES}.")
+    hosts.add_argument("--hosts", type=int, default=None, metavar="N",
+                       help="processes training together (default 1)")
+    hosts.add_argument("--process-id", type=int, default=None, metavar="I",
+                       help="this process, 0..N-1 (0 writes the run's files)")
+    hosts.add_argument("--coordinator", default=None, metavar="HOST:PORT",
+                       help="process 0's address and a free port, the same on every process")
     parser.add_argument("--resume", metavar="RUN_ID",
                         help="continue an interrupted run from its last checkpoint")
     parser.add_argument("--json", action="store_true", help="print the result as a last JSON line")
@@ -75,7 +103,8 @@ def _config(arguments: argparse.Namespace) -> TrainConfig:
         learning_rate=arguments.learning_rate, optimizer=arguments.optimizer,
         head=arguments.head, augment_phase1=arguments.augment_phase1,
         augment=not arguments.no_augment, early_stopping=arguments.early_stopping,
-        seed=arguments.seed, distribution=arguments.distribution)
+        seed=arguments.seed, distribution=arguments.distribution,
+        backend=arguments.backend)
 
 
 def print_event(event: Event) -> None:
@@ -102,14 +131,33 @@ def print_event(event: Event) -> None:
         print(f"failed: {event.message}", file=sys.stderr, flush=True)
 
 
-def run(arguments: argparse.Namespace) -> int:
-    from engine.training.api import start_run, train  # TensorFlow loads here
+def _choose_backend(arguments: argparse.Namespace, workspace: Workspace) -> str:
+    """Set the backend before Keras loads: the flag, or a resumed run's own backend."""
+    backend = arguments.backend
+    if arguments.resume and backend == "auto":
+        from engine.runs import get_run
 
+        backend = get_run(workspace, arguments.resume).config.get("backend") or "auto"
+    return select_backend(backend)
+
+
+def run(arguments: argparse.Namespace) -> int:
     workspace = open_workspace(arguments.workspace)
+    backend = _choose_backend(arguments, workspace)
+    initialize_hosts(HostsConfig.from_settings(arguments.hosts, arguments.process_id,
+                                               arguments.coordinator), backend)
+    from engine.training.api import prepare_images, start_run, train  # Keras loads here
+
     if arguments.resume:
         run_id, resume = arguments.resume, True
     else:
-        run_id, resume = start_run(workspace, _config(arguments)).id, False
+        # Process 0 creates the run; the other hosts train the same run without writing it.
+        created = None
+        if is_primary_process():
+            created = start_run(workspace, _config(arguments)).id
+            if process_count() > 1:  # split now (if needed), so no other host writes the split
+                prepare_images(workspace, print_event)
+        run_id, resume = broadcast_text(created), False
     result = train(workspace, run_id, sink=print_event, resume=resume)
     summary = {"run_id": result.run_id, "run_dir": str(result.run_dir), "status": result.status,
                "test_accuracy": result.test_accuracy, "log_loss": result.log_loss,

@@ -19,8 +19,10 @@ continues an interrupted run from its last completed epoch.
 """
 from __future__ import annotations
 
+import dataclasses
 import errno
 import os
+import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -39,6 +41,7 @@ from engine.events import (
     no_commands,
 )
 from engine.runs import RunRecord, create_run, get_run, update_run
+from engine.training.hosts import is_primary_process
 from engine.training.outcome import TrainingOutcome
 from engine.workspace import Workspace, utc_now
 
@@ -134,11 +137,23 @@ def train(workspace: Workspace, run_id: str, *, sink: EventSink,
         DatasetError, ConfigError, WeightsUnavailableError, TrainingError: the run is marked
             failed and a RunFailed event is sent before the error propagates.
     """
-    from engine.training.loop import Trainer  # TensorFlow loads here
-
     run = get_run(workspace, run_id)
-    update_run(workspace, run_id, status="running", started_at=run.started_at or utc_now(),
-               finished_at=None, error=None)
+    if is_primary_process():
+        return _train(workspace, run, sink, commands, resume)
+    # Another host's process of a several-host run: it trains in step with process 0 but
+    # writes neither the run's files (they go to a scratch folder) nor its database row.
+    with tempfile.TemporaryDirectory(prefix=f"{run_id}-host-") as scratch:
+        return _train(workspace, dataclasses.replace(run, run_dir=Path(scratch)), sink,
+                      commands, resume)
+
+
+def _train(workspace: Workspace, run: RunRecord, sink: EventSink, commands: CommandSource,
+           resume: bool) -> RunResult:
+    from engine.training.loop import Trainer  # Keras and its backend load here
+
+    run_id = run.id
+    _record(workspace, run_id, status="running", started_at=run.started_at or utc_now(),
+            finished_at=None, error=None)
     try:
         config = TrainConfig.from_dict(run.config)
         images = prepare_images(workspace, sink)
@@ -164,9 +179,9 @@ def train(workspace: Workspace, run_id: str, *, sink: EventSink,
         raise
     except BaseException:
         # Interrupted (Ctrl+C, the process told to stop): resumable from the checkpoint.
-        update_run(workspace, run_id, status="interrupted", finished_at=utc_now())
+        _record(workspace, run_id, status="interrupted", finished_at=utc_now())
         raise
-    update_run(workspace, run_id, status=outcome.status, finished_at=utc_now(),
+    _record(workspace, run_id, status=outcome.status, finished_at=utc_now(),
                test_accuracy=outcome.test_accuracy, log_loss=outcome.log_loss)
     sink(RunFinished(status=outcome.status, test_accuracy=outcome.test_accuracy,
                      log_loss=outcome.log_loss, seconds_per_epoch=outcome.seconds_per_epoch,
@@ -174,9 +189,15 @@ def train(workspace: Workspace, run_id: str, *, sink: EventSink,
     return RunResult(**asdict(outcome), run_id=run_id, run_dir=run.run_dir)
 
 
+def _record(workspace: Workspace, run_id: str, **fields: Any) -> None:
+    """Update the run's row: only the primary process writes (``engine.training.hosts``)."""
+    if is_primary_process():
+        update_run(workspace, run_id, **fields)
+
+
 def _fail(workspace: Workspace, run_id: str, sink: EventSink, error_class: str,
           message: str) -> None:
-    update_run(workspace, run_id, status="failed", error=message, finished_at=utc_now())
+    _record(workspace, run_id, status="failed", error=message, finished_at=utc_now())
     sink(RunFailed(error_class=error_class, message=message))
 
 

@@ -1,24 +1,41 @@
-"""Multi-device training option: TrainConfig.distribution, make_strategy, a mirrored run.
+"""Several devices and hosts: the options, the backends, make_strategy, and real runs.
 
-This machine has no GPU, so the mirrored run trains with one replica on the CPU: it checks that
-building and compiling every model under MirroredStrategy's scope trains to the end and writes
-the artefacts, not any speed-up.
+This machine has no GPU. TensorFlow's mirrored run trains with one replica on the CPU (it
+checks that building and compiling under MirroredStrategy's scope trains to the end, not any
+speed-up). JAX's data-parallel paths run for real on CPU devices, each in a fresh Python
+process (the backend is fixed when Keras loads): two virtual devices
+(``XLA_FLAGS=--xla_force_host_platform_device_count=2``) train a whole run through the CLI,
+and two processes on localhost (gloo collectives) join, fit the engine's model on their own
+shards and end with the same weights.
 """
 from __future__ import annotations
 
+import importlib.util
 import json
+import os
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from engine.training.config import Distribution, TrainConfig
+from engine.training.backends import installed_backends, requested_backend, select_backend
+from engine.training.config import Backend, Distribution, TrainConfig
 from engine.training.devices import DeviceInfo, make_strategy
+from engine.training.hosts import HostsConfig, gather_shards, is_primary_process, shard_indices
 from engine.errors import ConfigError
 from engine.events import Message, RunFailed
-from engine.runs import RunFolder, get_run
+from engine.runs import get_run
 from engine.training.api import start_run, train
 from tests.engine.training_helpers import tiny_config, tiny_workspace
 
+ROOT = Path(__file__).resolve().parents[3]
+HAS_JAX = importlib.util.find_spec("jax") is not None
+HAS_TORCH = importlib.util.find_spec("torch") is not None
+requires_jax = pytest.mark.skipif(not HAS_JAX, reason="JAX is not installed")
+SUBPROCESS_TIMEOUT_SECONDS = 900
 CPU = DeviceInfo(kind="CPU", name="CPU (2 cores)", num_gpus=0)
 
 
@@ -42,7 +59,7 @@ def test_a_bad_value_names_the_field_and_the_choices():
         tiny_config(distribution="horovod")
     message = caught.value.user_message
     assert "distribution" in message and "'horovod'" in message
-    for choice in ("auto", "none", "mirrored", "multi_worker"):
+    for choice in ("auto", "none", "mirrored", "data_parallel"):
         assert choice in message
 
 
@@ -64,34 +81,33 @@ def test_mirrored_without_a_gpu_uses_the_cpu_as_one_replica():
     assert info.description == "the CPU with MirroredStrategy"
 
 
-def test_multi_worker_without_tf_config_explains_tf_config(monkeypatch):
-    monkeypatch.delenv("TF_CONFIG", raising=False)
+def test_multi_worker_is_refused_and_points_to_data_parallel_on_jax():
     with pytest.raises(ConfigError) as caught:
         make_strategy("multi_worker", CPU)
     message = caught.value.user_message
-    assert "TF_CONFIG" in message and "not set" in message
-    assert '"cluster"' in message and '"task"' in message and "mirrored" in message
+    assert "--backend jax --distribution data_parallel --hosts N" in message
+    assert "keras-team/keras#20585" in message
 
 
-def test_multi_worker_with_tf_config_is_refused_as_not_supported_yet(monkeypatch):
-    monkeypatch.setenv("TF_CONFIG", json.dumps({
-        "cluster": {"worker": ["localhost:12345", "localhost:12346"]},
-        "task": {"type": "worker", "index": 0}}))
-    with pytest.raises(ConfigError, match="not supported yet"):
-        make_strategy("multi_worker", CPU)
+def test_each_backend_refuses_the_other_backends_distribution():
+    with pytest.raises(ConfigError, match="'data_parallel' is Keras's JAX distribution"):
+        make_strategy("data_parallel", CPU)
+    with pytest.raises(ConfigError, match="'mirrored' is TensorFlow's; this run uses JAX"):
+        make_strategy("mirrored", DeviceInfo("CPU", "CPU", 0, backend="jax"))
+    with pytest.raises(ConfigError, match="not available on the torch backend"):
+        make_strategy("data_parallel", DeviceInfo("CPU", "CPU", 0, backend="torch"))
 
 
-def test_a_multi_worker_run_fails_clearly_before_building_anything(tmp_path, monkeypatch):
-    monkeypatch.delenv("TF_CONFIG", raising=False)
+def test_a_multi_worker_run_fails_clearly_before_building_anything(tmp_path):
     workspace = tiny_workspace(tmp_path)
     run = start_run(workspace, tiny_config(distribution="multi_worker"))
     events: list = []
     with pytest.raises(ConfigError):
         train(workspace, run.id, sink=events.append)
     failed = [event for event in events if isinstance(event, RunFailed)]
-    assert failed and "TF_CONFIG" in failed[0].message
+    assert failed and "data_parallel" in failed[0].message
     assert get_run(workspace, run.id).status == "failed"
-    assert not (RunFolder(run.run_dir).model).exists()
+    assert not (run.run_dir / "model.keras").exists()
 
 
 def test_a_mirrored_run_trains_to_the_end_and_writes_the_artefacts(tmp_path):
@@ -129,12 +145,160 @@ def test_cli_trains_with_mirrored_and_says_so(tmp_path, capsys):
     assert config["distribution"] == "mirrored"
 
 
-def test_cli_refuses_multi_worker_without_tf_config(tmp_path, capsys, monkeypatch):
+def test_cli_refuses_a_backend_that_is_not_installed(tmp_path, capsys):
     from engine.__main__ import main
 
-    monkeypatch.delenv("TF_CONFIG", raising=False)
+    missing = next((name for name in ("torch", "jax") if name not in installed_backends()), None)
+    if missing is None:
+        pytest.skip("every backend is installed here")
     workspace = tiny_workspace(tmp_path)
     code = main(["train", "--workspace", str(workspace.root), "--variant", "MobileNet-0.25",
-                 "--weights", "none", "--image-size", "32", "--distribution", "multi_worker"])
+                 "--weights", "none", "--image-size", "32", "--backend", missing])
     assert code == 2
-    assert "TF_CONFIG environment variable, which is not set" in capsys.readouterr().err
+    error = capsys.readouterr().err
+    assert f"The {missing} backend is not installed here" in error
+    assert "Installed: tensorflow" in error and f"pip install {missing}" in error
+
+
+# ---------------------------------------------------------------------- backends
+def test_installed_backends_lists_what_can_be_imported():
+    found = installed_backends()
+    assert "tensorflow" in found
+    assert ("jax" in found) == HAS_JAX and ("torch" in found) == HAS_TORCH
+
+
+def test_backend_round_trips_and_auto_follows_keras_backend(monkeypatch):
+    config = tiny_config(backend="JAX")
+    assert config.backend == Backend.JAX
+    assert TrainConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
+    assert TrainConfig().backend == Backend.AUTO
+    monkeypatch.delenv("KERAS_BACKEND", raising=False)
+    assert requested_backend("auto") == Backend.TENSORFLOW
+    monkeypatch.setenv("KERAS_BACKEND", "jax")
+    assert requested_backend(None) == Backend.JAX
+    assert requested_backend("torch") == Backend.TORCH
+    monkeypatch.setenv("KERAS_BACKEND", "theano")
+    with pytest.raises(ConfigError, match="KERAS_BACKEND environment variable is 'theano'"):
+        requested_backend("auto")
+
+
+@requires_jax
+def test_switching_backend_after_keras_loaded_is_refused(monkeypatch):
+    import keras
+
+    active = keras.config.backend()
+    other = "jax" if active != "jax" else "tensorflow"
+    monkeypatch.setenv("KERAS_BACKEND", active)
+    assert select_backend(active) == active
+    with pytest.raises(ConfigError, match=f"already running on {active}.*--backend {other}"):
+        select_backend(other)
+
+
+# ---------------------------------------------------------------------- hosts
+def test_one_host_is_the_default_and_primary():
+    assert HostsConfig() == HostsConfig(1, 0, None)
+    assert is_primary_process()
+    assert list(shard_indices(5)) == [0, 1, 2, 3, 4]
+    local = np.arange(6).reshape(3, 2)
+    assert gather_shards(local, 3) is local or np.array_equal(gather_shards(local, 3), local)
+
+
+def test_hosts_are_validated_with_what_to_do():
+    with pytest.raises(ConfigError, match="process id must be a whole number from 0 to 1"):
+        HostsConfig(2, 2, "127.0.0.1:1234")
+    with pytest.raises(ConfigError, match="hosts must be a whole number from 1"):
+        HostsConfig(0, 0)
+    with pytest.raises(ConfigError, match="needs the coordinator's address as HOST:PORT"):
+        HostsConfig(2, 1, None)
+    with pytest.raises(ConfigError, match="HOST:PORT"):
+        HostsConfig(2, 1, "no-port-here")
+    assert HostsConfig(2, 1, " 10.0.0.1:1234 ").coordinator == "10.0.0.1:1234"
+
+
+def test_hosts_come_from_the_flags_then_the_keras_environment(monkeypatch):
+    monkeypatch.setenv("KERAS_DISTRIBUTION_NUM_PROCESSES", "3")
+    monkeypatch.setenv("KERAS_DISTRIBUTION_PROCESS_ID", "2")
+    monkeypatch.setenv("KERAS_DISTRIBUTION_JOB_ADDRESSES", "10.0.0.1:1234,10.0.0.2:1234")
+    assert HostsConfig.from_settings() == HostsConfig(3, 2, "10.0.0.1:1234")
+    assert HostsConfig.from_settings(2, 0, "h:9") == HostsConfig(2, 0, "h:9")
+    monkeypatch.setenv("KERAS_DISTRIBUTION_PROCESS_ID", "two")
+    with pytest.raises(ConfigError, match="KERAS_DISTRIBUTION_PROCESS_ID must be a whole number"):
+        HostsConfig.from_settings()
+
+
+def test_several_hosts_need_jax():
+    from engine.training.hosts import initialize_hosts
+
+    with pytest.raises(ConfigError, match="needs the JAX backend.*--backend jax"):
+        initialize_hosts(HostsConfig(2, 0, "127.0.0.1:1234"), "tensorflow")
+
+
+# ---------------------------------------------------------------------- JAX, for real
+def _python(arguments: list[str], env_changes: dict[str, str]) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), **env_changes}
+    return subprocess.Popen([sys.executable, *arguments], cwd=ROOT, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
+def _finish(process: subprocess.Popen) -> str:
+    try:
+        output, _ = process.communicate(timeout=SUBPROCESS_TIMEOUT_SECONDS)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        output, _ = process.communicate()
+    assert process.returncode == 0, output[-4000:]
+    return output
+
+
+@requires_jax
+def test_two_virtual_devices_train_a_whole_run_with_data_parallel(tmp_path):
+    workspace = tiny_workspace(tmp_path)
+    output = _finish(_python(
+        ["-m", "engine", "train", "--workspace", str(workspace.root), "--variant",
+         "MobileNet-0.25", "--weights", "none", "--epochs", "1", "--fine-tune-epochs", "0",
+         "--image-size", "32", "--batch-size", "4", "--head", "simple", "--backend", "jax",
+         "--distribution", "data_parallel", "--json"],
+        {"XLA_FLAGS": "--xla_force_host_platform_device_count=2", "KERAS_BACKEND": ""}))
+    assert ("Training on 2 CPU devices with DataParallel, global batch 8 (4 per replica x 2)."
+            in output)
+    summary = json.loads(output.strip().splitlines()[-1])
+    assert summary["status"] == "finished" and summary["epochs_run"] == 1
+    run_dir = Path(summary["run_dir"])
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["distribution"] == "data_parallel" and config["strategy"] == "DataParallel"
+    assert config["replicas"] == 2 and config["global_batch_size"] == 8
+    assert (run_dir / "model.keras").is_file() and (run_dir / "predictions.csv").is_file()
+    assert get_run(workspace, summary["run_id"]).status == "finished"
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@requires_jax
+def test_two_processes_on_localhost_fit_their_shards_and_agree(tmp_path):
+    coordinator = f"127.0.0.1:{_free_port()}"
+    outputs = [tmp_path / f"process{index}.npz" for index in range(2)]
+    processes = [_python(["-m", "tests.engine.training.distributed_fit", str(index), "2",
+                          coordinator, str(outputs[index])],
+                         {"KERAS_BACKEND": "jax", "XLA_FLAGS": ""})
+                 for index in range(2)]
+    for process in processes:
+        _finish(process)
+    results = [np.load(path) for path in outputs]
+    summaries = [json.loads(str(result["summary"])) for result in results]
+    assert [summary["primary"] for summary in summaries] == [True, False]
+    for summary in summaries:
+        assert summary["global_devices"] == 2 and summary["replicas"] == 2
+        assert summary["strategy"] == "DataParallel" and summary["processes"] == 2
+        assert summary["process_batch"] == 4            # global 8 = 4 per device x 2
+        assert summary["shared"] == "run-from-process-0"
+    assert summaries[0]["loss"] == pytest.approx(summaries[1]["loss"], abs=1e-6)
+    names = [name for name in results[0].files if name.startswith("w")]
+    assert names and names == [name for name in results[1].files if name.startswith("w")]
+    for name in names:
+        np.testing.assert_allclose(results[0][name], results[1][name], atol=1e-6)
+    for result in results:  # every process's x[i::2] rows, back in row order
+        np.testing.assert_array_equal(result["gathered"][:, 0], np.arange(16) * 10)
