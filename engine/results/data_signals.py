@@ -33,14 +33,15 @@ from engine.workspace import Workspace, utc_now
 SIGNAL_KINDS = ("label", "outlier", "near_duplicate")
 SIGNAL_COLUMNS = ["image_id", "path", "kind", "severity", "score", "detail", "label",
                   "suggested", "related_image_id", "related_path", "split", "self_confidence",
-                  "suggested_confidence", "model_predicted", "model_confidence"]
+                  "suggested_confidence", "model_predicted", "model_confidence", "is_flagged"]
 # Issue kind under which look-alike pairs are stored in the workspace: it names a duplicate,
 # so engine.labeling.split_groups keeps both photos in one split (no train/test leakage).
 LOOK_ALIKE_KIND = "model_near_duplicate"
 
 
 def find_data_signals(run_dir: str | Path, workspace: Workspace | None = None,
-                      num_folds: int = DEFAULT_NUM_FOLDS, seed: int = 0) -> pd.DataFrame:
+                      num_folds: int = DEFAULT_NUM_FOLDS, seed: int = 0,
+                      label_top: int = 0) -> pd.DataFrame:
     """Label issues, outliers and near duplicates among a finished run's images.
 
     Args:
@@ -49,6 +50,9 @@ def find_data_signals(run_dir: str | Path, workspace: Workspace | None = None,
             longer trainable (quarantined, excluded, unlabeled), so a fixed photo drops out.
         num_folds: K of the out-of-fold logistic regression (2..20, default 5).
         seed: fold shuffling seed.
+        label_top: also list the `label_top` images with the lowest label score even when
+            cleanlab does not flag them (``is_flagged`` False), for a review queue that goes
+            on past the flagged ones; 0 (default) = flagged ones only.
     Returns:
         DataFrame with :data:`SIGNAL_COLUMNS`: image_id, path (as imported), kind ('label' |
         'outlier' | 'near_duplicate'), severity ('warning'), score (0..1, lower = more
@@ -56,7 +60,8 @@ def find_data_signals(run_dir: str | Path, workspace: Workspace | None = None,
         model trained without this photo prefers, else None), related_image_id /
         related_path (near duplicates: the photo it looks like), split, self_confidence
         (out-of-fold probability of the given label), suggested_confidence (of the
-        suggestion), model_predicted / model_confidence (what the run's own model says).
+        suggestion), model_predicted / model_confidence (what the run's own model says),
+        is_flagged (cleanlab counts it as an issue; False only for extra ``label_top`` rows).
     Raises:
         RunError: the run folder lacks embeddings.npz or predictions.csv.
         DatasetError: fewer than two classes, or a class with a single image.
@@ -76,7 +81,7 @@ def find_data_signals(run_dir: str | Path, workspace: Workspace | None = None,
     others[rows, labels] = -1.0
     images["suggested"] = [class_names[i] for i in others.argmax(axis=1)]
     images["suggested_confidence"] = others.max(axis=1)
-    frames = [_label_rows(images, audit["label"]), _outlier_rows(images, audit["outlier"]),
+    frames = [_label_rows(images, audit["label"], label_top), _outlier_rows(images, audit["outlier"]),
               _near_duplicate_rows(images, audit["near_duplicate"])]
     table = pd.concat([frame for frame in frames if not frame.empty] or [_empty()],
                       ignore_index=True)
@@ -112,9 +117,12 @@ def _model_answers(run_dir: Path) -> pd.DataFrame:
                                  "confidence": "model_confidence"})
 
 
-def _label_rows(images: pd.DataFrame, issues: pd.DataFrame) -> pd.DataFrame:
-    chosen = images.assign(score=issues["label_score"].to_numpy())[
-        issues["is_label_issue"].to_numpy()]
+def _label_rows(images: pd.DataFrame, issues: pd.DataFrame, label_top: int) -> pd.DataFrame:
+    scores = issues["label_score"].to_numpy()
+    is_flagged = issues["is_label_issue"].to_numpy().astype(bool)
+    keep = is_flagged.copy()
+    keep[np.argsort(scores, kind="stable")[:max(0, label_top)]] = True
+    chosen = images.assign(score=scores, is_flagged=is_flagged)[keep]
     details = [f"Labelled {row.label}, but a model trained without this photo thinks it is "
                f"{row.suggested} ({row.suggested_confidence:.0%} sure)."
                for row in chosen.itertuples()]
@@ -128,7 +136,7 @@ def _outlier_rows(images: pd.DataFrame, issues: pd.DataFrame) -> pd.DataFrame:
     detail = ("Looks unlike the other photos: maybe not a photo of any class (a placeholder, "
               "a screenshot or a different subject). Quarantine it if it does not belong.")
     return _finish(chosen.assign(kind="outlier", detail=detail, suggested=None,
-                                 related_image_id=None, related_path=None))
+                                 related_image_id=None, related_path=None, is_flagged=True))
 
 
 def _near_duplicate_rows(images: pd.DataFrame, issues: pd.DataFrame) -> pd.DataFrame:
@@ -152,7 +160,7 @@ def _near_duplicate_rows(images: pd.DataFrame, issues: pd.DataFrame) -> pd.DataF
                zip(related["path"], related["label"])]
     return _finish(chosen.assign(kind="near_duplicate", score=score, detail=details,
                                  suggested=None, related_image_id=related["image_id"].to_numpy(),
-                                 related_path=related["path"].to_numpy()))
+                                 related_path=related["path"].to_numpy(), is_flagged=True))
 
 
 def _finish(rows: pd.DataFrame) -> pd.DataFrame:

@@ -112,3 +112,14 @@ def test_cli_prints_the_issue_schema(signals, tmp_path, capsys):
                for issue in issues)
     label = next(issue for issue in issues if issue["kind"] == "label")
     assert label["suggested"] in CLASSES and label["related_path"] is None
+
+
+def test_label_top_lists_more_to_review_without_flagging_them(tmp_path):
+    run_dir, _ = _planted_run(tmp_path)
+    table = find_data_signals(run_dir, label_top=10)
+    labels = table[table["kind"] == "label"]
+    assert len(labels) >= 10 and labels["score"].is_monotonic_increasing
+    flagged = labels[labels["is_flagged"]]
+    assert set(FLIPPED) <= set(flagged["image_id"] - 1)
+    assert not labels["is_flagged"].all()        # the extra rows are marked as not flagged
+    assert table[table["kind"] != "label"]["is_flagged"].all()
