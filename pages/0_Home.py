@@ -49,8 +49,9 @@ sample = st.session_state.get(SAMPLE_REPORT)
 if sample is not None:
     st.success(f"Imported the sample project: {sample.num_readable} photos in "
                f"{len(sample.classes)} classes ({', '.join(sample.classes)}). The checks found "
-               f"{len(sample.problems)} problem files planted in it (empty, truncated, a text "
-               "file named .jpg, duplicates): review them on the Data page. To use your own "
+               f"{sample.num_problem_files} problem files (empty, truncated, a text file "
+               f"named .jpg) and {sample.num_photos_to_check} duplicate photos planted in it: "
+               "review them on the Data page. To use your own "
                "photos, make a new project: press “New project” in the sidebar.")
 
 summary = summarize_workspace(workspace)
