@@ -2,6 +2,7 @@
 (relabel, exclude, quarantine, delete) that "Retrain with fixes" will use."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +48,58 @@ def compare_outcomes(before: pd.DataFrame, after: pd.DataFrame) -> pd.DataFrame:
     columns = ["image_id", "path", "change", "split", "true_before", "true_after",
                "predicted_before", "predicted_after", "loss_before", "loss_after"]
     return changed[columns].reset_index(drop=True)
+
+
+@dataclass(frozen=True)
+class TestSetComparison:
+    """A retrained run against its parent on the same test photos with the same labels.
+
+    Attributes:
+        num_compared: test photos in both runs whose label did not change.
+        num_label_changed: test photos in both runs whose label changed (left out).
+        num_removed: the parent's test photos missing from the child's test set (excluded,
+            quarantined, deleted or moved to another split; left out).
+        num_added: the child's test photos the parent did not test (left out).
+        accuracy_before / accuracy_after: accuracy (0..1) on the compared photos; None when
+            there is none.
+    """
+    num_compared: int
+    num_label_changed: int
+    num_removed: int
+    num_added: int
+    accuracy_before: float | None
+    accuracy_after: float | None
+
+    @property
+    def is_same_test_set(self) -> bool:
+        return self.num_label_changed == self.num_removed == self.num_added == 0
+
+
+def compare_test_sets(before: pd.DataFrame, after: pd.DataFrame) -> TestSetComparison:
+    """Like-for-like test accuracy of a retrained run and its parent.
+
+    Relabelling a test photo to match the model raises the headline accuracy without the
+    model getting better, so only test photos whose label is the same in both runs count.
+
+    Args:
+        before / after: predictions tables of the parent and the child run (columns
+            image_id, split, true, is_correct).
+    Returns:
+        TestSetComparison.
+    """
+    columns = ["image_id", "true", "is_correct"]
+    parent = before.loc[before["split"] == "test", columns]
+    child = after.loc[after["split"] == "test", columns]
+    both = parent.merge(child, on="image_id", suffixes=("_before", "_after"))
+    same = both[both["true_before"] == both["true_after"]]
+
+    def accuracy(column: str) -> float | None:
+        return float(same[column].astype(bool).mean()) if len(same) else None
+
+    return TestSetComparison(
+        num_compared=len(same), num_label_changed=len(both) - len(same),
+        num_removed=len(parent) - len(both), num_added=len(child) - len(both),
+        accuracy_before=accuracy("is_correct_before"), accuracy_after=accuracy("is_correct_after"))
 
 
 FIX_KINDS = ("relabeled", "excluded", "quarantined", "deleted")
