@@ -12,7 +12,8 @@ class EngineError(Exception):
 
     Args:
         user_message: what happened and what to do next (shown in the UI and the CLI).
-        detail: optional technical detail (shown in an expander / with --verbose).
+        detail: optional technical detail (pages show it under "Details"; the CLI prints only
+            user_message).
     """
 
     def __init__(self, user_message: str, detail: str | None = None) -> None:

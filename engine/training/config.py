@@ -14,6 +14,7 @@ from typing import Any
 
 from engine.choices import Choice
 from engine.errors import ConfigError
+from engine.training.variants import VARIANTS
 
 
 class Head(Choice):
@@ -170,9 +171,6 @@ class TrainConfig:
                               f"got {self.mixed_precision!r}.")
 
     def _validate_variant_and_weights(self) -> None:
-        # Imported here: engine.training.variants imports engine.training.config's errors at module level.
-        from engine.training.variants import VARIANTS
-
         if self.variant not in VARIANTS:
             raise ConfigError(f"variant must be one of {', '.join(VARIANTS)}; "
                               f"got {self.variant!r}.")
@@ -198,8 +196,6 @@ class TrainConfig:
     @property
     def effective_image_size_px(self) -> int:
         """The input side actually used: the override or the variant's native size."""
-        from engine.training.variants import VARIANTS
-
         return self.image_size_px or VARIANTS[self.variant].native_size_px
 
     @property

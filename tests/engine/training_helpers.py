@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from engine.training.config import TrainConfig
-from engine.events import Event, EventCollector
+from engine.events import Event
 from engine.ingest.importing import import_folder
 from engine.workspace import Workspace, open_workspace
 from tests.factories import make_class_tree
@@ -35,6 +35,3 @@ def kinds(events: list[Event]) -> list[str]:
     """Event class names without BatchEnded, in order."""
     return [type(event).__name__ for event in events if type(event).__name__ != "BatchEnded"]
 
-
-def collector() -> EventCollector:
-    return EventCollector()
