@@ -26,11 +26,11 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.choices import Choice
 from engine.errors import ConfigError, EngineError, ExportError, RunError
+from engine.serving.export_formats import ExportFormat, export_name, load_runner, write_export
 from engine.serving.models import load_model, read_image_size
 from engine.serving.predict import decode_batches, expand_paths
-from engine.runs import MODEL_FILE, RunFolder, read_class_names, workspace_of_run
+from engine.runs import RunFolder, workspace_of_run
 
 # Max |p_export - p_original| accepted; dynamic-range quantisation stores weights as int8, so
 # its probabilities legitimately move more (https://ai.google.dev/edge/litert/models/post_training_quant).
@@ -39,12 +39,6 @@ QUANTIZED_TOLERANCE = 0.1
 NUM_SAMPLE_IMAGES = 16
 VERIFY_TIMEOUT_SECONDS = 600
 ROOT = Path(__file__).resolve().parents[2]  # the repository (engine/serving/export.py)
-
-
-class ExportFormat(Choice):
-    KERAS = "keras"
-    SAVEDMODEL = "savedmodel"
-    TFLITE = "tflite"
 
 
 @dataclass(frozen=True)
@@ -79,12 +73,6 @@ class ExportResult:
     load_seconds: float
 
 
-def export_name(export_format: ExportFormat, quantize: bool) -> str:
-    if export_format is ExportFormat.TFLITE:
-        return "tflite_dynamic_int8" if quantize else "tflite_float32"
-    return export_format.value
-
-
 def export_model(run_dir: str | Path, export_format: str | ExportFormat, *,
                  quantize: bool = False, sample_paths: list[str | Path] | None = None
                  ) -> ExportResult:
@@ -117,7 +105,7 @@ def export_model(run_dir: str | Path, export_format: str | ExportFormat, *,
     staging = exports_dir / f".tmp-{name}-{secrets.token_hex(4)}"
     staging.mkdir()
     try:
-        model_path = _write_export(model, run_dir, staging, export_format, quantize)
+        model_path = write_export(model, run_dir, staging, export_format, quantize)
         inputs = _sample_inputs(run_dir, sample_paths)
         expected = np.asarray(model(inputs, training=False), dtype=np.float64)
         figures = _verify_in_fresh_process(export_format, model_path, inputs, staging)
@@ -132,39 +120,6 @@ def export_model(run_dir: str | Path, export_format: str | ExportFormat, *,
         return _publish(staging, exports_dir, name, result)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-
-
-def _write_export(model, run_dir: Path, staging: Path, export_format: ExportFormat,
-                  quantize: bool) -> Path:
-    class_names = read_class_names(run_dir)
-    class_dict = RunFolder(run_dir).class_dict
-    shutil.copy2(class_dict, staging / class_dict.name)
-    (staging / "labels.txt").write_text("\n".join(class_names) + "\n", encoding="utf-8")
-    try:
-        if export_format is ExportFormat.KERAS:
-            shutil.copy2(RunFolder(run_dir).model, staging / MODEL_FILE)
-            return staging / MODEL_FILE
-        saved_model = staging / "saved_model"
-        model.export(str(saved_model), format="tf_saved_model", verbose=False)
-        if export_format is ExportFormat.SAVEDMODEL:
-            return saved_model
-        tflite_path = staging / "model.tflite"
-        tflite_path.write_bytes(_convert_to_tflite(saved_model, quantize))
-        shutil.rmtree(saved_model)
-        return tflite_path
-    except Exception as err:  # converters raise many kinds; the user needs one message
-        raise ExportError(f"Converting the model to {export_format.value} failed: {err}",
-                          detail=repr(err)) from err
-
-
-def _convert_to_tflite(saved_model: Path, quantize: bool) -> bytes:
-    import tensorflow as tf
-
-    converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model))
-    if quantize:
-        # No representative dataset: dynamic-range quantisation (int8 weights, float math).
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    return converter.convert()
 
 
 def _sample_inputs(run_dir: Path, sample_paths: list[str | Path] | None) -> np.ndarray:
@@ -294,46 +249,11 @@ def list_exports(run_dir: str | Path) -> list[ExportResult]:
 
 # ---- the fresh process -------------------------------------------------------------------
 
-def _load_runner(export_format: str, path: str):
-    """A function images -> probabilities for the export, loaded as another program would."""
-    if export_format == ExportFormat.KERAS.value:
-        model = load_model(Path(path).parent)
-        return lambda batch: np.asarray(model(batch, training=False))
-    if export_format == ExportFormat.SAVEDMODEL.value:
-        import tensorflow as tf
-        loaded = tf.saved_model.load(path)
-        return lambda batch: loaded.serve(tf.constant(batch)).numpy()
-    return _tflite_runner(path)
-
-
-def _tflite_runner(path: str):
-    try:
-        from ai_edge_litert.interpreter import Interpreter
-    except ImportError:
-        import warnings
-
-        import tensorflow as tf
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            Interpreter = tf.lite.Interpreter
-    interpreter = Interpreter(model_path=path)
-    input_index = interpreter.get_input_details()[0]["index"]
-    output_index = interpreter.get_output_details()[0]["index"]
-
-    def run(batch: np.ndarray) -> np.ndarray:
-        interpreter.resize_tensor_input(input_index, batch.shape)
-        interpreter.allocate_tensors()
-        interpreter.set_tensor(input_index, batch.astype(np.float32))
-        interpreter.invoke()
-        return interpreter.get_tensor(output_index).copy()
-    return run
-
-
 def verify_export(export_format: str, path: str, inputs_path: str, result_path: str) -> None:
     """The fresh-process side: load, predict the inputs one by one (timed), write JSON."""
     inputs = np.load(inputs_path)
     started = time.perf_counter()
-    runner = _load_runner(export_format, path)
+    runner = load_runner(export_format, path)
     load_seconds = time.perf_counter() - started
     runner(inputs[:1])  # warm-up (graph tracing, tensor allocation)
     started = time.perf_counter()

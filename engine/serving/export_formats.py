@@ -1,0 +1,94 @@
+"""The export formats: how a run's model is written as ``.keras``, SavedModel or TFLite, and
+how another program loads each one back (what :mod:`engine.serving.export`'s fresh-process
+check runs)."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from engine.choices import Choice
+from engine.errors import ExportError
+from engine.runs import MODEL_FILE, RunFolder, read_class_names
+from engine.serving.models import load_model
+
+
+class ExportFormat(Choice):
+    KERAS = "keras"
+    SAVEDMODEL = "savedmodel"
+    TFLITE = "tflite"
+
+
+def export_name(export_format: ExportFormat, quantize: bool) -> str:
+    if export_format is ExportFormat.TFLITE:
+        return "tflite_dynamic_int8" if quantize else "tflite_float32"
+    return export_format.value
+
+
+def write_export(model, run_dir: Path, staging: Path, export_format: ExportFormat,
+                  quantize: bool) -> Path:
+    class_names = read_class_names(run_dir)
+    class_dict = RunFolder(run_dir).class_dict
+    shutil.copy2(class_dict, staging / class_dict.name)
+    (staging / "labels.txt").write_text("\n".join(class_names) + "\n", encoding="utf-8")
+    try:
+        if export_format is ExportFormat.KERAS:
+            shutil.copy2(RunFolder(run_dir).model, staging / MODEL_FILE)
+            return staging / MODEL_FILE
+        saved_model = staging / "saved_model"
+        model.export(str(saved_model), format="tf_saved_model", verbose=False)
+        if export_format is ExportFormat.SAVEDMODEL:
+            return saved_model
+        tflite_path = staging / "model.tflite"
+        tflite_path.write_bytes(convert_to_tflite(saved_model, quantize))
+        shutil.rmtree(saved_model)
+        return tflite_path
+    except Exception as err:  # converters raise many kinds; the user needs one message
+        raise ExportError(f"Converting the model to {export_format.value} failed: {err}",
+                          detail=repr(err)) from err
+
+
+def convert_to_tflite(saved_model: Path, quantize: bool) -> bytes:
+    import tensorflow as tf
+
+    converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model))
+    if quantize:
+        # No representative dataset: dynamic-range quantisation (int8 weights, float math).
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    return converter.convert()
+
+
+def load_runner(export_format: str, path: str):
+    """A function images -> probabilities for the export, loaded as another program would."""
+    if export_format == ExportFormat.KERAS.value:
+        model = load_model(Path(path).parent)
+        return lambda batch: np.asarray(model(batch, training=False))
+    if export_format == ExportFormat.SAVEDMODEL.value:
+        import tensorflow as tf
+        loaded = tf.saved_model.load(path)
+        return lambda batch: loaded.serve(tf.constant(batch)).numpy()
+    return _tflite_runner(path)
+
+
+def _tflite_runner(path: str):
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:
+        import warnings
+
+        import tensorflow as tf
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            Interpreter = tf.lite.Interpreter
+    interpreter = Interpreter(model_path=path)
+    input_index = interpreter.get_input_details()[0]["index"]
+    output_index = interpreter.get_output_details()[0]["index"]
+
+    def run(batch: np.ndarray) -> np.ndarray:
+        interpreter.resize_tensor_input(input_index, batch.shape)
+        interpreter.allocate_tensors()
+        interpreter.set_tensor(input_index, batch.astype(np.float32))
+        interpreter.invoke()
+        return interpreter.get_tensor(output_index).copy()
+    return run
