@@ -56,9 +56,16 @@ with predict_tab:
         "Answer “unsure” below", 0.0, 1.0, 0.0, 0.05, key="predict_threshold",
         help="When the most likely class has a lower probability than this, the answer is "
              "'unsure'. 0 = always give the most likely class.")
-    top_k = settings[1].number_input("Classes shown per photo", 1, 10, 3, key="predict_top_k")
-    batch_size = settings[2].select_slider("Batch size", [1, 8, 16, 32, 64], 32,
-                                           key="predict_batch")
+    num_classes = predict_view.class_count(chosen)
+    if st.session_state.get("predict_top_k", 0) > num_classes:
+        st.session_state["predict_top_k"] = num_classes   # another model with fewer classes
+    top_k = settings[1].number_input("Classes shown per photo", 1, num_classes,
+                                     min(3, num_classes), key="predict_top_k",
+                                     help=f"This model knows {num_classes} classes.")
+    batch_size = settings[2].select_slider("Photos at a time", [1, 8, 16, 32, 64], 32,
+                                           key="predict_batch",
+                                           help="Batch size: more is faster, and needs more "
+                                                "memory.")
 
     if st.button(f"🔮 Predict {len(paths)} image(s)", type="primary", key="predict_run",
                  disabled=not paths):

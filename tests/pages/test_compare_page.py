@@ -40,13 +40,15 @@ def test_runs_side_by_side_with_measured_inference(app, runs):
     test = app()
     assert not test.exception
     table = test.dataframe[0].value
-    assert sorted(table["Variant"]) == ["B0", "B1"]
-    assert set(table["Timing"]) == {"training report"}
+    assert sorted(name.split(" · ")[:2] for name in table["Run"]) == [["Run 1", "B0"], ["Run 2", "B1"]]
+    expert = test.dataframe[1].value
+    assert sorted(expert["Variant"]) == ["B0", "B1"]
+    assert set(expert["Timing"]) == {"training report"}
     assert len(test.get("plotly_chart")) == 3          # scatter + two confusion matrices
     assert set(test.multiselect(key="compare_selected_runs").value) == {run.id for run in runs}
     test.button(key="compare_measure").click().run()
     assert not test.exception
-    table = test.dataframe[0].value
+    table = test.dataframe[1].value
     assert set(table["Timing"]) == {"measured"}
     assert (table["Infer ms/img (1)"] > 0).all() and (table["Infer ms/img (batch)"] > 0).all()
     for run in runs:
@@ -57,9 +59,10 @@ def test_ensemble_is_evaluated_and_saved(app, runs, workspace):
     test = app()
     test.button(key="ensemble_evaluate").click().run()
     assert not test.exception
-    scores = test.dataframe[1].value
-    assert list(scores["model"]) == ["ensemble (mean)", runs[0].id, runs[1].id]
-    assert any("shared test images" in markdown.value for markdown in test.markdown)
+    scores = test.dataframe[2].value
+    assert list(scores["Model"])[0] == "Together (mean)"
+    assert [name.split(" · ")[0] for name in list(scores["Model"])[1:]] == ["Run 1", "Run 2"]
+    assert any("shared test photos" in markdown.value for markdown in test.markdown)
     test.text_input(key="ensemble_name").input("pets pair").run()
     test.button(key="ensemble_save").click().run()
     assert not test.exception

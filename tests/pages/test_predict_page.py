@@ -46,7 +46,9 @@ def test_best_run_is_preselected_and_a_folder_is_predicted(app, runs):
     test = app()
     assert not test.exception
     assert test.selectbox(key=predict_view.SOURCE).value.startswith("★ best")
-    assert best.id in test.selectbox(key=predict_view.SOURCE).value
+    number = 1 if best.id == first.id else 2
+    assert f"Run {number} · {best.variant}" in test.selectbox(key=predict_view.SOURCE).value
+    assert test.number_input(key="predict_top_k").value == 2       # two classes, not 3
     test.radio(key="predict_mode").set_value("A folder on this computer").run()
     test.text_input(key="predict_folder").input(str(folder)).run()
     assert "11 image files found" in test.caption[0].value
@@ -109,8 +111,9 @@ def test_export_shows_parity_and_downloads(app, runs):
     assert not test.exception
     assert any("Exported and verified" in success.value for success in test.success)
     labels = [metric.label for metric in test.metric]
-    assert "Max |Δ probability|" in labels and "CPU ms / image" in labels
-    assert any("parity within tolerance" in caption.value for caption in test.caption)
+    assert "Same answers as the trained model" in labels
+    assert "Time per photo, one at a time" in labels
+    assert any("gives the trained model's answers" in caption.value for caption in test.caption)
 
 
 def test_uploads_are_stored_by_content(workspace):

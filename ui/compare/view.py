@@ -16,51 +16,91 @@ from engine.errors import EngineError
 from ui import charts
 
 LAST_EVALUATION = "compare_last_evaluation"
-# Quality first, then speed, then how it was trained (the 004 seed's three tables in one).
-COLUMN_LABELS = {
-    "variant": "Variant", "test_accuracy": "Test accuracy", "log_loss": "Log loss",
+# The main table: what a person compares first (it fits the page); the rest is under
+# "Expert details" (the 004 seed's three tables in one).
+MAIN_COLUMNS = {
+    "name": "Run", "test_accuracy": "Right on test photos", "inference_ms_single":
+    "Time per photo, one at a time (ms)", "inference_ms_batched": "Time per photo, in batches (ms)",
+    "training_seconds": "Training time (s)", "weights": "Started from"}
+EXPERT_COLUMNS = {
+    "name": "Run", "variant": "Variant", "test_accuracy": "Test accuracy", "log_loss": "Log loss",
     "macro_f1": "Macro F1", "inference_ms_single": "Infer ms/img (1)",
     "inference_ms_batched": "Infer ms/img (batch)", "seconds_per_epoch": "s / epoch",
     "train_images_per_second": "Train img/s", "training_seconds": "Training s",
     "epochs": "Epochs", "parameters": "Parameters", "image_size_px": "Input px",
-    "weights": "Weights", "inference_source": "Timing", "run_id": "Run"}
+    "weights": "Weights", "inference_source": "Timing", "run_id": "Run folder"}
+WEIGHTS_NAMES = {"imagenet": "pretrained", "none": "scratch"}
+METHOD_NAMES = {"mean": "Average their answers", "stacking": "Learn how to combine them"}
+SCORE_COLUMNS = {"model": "Model", "accuracy": "Right on test photos", "log_loss": "Log loss",
+                 "macro_f1": "Macro F1"}
+SCORE_FORMATS = {"Right on test photos": st.column_config.NumberColumn(format="percent"),
+                 "Log loss": st.column_config.NumberColumn(format="%.4f",
+                                                           help="Lower is better."),
+                 "Macro F1": st.column_config.NumberColumn(format="%.3f")}
+
+
+def plain_scores(scores: pd.DataFrame, names: dict[str, str]) -> pd.DataFrame:
+    """An ensemble's score table with plain column names and run names for run ids."""
+    shown = scores.rename(columns=SCORE_COLUMNS)
+    if "Model" in shown:
+        shown["Model"] = [names.get(str(model), str(model)).replace("ensemble", "Together", 1)
+                          for model in shown["Model"]]
+    return shown
 
 
 def _short_weights(value: str) -> str:
-    """'imagenet' / 'none' as they are; a weights file by its name only."""
-    return f"file {Path(value).name}" if ("/" in value or "\\" in value) else value
+    """'pretrained' / 'scratch'; a weights file by its name only."""
+    return WEIGHTS_NAMES.get(value, f"file {Path(str(value)).name}")
+
+
+def with_names(table: pd.DataFrame, names: dict[str, str]) -> pd.DataFrame:
+    """The comparison table with a ``name`` column ('Run N · variant · time')."""
+    named = table.copy()
+    named["name"] = [names.get(run_id, run_id) for run_id in named["run_id"]]
+    return named
 
 
 def render_table(table: pd.DataFrame) -> None:
-    """The 004 seed's tables in one: speed, size and quality of every run."""
-    shown = table[list(COLUMN_LABELS)].rename(columns=COLUMN_LABELS)
-    shown["Weights"] = shown["Weights"].map(_short_weights)
-    config = {
-        "Test accuracy": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0,
-                                                         format="percent"),
-        "Macro F1": st.column_config.NumberColumn(format="%.3f"),
-        "Log loss": st.column_config.NumberColumn(format="%.3f"),
-        "Parameters": st.column_config.NumberColumn(format="localized"),
-        "Training s": st.column_config.NumberColumn(format="%.0f"),
-        "s / epoch": st.column_config.NumberColumn(format="%.1f"),
-        "Train img/s": st.column_config.NumberColumn(format="%.1f"),
-        "Infer ms/img (1)": st.column_config.NumberColumn(format="%.2f"),
-        "Infer ms/img (batch)": st.column_config.NumberColumn(format="%.2f"),
-        "Epochs": st.column_config.NumberColumn(format="%d"),
-        "Input px": st.column_config.NumberColumn(format="%d"),
-        "Weights": st.column_config.TextColumn(width="small"),
-        "Run": st.column_config.TextColumn(width="small")}
-    st.dataframe(shown, hide_index=True, column_config=config, width="stretch")
+    """The runs side by side: a plain table that fits, and every figure under Expert details.
+
+    ``table`` is :func:`with_names` of ``engine.serving.compare.compare_runs``."""
+    shown = table[list(MAIN_COLUMNS)].rename(columns=MAIN_COLUMNS)
+    shown["Started from"] = shown["Started from"].map(_short_weights)
+    milliseconds = st.column_config.NumberColumn(format="%.1f")
+    st.dataframe(shown, hide_index=True, width="stretch", column_config={
+        "Right on test photos": st.column_config.ProgressColumn(
+            min_value=0.0, max_value=1.0, format="percent",
+            help="Test accuracy: the share of the test photos (never seen in training) the "
+                 "model gets right."),
+        "Time per photo, one at a time (ms)": st.column_config.NumberColumn(
+            format="%.1f", help="Like an app answering one photo at a time."),
+        "Time per photo, in batches (ms)": milliseconds,
+        "Training time (s)": st.column_config.NumberColumn(format="%.0f")})
+    with st.expander("Expert details: every figure"):
+        expert = table[list(EXPERT_COLUMNS)].rename(columns=EXPERT_COLUMNS)
+        expert["Weights"] = expert["Weights"].map(_short_weights)
+        st.dataframe(expert, hide_index=True, width="stretch", column_config={
+            "Test accuracy": st.column_config.NumberColumn(format="percent"),
+            "Macro F1": st.column_config.NumberColumn(format="%.3f"),
+            "Log loss": st.column_config.NumberColumn(format="%.3f"),
+            "Parameters": st.column_config.NumberColumn(format="localized"),
+            "Training s": st.column_config.NumberColumn(format="%.0f"),
+            "s / epoch": st.column_config.NumberColumn(format="%.1f"),
+            "Train img/s": st.column_config.NumberColumn(format="%.1f"),
+            "Infer ms/img (1)": st.column_config.NumberColumn(format="%.2f"),
+            "Infer ms/img (batch)": st.column_config.NumberColumn(format="%.2f"),
+            "Epochs": st.column_config.NumberColumn(format="%d"),
+            "Input px": st.column_config.NumberColumn(format="%d")})
 
 
 def render_measure_button(table: pd.DataFrame, selected: list[str]) -> None:
     """Measure inference time (batch 1 and batched) of the selected runs on this machine."""
     chosen = table[table["run_id"].isin(selected)]
-    label = f"⏱ Measure inference time of {len(chosen)} selected run(s)"
+    label = f"⏱ Measure the time per photo of {len(chosen)} selected run(s)"
     if st.button(label, key="compare_measure", disabled=chosen.empty):
         bar = st.progress(0.0)
         for index, row in enumerate(chosen.itertuples(index=False), start=1):
-            bar.progress((index - 1) / len(chosen), text=f"Timing {row.variant} ({row.run_id})…")
+            bar.progress((index - 1) / len(chosen), text=f"Timing {row.name}…")
             try:
                 compare.measure_inference(row.run_dir)
             except EngineError as err:
@@ -77,10 +117,11 @@ def speed_figure(table: pd.DataFrame, batched: bool) -> go.Figure:
     figure = px.scatter(
         data, x=column, y="test_accuracy", color="variant", text="variant",
         size=data["parameters_m"].clip(lower=0.05), size_max=40,
-        hover_data={"run_id": True, "log_loss": ":.3f", "parameters_m": ":.2f",
+        hover_data={"name": True, "log_loss": ":.3f", "parameters_m": ":.2f",
                     "image_size_px": True},
-        labels={column: "Inference ms / image" + (" (batched)" if batched else " (batch of 1)"),
-                "test_accuracy": "Test accuracy", "parameters_m": "Parameters (M)"})
+        labels={column: "Time per photo (ms), " + ("in batches" if batched else "one at a time"),
+                "test_accuracy": "Right on test photos", "parameters_m": "Size (million parameters)",
+                "name": "Run"})
     figure.update_traces(textposition="top center")
     figure.update_layout(height=420, margin={"l": 10, "r": 10, "t": 30, "b": 10},
                          yaxis_tickformat=".0%")
@@ -100,7 +141,7 @@ def render_confusions(table: pd.DataFrame, selected: list[str]) -> None:
             except EngineError as err:
                 st.warning(err.user_message)
                 continue
-            st.plotly_chart(charts.confusion_counts_figure(confusion, f"{row.variant} · {row.run_id}"),
+            st.plotly_chart(charts.confusion_counts_figure(confusion, row.name),
                             key=f"compare_confusion_{row.run_id}")
 
 
@@ -109,14 +150,14 @@ def render_ensemble_builder(table: pd.DataFrame, selected: list[str], workspace_
     """Evaluate an ensemble of the selected runs on their shared test split; save it."""
     rows = table[table["run_id"].isin(selected)]
     method = st.radio("Combine by", ["mean", "stacking"], horizontal=True,
-                      key="ensemble_method",
+                      key="ensemble_method", format_func=METHOD_NAMES.get,
                       help="mean: average the probabilities. stacking: a small logistic "
                            "regression learns how to combine them from the validation split.")
     weights = None
     if method == "mean" and len(rows) >= 2:
         with st.expander("Weights (optional)"):
             cells = st.columns(len(rows))
-            weights = [cell.number_input(f"{row.variant} · {row.run_id[-4:]}", 0.0, 100.0, 1.0,
+            weights = [cell.number_input(row.name, 0.0, 100.0, 1.0,
                                          0.5, key=f"ensemble_weight_{row.run_id}")
                        for cell, row in zip(cells, rows.itertuples(index=False))]
     if st.button(f"🧪 Evaluate ensemble of {len(rows)} selected run(s)", key="ensemble_evaluate",
@@ -134,14 +175,16 @@ def render_ensemble_builder(table: pd.DataFrame, selected: list[str], workspace_
         return
     scores = evaluation.table()
     best_member = scores.iloc[1:]["log_loss"].min()
-    st.markdown(f"**{evaluation.method}** ensemble on **{evaluation.num_test_images}** shared "
-                f"test images: log loss {evaluation.ensemble.log_loss:.4f} "
-                f"({evaluation.ensemble.log_loss - best_member:+.4f} vs the best member), "
-                f"accuracy {evaluation.ensemble.accuracy:.1%}.")
-    st.dataframe(scores, hide_index=True, width="stretch", column_config={
-        "accuracy": st.column_config.NumberColumn(format="percent"),
-        "log_loss": st.column_config.NumberColumn(format="%.4f"),
-        "macro_f1": st.column_config.NumberColumn(format="%.3f")})
+    better = evaluation.ensemble.log_loss < best_member
+    st.markdown(f"Together on **{evaluation.num_test_images}** shared test photos: right "
+                f"**{evaluation.ensemble.accuracy:.1%}** of the time, "
+                + ("more sure of its right answers than the best single run."
+                   if better else "no better than the best single run."),
+                help=f"{evaluation.method} ensemble: log loss {evaluation.ensemble.log_loss:.4f} "
+                     f"({evaluation.ensemble.log_loss - best_member:+.4f} against the best member).")
+    names = dict(zip(table["run_id"], table["name"])) if "name" in table else {}
+    st.dataframe(plain_scores(scores, names), hide_index=True, width="stretch",
+                 column_config=SCORE_FORMATS)
     left, right = st.columns([3, 1])
     name = left.text_input("Ensemble name", key="ensemble_name", placeholder="pets-b0-b1")
     right.write("")
@@ -167,6 +210,7 @@ def render_saved_ensembles(workspace_root: Path) -> None:
             continue
         with st.expander(f"{folder.name} · {document['method']} of "
                          f"{len(document['members'])} runs"):
-            st.dataframe(pd.DataFrame(document.get("evaluation", [])), hide_index=True)
+            st.dataframe(plain_scores(pd.DataFrame(document.get("evaluation", [])), {}),
+                         hide_index=True, column_config=SCORE_FORMATS)
             st.caption("Members: " + ", ".join(Path(member).name
                                                for member in document["members"]))

@@ -16,8 +16,10 @@ import streamlit as st
 from engine.serving import models, predict
 from engine.serving.ensemble import list_ensembles, read_ensemble
 from engine.errors import EngineError
-from engine.runs import RunFolder, best_run, read_test_accuracy, usable_runs
+from engine.runs import (RunFolder, best_run, list_runs, read_class_names, read_test_accuracy,
+                         usable_runs)
 from engine.workspace import Workspace
+from ui.run_names import run_names
 
 # Session-state keys of the Predict page.
 RESULTS = "predict_results"            # {"table": DataFrame, "source": str, "inputs": str}
@@ -40,12 +42,13 @@ def source_options(workspace: Workspace) -> list[SourceOption]:
     """Completed runs (best test accuracy first) followed by saved ensembles."""
     runs = usable_runs(workspace)
     best = best_run(runs)
+    names = run_names(list_runs(workspace))
     options = []
     for run in runs:
         accuracy = read_test_accuracy(run)
         shown = f"test accuracy {accuracy:.1%}" if accuracy is not None else "no test score"
         star = "★ best · " if best is not None and run.id == best.id else ""
-        options.append(SourceOption(f"{star}{run.variant} · {run.id} · {shown}", run.run_dir,
+        options.append(SourceOption(f"{star}{names[run.id]} · {shown}", run.run_dir,
                                     False, accuracy))
     options.sort(key=lambda option: -(option.test_accuracy or -1))
     for folder in list_ensembles(workspace.root):
@@ -207,3 +210,13 @@ def render_table(shown: pd.DataFrame) -> None:
     config.update({column: st.column_config.NumberColumn(column, format="%.3f")
                    for column in shown.columns if column.startswith("prob_")})
     st.dataframe(shown, hide_index=True, column_config=config, width="stretch")
+
+
+def class_count(option: SourceOption) -> int:
+    """How many classes the run or ensemble tells apart; at least 1."""
+    try:
+        names = (read_ensemble(option.path)["class_names"] if option.is_ensemble
+                 else read_class_names(option.path))
+        return max(1, len(names))
+    except (EngineError, KeyError, OSError):
+        return 1
