@@ -189,6 +189,10 @@ def test_retrain_with_fixes_starts_a_child_run_and_it_lists_what_changed(canned)
     table = next(frame.value for frame in test.dataframe if "change" in frame.value.columns)
     assert table[["image_id", "change"]].values.tolist() == [
         [ids[4], "label changed"], [ids[3], "wrong -> right"], [ids[0], "right -> wrong"]]
+    # like for like: the relabelled test photo is left out of the accuracy, and said so
+    assert any("On the 7 test photos whose label did not change" in text.value
+               for text in test.markdown)
+    assert any("1 test photo(s) relabelled" in caption.value for caption in test.caption)
 
 
 def _labels(workspace, image_ids):

@@ -205,8 +205,15 @@ def render_changes(workspace: Workspace, results: run_results.RunResults, run: R
     changes = retraining.compare_outcomes(before.predictions, results.predictions)
     old = evaluation.split_metrics(before.predictions, before.class_names, "test")
     new = evaluation.split_metrics(results.predictions, results.class_names, "test")
-    st.markdown(f"Retrained from `{parent.id}`: test accuracy {_percent(old['accuracy'])} → "
-                f"{_percent(new['accuracy'])}.")
+    same = retraining.compare_test_sets(before.predictions, results.predictions)
+    st.markdown(f"Retrained from `{parent.id}`. On the {same.num_compared} test photos whose "
+                f"label did not change, accuracy went {_percent(same.accuracy_before)} → "
+                f"{_percent(same.accuracy_after)}.")
+    if not same.is_same_test_set:
+        st.caption(f"Left out so both runs are judged on the same photos: "
+                   f"{same.num_label_changed} test photo(s) relabelled, {same.num_removed} no "
+                   f"longer tested, {same.num_added} newly tested. On all of each run's test "
+                   f"photos: {_percent(old['accuracy'])} → {_percent(new['accuracy'])}.")
     cells = st.columns(len(retraining.OUTCOME_CHANGES))
     for cell, kind in zip(cells, retraining.OUTCOME_CHANGES):
         cell.metric(kind, int((changes["change"] == kind).sum()))
