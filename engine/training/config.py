@@ -1,9 +1,17 @@
 """The training configuration: one frozen, validated dataclass and its closed choices.
 
 ``TrainConfig`` is what a page or the CLI builds and what a run stores in ``config.json``
-(``to_dict`` / ``from_dict`` round-trip exactly). Defaults follow the 000 seed's recipe:
-Adamax at 1e-3, the LRA controller with patience 1, stop_patience 6 (the seed's
-``stop_patience = 6``), threshold 0.9 and factor 0.5, dwell on.
+(``to_dict`` / ``from_dict`` round-trip exactly).
+
+Defaults: phase 1 trains the ``simple`` head (Dropout 0.2, softmax) with Adam at 1e-2 on the
+cached features until validation loss has not improved for ``head_patience`` = 10 epochs
+(``epochs`` = 50 is only the cap), keeping the best epoch. Measured on pets-dev with
+MobileNetV2-0.35 features (``python -m bench.quality``), this matches a tuned logistic
+regression on the same features, where the 000 seed's head (Dense 256 with L1/L2 penalties,
+Adamax 1e-3, 10 epochs) under-fits small data (80 % vs 94 % on 120 training photos).
+Fine-tuning runs the 000 seed's LRA controller with the seed's settings: patience 1,
+stop_patience 6 (the seed's ``stop_patience = 6``), threshold 0.9, factor 0.5, dwell on, at
+learning_rate / 100.
 """
 from __future__ import annotations
 
@@ -76,24 +84,29 @@ class TrainConfig:
         weights: ``'imagenet'`` (Keras downloads and caches), ``'none'`` (from scratch) or the
             path of a weights file (``.h5`` / ``.weights.h5``) for this backbone.
         image_size_px: square input side in pixels, 32..1024; ``None`` = the variant's native size.
-        epochs: phase-1 epochs (frozen backbone, head only), 0..1000.
+        epochs: the most phase-1 epochs (frozen backbone, head only), 0..1000; phase 1 stops
+            earlier, on its best epoch, once validation loss has not improved for
+            ``head_patience`` epochs.
         fine_tune_epochs: phase-2 epochs (backbone partly or fully trainable), 0..1000.
         fine_tune_blocks: number of top backbone blocks to unfreeze in phase 2; 0 = all.
-        head: ``seed`` or ``simple``.
+        head: ``simple`` (default) or ``seed`` (the 000 seed's head).
         pooling: ``max`` (seed) or ``avg`` pooling of the backbone's last feature map.
-        dropout: dropout rate of the head, 0..0.9 (seed head: 0.45).
+        dropout: dropout rate of the head, 0..0.9 (default 0.2; the seed's head used 0.45).
         augment: augmentation (flip, rotation, zoom, shift, contrast) in phase 2.
         augment_phase1: augment in phase 1 too; takes the slower exact path (no feature cache).
         batch_size: images per step, 1..1024.
         optimizer: ``adamax`` | ``adam`` | ``rmsprop``.
         learning_rate: phase-1 learning rate, (0, 1].
-        fine_tune_learning_rate: phase-2 learning rate, (0, 1]; ``None`` = learning_rate / 10.
-        patience: epochs without improvement before the LR is multiplied by ``factor``, >= 1.
+        fine_tune_learning_rate: phase-2 learning rate, (0, 1]; ``None`` = learning_rate / 100.
+        head_patience: phase 1 stops after this many epochs without a lower validation loss, 1..1000.
+        patience: fine-tuning epochs without improvement before the LR is multiplied by
+            ``factor``, >= 1.
         stop_patience: LR reductions without improvement before training stops, >= 1.
         threshold: training accuracy above which the controller watches validation loss, 0..1.
         factor: LR multiplier on a plateau, (0, 1).
         dwell: on a plateau, go back to the best weights before continuing.
-        early_stopping: use plain early stopping on validation loss instead of the LR controller.
+        early_stopping: in fine-tuning, plain early stopping on validation loss (after
+            ``stop_patience`` epochs) instead of the LR controller.
         class_weights: ``auto`` (balance by inverse frequency) or ``none``.
         seed: random seed of shuffling, augmentation and weight initialisation.
         mixed_precision: ``None`` = automatic (on when a GPU is present), or forced on/off.
@@ -109,18 +122,19 @@ class TrainConfig:
     variant: str = "B0"
     weights: str = WEIGHTS_IMAGENET
     image_size_px: int | None = None
-    epochs: int = 10
+    epochs: int = 50
     fine_tune_epochs: int = 5
     fine_tune_blocks: int = 0
-    head: Head = Head.SEED
+    head: Head = Head.SIMPLE
     pooling: Pooling = Pooling.MAX
-    dropout: float = 0.45
+    dropout: float = 0.2
     augment: bool = True
     augment_phase1: bool = False
     batch_size: int = 32
-    optimizer: Optimizer = Optimizer.ADAMAX
-    learning_rate: float = 1e-3
+    optimizer: Optimizer = Optimizer.ADAM
+    learning_rate: float = 1e-2
     fine_tune_learning_rate: float | None = None
+    head_patience: int = 10
     patience: int = 1
     stop_patience: int = 6
     threshold: float = 0.9
@@ -152,6 +166,7 @@ class TrainConfig:
                               "Set at least one of them to 1 or more.")
         _check_int("fine_tune_blocks", self.fine_tune_blocks, 0, 1000)
         _check_int("batch_size", self.batch_size, 1, 1024)
+        _check_int("head_patience", self.head_patience, 1, 1000)
         _check_int("patience", self.patience, 1, 1000)
         _check_int("stop_patience", self.stop_patience, 1, 1000)
         _check_int("seed", self.seed, 0, 2**31 - 1)
@@ -200,7 +215,7 @@ class TrainConfig:
 
     @property
     def effective_fine_tune_learning_rate(self) -> float:
-        return self.fine_tune_learning_rate or self.learning_rate / 10.0
+        return self.fine_tune_learning_rate or self.learning_rate / 100.0
 
     # ---------------------------------------------------------------- (de)serialisation
     def to_dict(self) -> dict[str, Any]:

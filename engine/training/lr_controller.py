@@ -24,7 +24,13 @@ The seed sets ``stop_patience = 6`` (``TrainConfig`` uses the same default).
 :class:`EarlyStopping` is the plain alternative: watch validation loss, stop after
 ``patience`` epochs without improvement, finish with the best weights.
 
-Both are pure: they take metrics and return an :class:`EpochDecision`; the trainer applies
+:class:`PhasedController` is what a run uses: phase 1 (the head on cached features, where an
+epoch costs little) trains at a constant rate until validation loss has not improved for
+``head_patience`` epochs (:class:`EarlyStopping`, capped by ``epochs``) and keeps its best
+epoch; fine-tuning then runs the seed's rule (or plain early stopping), starting from phase 1's
+best validation loss, so a fine-tuning epoch is kept only when it beats it.
+
+All are pure: they take metrics and return an :class:`EpochDecision`; the trainer applies
 it (sets the LR, restores or keeps weights, stops). Their state round-trips through
 ``state_dict`` so a resumed run continues exactly.
 """
@@ -169,6 +175,7 @@ class EarlyStopping:
     wait: int = 0
     lowest_val_loss: float = math.inf
     best_epoch: int | None = None
+    best_accuracy: float = 0.0
 
     def on_epoch_end(self, epoch: int, accuracy: float, val_loss: float) -> EpochDecision:
         current = self.learning_rate
@@ -176,6 +183,7 @@ class EarlyStopping:
             self.lowest_val_loss = val_loss
             self.wait = 0
             self.best_epoch = epoch
+            self.best_accuracy = accuracy
             return EpochDecision(MONITOR_VAL_LOSS, True, current, current, False, False)
         self.wait += 1
         stop = self.wait >= self.patience
@@ -198,3 +206,80 @@ class EarlyStopping:
         if state.get("lowest_val_loss") is None:
             state["lowest_val_loss"] = math.inf
         return cls(**state)
+
+
+Controller = LearningRateController | EarlyStopping
+
+
+@dataclass
+class PhasedController:
+    """Phase 1 by :class:`EarlyStopping` on validation loss, phase 2 by ``fine_tune`` (see the
+    module docstring); the same interface as the controllers it holds.
+
+    Args:
+        head: phase 1's rule (constant LR, stops after ``patience`` epochs without a lower
+            validation loss).
+        fine_tune: phase 2's rule (the seed's LRA rule, or plain early stopping).
+        phase: ``head`` until :meth:`start_phase`, then ``fine_tune``.
+    """
+
+    head: EarlyStopping
+    fine_tune: Controller
+    phase: str = "head"
+
+    @property
+    def active(self) -> Controller:
+        return self.head if self.phase == "head" else self.fine_tune
+
+    @property
+    def learning_rate(self) -> float:
+        return self.active.learning_rate
+
+    @property
+    def best_epoch(self) -> int | None:
+        return self.active.best_epoch
+
+    @property
+    def lowest_val_loss(self) -> float:
+        return self.active.lowest_val_loss
+
+    def on_epoch_end(self, epoch: int, accuracy: float, val_loss: float) -> EpochDecision:
+        return self.active.on_epoch_end(epoch, accuracy, val_loss)
+
+    def start_phase(self, learning_rate: float) -> None:
+        """Fine-tuning starts: the fine-tuning rule takes over with phase 1's best (validation
+        loss, that epoch's training accuracy, its number) as the value to beat."""
+        if self.phase == "head" and self.head.best_epoch is not None:
+            self.fine_tune.best_epoch = self.head.best_epoch
+            self.fine_tune.lowest_val_loss = self.head.lowest_val_loss
+            if isinstance(self.fine_tune, LearningRateController):
+                self.fine_tune.highest_accuracy = self.head.best_accuracy
+        self.phase = "fine_tune"
+        self.fine_tune.start_phase(learning_rate)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"phase": self.phase, "head": self.head.state_dict(),
+                "fine_tune": self.fine_tune.state_dict(),
+                "fine_tune_kind": type(self.fine_tune).__name__}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> PhasedController:
+        kind = (EarlyStopping if state.get("fine_tune_kind") == "EarlyStopping"
+                else LearningRateController)
+        return cls(EarlyStopping.from_state(state["head"]), kind.from_state(state["fine_tune"]),
+                   state.get("phase", "head"))
+
+
+def make_controller(learning_rate: float, *, head_patience: int, early_stopping: bool,
+                    patience: int, stop_patience: int, threshold: float, factor: float,
+                    dwell: bool) -> PhasedController:
+    """The run's controller from its settings (``TrainConfig`` fields of the same names):
+    phase 1 early stopping with ``head_patience``; phase 2 the seed's rule, or with
+    ``early_stopping`` plain early stopping after ``stop_patience`` epochs."""
+    fine_tune: Controller
+    if early_stopping:
+        fine_tune = EarlyStopping(learning_rate, patience=stop_patience)
+    else:
+        fine_tune = LearningRateController(learning_rate, patience, stop_patience, threshold,
+                                           factor, dwell)
+    return PhasedController(EarlyStopping(learning_rate, patience=head_patience), fine_tune)

@@ -1,13 +1,15 @@
 """The 000 seed's LRA rule and plain early stopping, driven by scripted metric sequences."""
 from __future__ import annotations
 
+import json
 import math
 import random
 from dataclasses import dataclass
 
 import pytest
 
-from engine.training.lr_controller import EarlyStopping, LearningRateController
+from engine.training.lr_controller import (EarlyStopping, LearningRateController, PhasedController,
+                                           make_controller)
 
 
 def drive(controller, sequence):
@@ -305,3 +307,53 @@ def test_nan_on_the_first_epoch_is_the_one_deliberate_difference():
     assert not mine.restore_best and controller.best_epoch is None
     # from the next good epoch on the two agree again
     assert controller.on_epoch_end(2, 0.7, 0.9).is_best and seed_epoch_end(seed, 0.7, 0.9).is_best
+
+
+# ---------------------------------------------------------------- the run's two phases
+
+
+def test_phase_one_stops_after_head_patience_epochs_without_a_lower_val_loss():
+    controller = make_controller(1e-2, head_patience=3, early_stopping=False, patience=1,
+                                 stop_patience=6, threshold=0.9, factor=0.5, dwell=True)
+    # accuracy stays below the seed's threshold: phase 1 still watches validation loss only
+    decisions = drive(controller, [(0.5, 1.0), (0.6, 0.7), (0.7, 0.8), (0.7, 0.75), (0.8, 0.9)])
+    assert [d.is_best for d in decisions] == [True, True, False, False, False]
+    assert [d.stop for d in decisions] == [False, False, False, False, True]
+    assert all(d.next_learning_rate == 1e-2 and not d.restore_best for d in decisions)
+    assert controller.best_epoch == 2
+
+
+def test_fine_tuning_must_beat_phase_one_and_runs_the_seed_rule():
+    controller = make_controller(1e-2, head_patience=2, early_stopping=False, patience=1,
+                                 stop_patience=2, threshold=0.9, factor=0.5, dwell=True)
+    drive(controller, [(0.95, 0.5), (0.97, 0.6), (0.98, 0.55)])
+    controller.start_phase(1e-4)
+    assert controller.learning_rate == 1e-4 and controller.best_epoch == 1
+    worse = controller.on_epoch_end(4, 0.96, 0.52)
+    assert not worse.is_best and worse.restore_best  # back to phase 1's best (epoch 1)
+    assert worse.next_learning_rate == pytest.approx(5e-5)
+    better = controller.on_epoch_end(5, 0.97, 0.45)
+    assert better.is_best and controller.best_epoch == 5
+
+
+def test_fine_tuning_accuracy_below_the_threshold_is_measured_against_phase_ones_best():
+    controller = make_controller(1e-2, head_patience=2, early_stopping=False, patience=1,
+                                 stop_patience=6, threshold=0.9, factor=0.5, dwell=True)
+    drive(controller, [(0.8, 0.5), (0.85, 0.6), (0.86, 0.7)])  # best: epoch 1, accuracy 0.8
+    controller.start_phase(1e-4)
+    assert controller.on_epoch_end(4, 0.82, 0.9).is_best      # 0.82 > 0.8 on accuracy
+    assert not controller.on_epoch_end(5, 0.79, 0.4).is_best
+
+
+def test_phased_state_round_trips_in_either_phase():
+    for early_stopping in (False, True):
+        controller = make_controller(1e-2, head_patience=2, early_stopping=early_stopping,
+                                     patience=1, stop_patience=3, threshold=0.9, factor=0.5,
+                                     dwell=True)
+        drive(controller, [(0.95, 0.5), (0.97, 0.6)])
+        assert PhasedController.from_state(controller.state_dict()) == controller
+        controller.start_phase(1e-4)
+        controller.on_epoch_end(3, 0.96, 0.7)
+        copy = PhasedController.from_state(json.loads(json.dumps(controller.state_dict())))
+        assert copy == controller and copy.phase == "fine_tune"
+        assert copy.on_epoch_end(4, 0.9, 0.4) == controller.on_epoch_end(4, 0.9, 0.4)

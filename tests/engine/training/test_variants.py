@@ -66,10 +66,13 @@ def test_config_defaults_follow_the_seed_and_round_trip():
     config = TrainConfig()
     assert (config.variant, config.optimizer, config.learning_rate, config.patience,
             config.stop_patience, config.threshold, config.factor, config.dwell) == \
-        ("B0", Optimizer.ADAMAX, 1e-3, 1, 6, 0.9, 0.5, True)
+        ("B0", Optimizer.ADAM, 1e-2, 1, 6, 0.9, 0.5, True)
+    # phase 1: the simple head until validation loss stops improving (epochs is the cap)
+    assert (config.head, config.dropout, config.epochs, config.head_patience) == \
+        (Head.SIMPLE, 0.2, 50, 10)
     assert config.effective_image_size_px == 224
     data = config.to_dict()
-    assert data["head"] == "seed" and TrainConfig.from_dict(data) == config
+    assert data["head"] == "simple" and TrainConfig.from_dict(data) == config
     assert TrainConfig.from_dict({**data, "class_names": ["a", "b"]}) == config
 
 
@@ -119,15 +122,16 @@ def test_pipeline_feeds_0_255_and_efficientnet_rescales_exactly_once(tmp_path):
     from PIL import Image
 
     from engine.training.config import TrainConfig
-    from engine.training.input_pipeline import decode_and_resize, image_dataset
+    from engine.ingest.imaging import decode_for_model
+    from engine.training.input_pipeline import image_batches
     from engine.training.layers import assemble_model
 
     bright = np.full((40, 40, 3), 250, dtype=np.uint8)
     Image.fromarray(bright).save(tmp_path / "bright.png")
     target = tmp_path / "bright.u8"
-    target.write_bytes(decode_and_resize(str(tmp_path / "bright.png"), 32).numpy().tobytes())
-    batch = next(iter(image_dataset([str(target)], None, 32, 1)))
-    assert float(batch.numpy().max()) == pytest.approx(250.0)
+    target.write_bytes(decode_for_model(tmp_path / "bright.png", 32).tobytes())
+    batch = image_batches([str(target)], None, 32, 1)[0]
+    assert batch.dtype == np.uint8 and int(batch.max()) == 250
     studio = assemble_model(get_variant("B0"), TrainConfig(weights="none", image_size_px=32), 2,
                             "none")
     # Keras numbers auto-named layers per process (rescaling, rescaling_16, ...): find the
