@@ -84,6 +84,16 @@ class Message:
 
 
 @dataclass(frozen=True)
+class CommandAcknowledged:
+    """The worker read a command (sent the moment it is read, before acting on it)."""
+    kind: str                         # a CommandKind value
+    argument: int | None
+    phase: str                        # where training was: phase, global epoch, batch
+    epoch: int
+    batch: int
+
+
+@dataclass(frozen=True)
 class RunFinished:
     status: str                       # "finished" | "halted" | "cancelled"
     test_accuracy: float | None
@@ -99,11 +109,11 @@ class RunFailed:
 
 
 Event = (RunStarted | PhaseStarted | BatchEnded | EpochEnded | LearningRateChanged
-         | CheckpointSaved | Message | RunFinished | RunFailed)
+         | CheckpointSaved | Message | CommandAcknowledged | RunFinished | RunFailed)
 EventSink = Callable[[Event], None]
 EVENT_TYPES: dict[str, type] = {cls.__name__: cls for cls in (
     RunStarted, PhaseStarted, BatchEnded, EpochEnded, LearningRateChanged, CheckpointSaved,
-    Message, RunFinished, RunFailed)}
+    Message, CommandAcknowledged, RunFinished, RunFailed)}
 
 
 def event_to_record(event: Event) -> tuple[str, dict[str, Any]]:

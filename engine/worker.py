@@ -4,7 +4,9 @@ Started by :func:`engine.jobs.start_training_job` (or by hand:
 ``python -m engine worker --workspace WS --run RUN_ID [--resume]``). It
 
 - runs :func:`engine.training.api.train` with a sink that stores every event in ``run_events``
-  (batch events throttled) and a command source that reads ``run_commands``;
+  (the training callback already throttles batch events: one throttle,
+  :class:`engine.training.callbacks.BatchThrottle`) and a command source that reads
+  ``run_commands``;
 - refreshes ``runs.heartbeat_at`` from a background thread every
   :data:`engine.jobs.HEARTBEAT_SECONDS`, so the app can tell a dead worker from a slow one;
 - leaves a final status in ``runs`` whatever happens: the training's own (finished / halted /
@@ -33,8 +35,6 @@ from engine.workspace import Workspace, utc_now
 
 logger = logging.getLogger("engine.worker")
 
-# At most this many BatchEnded rows per second (the last batch of an epoch always passes).
-BATCH_EVENTS_PER_SECOND = 4.0
 # The command table is read at most this often, although training polls after every batch.
 COMMAND_POLL_SECONDS = 0.25
 # Exit status when the app declared this worker dead (so a resumed worker may take over).
@@ -44,21 +44,13 @@ EXIT_DISOWNED = 3
 class DatabaseEventSink:
     """An EventSink storing events as ``run_events`` rows (kind, payload_json, created_at)."""
 
-    def __init__(self, workspace: Workspace, run_id: str,
-                 batch_events_per_second: float = BATCH_EVENTS_PER_SECOND) -> None:
+    def __init__(self, workspace: Workspace, run_id: str) -> None:
         self.workspace = workspace
         self.run_id = run_id
-        self.min_batch_interval = 1.0 / batch_events_per_second
-        self.last_batch_time = 0.0
         self.last_kind: str | None = None
 
     def __call__(self, event: Event) -> None:
         now = time.time()
-        if isinstance(event, BatchEnded):
-            is_last = event.batch >= event.steps_per_epoch
-            if not is_last and now - self.last_batch_time < self.min_batch_interval:
-                return
-            self.last_batch_time = now
         kind, payload = event_to_record(event)
         with self.workspace.connect() as connection:
             connection.execute(

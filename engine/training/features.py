@@ -23,7 +23,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from engine.training.input_pipeline import PIPELINE_VERSION, image_dataset
+from engine.training.input_pipeline import PIPELINE_VERSION, read_images
 from engine.workspace import Workspace
 
 ProgressCallback = Callable[[int, int], None]
@@ -77,7 +77,7 @@ def compute_features(extractor: FeatureExtractor, cache_dir: Path, sha256s: Sequ
     """Features of every image: cached ones read, the others computed and cached.
 
     Args:
-        extractor: image batch (float32 0..255) -> pooled features.
+        extractor: image batch (uint8 0..255) -> pooled features.
         cache_dir: from :func:`feature_cache_dir`.
         decoded_paths: each image's decoded-cache file (:func:`engine.training.input_pipeline.ensure_decoded`).
     Returns:
@@ -97,13 +97,14 @@ def compute_features(extractor: FeatureExtractor, cache_dir: Path, sha256s: Sequ
     num_cached = len(vectors)
     shas = list(to_compute)
     if shas:
-        dataset = image_dataset([to_compute[sha] for sha in shas], None, image_size_px, batch_size)
         done = 0
-        for batch in dataset:
+        for start in range(0, len(shas), batch_size):
+            batch = read_images([to_compute[sha] for sha in shas[start:start + batch_size]],
+                                image_size_px)
             count = int(batch.shape[0])
             if count < batch_size:  # pad the last batch: one traced shape, not two
                 batch = np.concatenate([batch, np.zeros((batch_size - count, *batch.shape[1:]),
-                                                        dtype=np.float32)])
+                                                        dtype=batch.dtype)])
             output = np.asarray(extractor.predict_on_batch(batch), dtype=np.float32)[:count]
             for vector in output:
                 vectors[shas[done]] = vector

@@ -1,32 +1,40 @@
-"""Input pipelines: decode each image once per resolution, then stream from a uint8 cache.
+"""Input pipelines: decode each image once per resolution, then stream uint8 batches.
 
-``workspace/cache/decoded/<size>px-v<N>/<sha[:2]>/<sha256>.u8`` holds the image decoded
-(``tf.io.decode_image``, RGB), resized to ``size x size`` (``tf.image.resize``, bilinear, as
-prediction does) and rounded to uint8: ``size * size * 3`` raw bytes. Every later epoch and
-every later run at that size reads these files instead of decoding JPEGs again (on a GPU the
-JPEG decoder, not the model, otherwise sets the pace). The cache is keyed by content
-(sha256), so it survives renames and re-imports, and it is safe to delete.
+``workspace/cache/decoded/<size>px-v<N>/<sha[:2]>/<sha256>.u8`` holds the image decoded by
+:func:`engine.ingest.imaging.decode_for_model` (the one decode path of training, features and
+prediction: EXIF, 16-bit, palette, CMYK, alpha, the same resize) as ``size * size * 3`` raw
+uint8 bytes. Every later epoch and run at that size reads these files instead of decoding
+JPEGs again (on a GPU the JPEG decoder, not the model, otherwise sets the pace). The cache is
+keyed by content (sha256), so it survives renames and re-imports, and it is safe to delete.
 
-Input contract: batches are float32 in 0..255. Preprocessing (EfficientNet's own rescaling,
-or the Rescaling layer of tf-style backbones) lives inside the model; never divide by 255 here.
+Batches come from :class:`CachedImages`, a ``keras.utils.PyDataset``: plain numpy, so the
+same pipeline feeds TensorFlow, JAX and PyTorch and imports none of them. Reading a batch is
+a few ``np.fromfile`` calls (microseconds per image); the model does the rest on its device.
+
+Input contract: batches are **uint8** 0..255 (4x less to move to an accelerator than float32);
+the model casts them to float on its device. Augmentation is a set of Keras layers inside the
+training model (:func:`engine.training.layers.training_model`); preprocessing (EfficientNet's
+own rescaling, or the Rescaling layer of tf-style backbones) lives inside the model too. Never
+divide by 255 here.
 """
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+import keras
 import numpy as np
 
+from engine.ingest.imaging import decode_for_model
 from engine.workspace import Workspace
 
-if TYPE_CHECKING:  # pragma: no cover
-    import tensorflow as tf
-
 # Bump when decoding or resizing changes: old cache entries are then simply not found.
-PIPELINE_VERSION = 1
+PIPELINE_VERSION = 2
+DECODE_CHUNK = 64
 ProgressCallback = Callable[[int, int], None]
 
 
@@ -38,47 +46,36 @@ def decoded_path(cache_dir: Path, sha256: str) -> Path:
     return cache_dir / sha256[:2] / f"{sha256}.u8"
 
 
-def decode_and_resize(path: tf.Tensor, image_size_px: int) -> tf.Tensor:
-    """One file -> (size, size, 3) uint8, decoded and resized like prediction does."""
-    import tensorflow as tf
-
-    image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
-    image = tf.image.resize(image, (image_size_px, image_size_px))
-    return tf.cast(tf.clip_by_value(tf.round(image), 0.0, 255.0), tf.uint8)
-
-
 def ensure_decoded(workspace: Workspace, sha256s: Sequence[str], paths: Sequence[str],
-                   image_size_px: int, progress: ProgressCallback | None = None) -> tuple[list[str], int]:
-    """Decode every image not yet in the cache at this size (parallel, in tf.data).
+                   image_size_px: int, progress: ProgressCallback | None = None
+                   ) -> tuple[list[str], int]:
+    """Decode every image not yet in the cache at this size (threads: Pillow releases the GIL).
 
     Args:
         sha256s, paths: content hash and absolute file of each image (same order).
-        progress: called with (decoded so far, to decode) after each batch.
+        progress: called with (decoded so far, to decode) after each chunk.
     Returns:
         (cache file of each image in input order, number of images decoded now).
     """
-    import tensorflow as tf
-
     cache_dir = decoded_cache_dir(workspace, image_size_px)
     targets = [decoded_path(cache_dir, sha) for sha in sha256s]
     missing: dict[str, tuple[str, Path]] = {}
     for sha, path, target in zip(sha256s, paths, targets):
         if sha not in missing and not target.is_file():
             missing[sha] = (path, target)
-    if missing:
-        items = list(missing.values())
-        dataset = tf.data.Dataset.from_tensor_slices([path for path, _ in items])
-        dataset = dataset.map(lambda p: decode_and_resize(p, image_size_px),
-                              num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-        dataset = dataset.batch(64).prefetch(2)
-        done = 0
-        for batch in dataset:
-            for array in batch.numpy():
-                _write_atomic(items[done][1], array.tobytes())
-                done += 1
-            if progress is not None:
-                progress(done, len(items))
-    return [str(target) for target in targets], len(missing)
+    items = list(missing.values())
+
+    def decode(item: tuple[str, Path]) -> None:
+        source, target = item
+        _write_atomic(target, decode_for_model(source, image_size_px).tobytes())
+
+    if items:
+        with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+            for start in range(0, len(items), DECODE_CHUNK):
+                list(pool.map(decode, items[start:start + DECODE_CHUNK]))
+                if progress is not None:
+                    progress(min(start + DECODE_CHUNK, len(items)), len(items))
+    return [str(target) for target in targets], len(items)
 
 
 def _write_atomic(target: Path, payload: bytes) -> None:
@@ -90,42 +87,59 @@ def _write_atomic(target: Path, payload: bytes) -> None:
     os.replace(temporary, target)
 
 
-def read_decoded(cache_path: tf.Tensor, image_size_px: int) -> tf.Tensor:
-    """A cache file -> (size, size, 3) uint8 tensor."""
-    import tensorflow as tf
+def read_images(cache_paths: Sequence[str], image_size_px: int) -> np.ndarray:
+    """Cache files -> uint8 array (n, size, size, 3)."""
+    batch = np.empty((len(cache_paths), image_size_px, image_size_px, 3), dtype=np.uint8)
+    for row, path in enumerate(cache_paths):
+        batch[row] = np.fromfile(path, dtype=np.uint8).reshape(image_size_px, image_size_px, 3)
+    return batch
 
-    raw = tf.io.decode_raw(tf.io.read_file(cache_path), tf.uint8)
-    return tf.reshape(raw, (image_size_px, image_size_px, 3))
 
+class CachedImages(keras.utils.PyDataset):
+    """uint8 image batches (and labels) from the decode cache, for ``fit`` / ``predict``.
 
-def image_dataset(cache_paths: Sequence[str], labels: np.ndarray | None, image_size_px: int,
-                  batch_size: int, *, shuffle: bool = False, seed: int = 0,
-                  augment: Callable | None = None, sample_weights: np.ndarray | None = None
-                  ) -> tf.data.Dataset:
-    """Batches of float32 images in 0..255 (and labels / sample weights when given).
-
-    Reading is parallel; augmentation (Keras preprocessing layers) runs on whole batches in
-    the pipeline, so the model step and the next batch's preparation overlap (prefetch).
+    Args:
+        cache_paths: one decoded-cache file per image.
+        labels: (n, classes) float32 one-hot, or None for prediction.
+        batch_size: images per batch (the last batch may be smaller).
+        shuffle: a new order every epoch (seeded: epoch e uses ``seed + e``).
     """
-    import tensorflow as tf
 
-    columns: list = [list(cache_paths)]
-    if labels is not None:
-        columns.append(np.asarray(labels, dtype=np.float32))
-    if sample_weights is not None:
-        columns.append(np.asarray(sample_weights, dtype=np.float32))
-    dataset = tf.data.Dataset.from_tensor_slices(tuple(columns))
-    if shuffle:
-        dataset = dataset.shuffle(len(cache_paths), seed=seed, reshuffle_each_iteration=True)
+    def __init__(self, cache_paths: Sequence[str], labels: np.ndarray | None,
+                 image_size_px: int, batch_size: int, *, shuffle: bool = False,
+                 seed: int = 0) -> None:
+        super().__init__(workers=1, use_multiprocessing=False)
+        self.paths = list(cache_paths)
+        self.labels = None if labels is None else np.asarray(labels, dtype=np.float32)
+        self.size = image_size_px
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.seed = seed
+        self.epoch = 0
+        self.order = self._order()
 
-    def load(path, *rest):
-        image = tf.cast(read_decoded(path, image_size_px), tf.float32)
-        return (image, *rest) if rest else image
+    def _order(self) -> np.ndarray:
+        if not self.shuffle:
+            return np.arange(len(self.paths))
+        return np.random.default_rng(self.seed + self.epoch).permutation(len(self.paths))
 
-    dataset = dataset.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=not shuffle)
-    dataset = dataset.batch(batch_size)
-    if augment is not None:
-        def augment_batch(images, *rest):
-            return (augment(images, training=True), *rest)
-        dataset = dataset.map(augment_batch, num_parallel_calls=tf.data.AUTOTUNE)
-    return dataset.prefetch(tf.data.AUTOTUNE)
+    def __len__(self) -> int:
+        return math.ceil(len(self.paths) / self.batch_size)
+
+    def __getitem__(self, index: int) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+        rows = self.order[index * self.batch_size:(index + 1) * self.batch_size]
+        images = read_images([self.paths[row] for row in rows], self.size)
+        if self.labels is None:
+            return images
+        return images, self.labels[rows]
+
+    def on_epoch_end(self) -> None:
+        self.epoch += 1
+        self.order = self._order()
+
+
+def image_batches(cache_paths: Sequence[str], labels: np.ndarray | None, image_size_px: int,
+                  batch_size: int, *, shuffle: bool = False, seed: int = 0) -> CachedImages:
+    """:class:`CachedImages` (the one way training and its evaluation read images)."""
+    return CachedImages(cache_paths, labels, image_size_px, batch_size, shuffle=shuffle,
+                        seed=seed)

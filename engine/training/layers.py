@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from engine.training.config import Head, Pooling, TrainConfig
+from engine.training.config import Head, Optimizer, Pooling, TrainConfig
 from engine.training.variants import VariantSpec, block_starts, build_backbone_checked
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -143,3 +143,31 @@ def unfreeze_top_blocks(studio: StudioModel, spec: VariantSpec, num_blocks: int,
         count += int(layer.trainable and bool(layer.weights))
     studio.head.trainable = True
     return count
+
+
+def training_model(model: keras.Model, seed: int, augment: bool) -> keras.Model:
+    """What ``fit`` trains: ``model`` itself, or with ``augment`` the augmentation layers in
+    front of it, so augmentation runs inside the compiled training step on the training
+    device (and only when ``training=True``: validation sees the plain images). The wrapper
+    shares every variable with ``model``; ``model`` is what is saved, without augmentation."""
+    import keras
+
+    if not augment:
+        return model
+    inputs = keras.Input(shape=tuple(model.input_shape[1:]), name="image")
+    return keras.Model(inputs, model(augmentation(seed)(inputs)), name="training")
+
+
+def compile_for_training(model: keras.Model, optimizer: Optimizer, learning_rate: float,
+                         label_smoothing: float, jit: bool) -> None:
+    """Compile with the run's optimizer, cross-entropy and accuracy. ``jit``: XLA on a GPU
+    fuses the step (faster); on a CPU its compile time (tens of seconds for EfficientNet)
+    outweighs the gain for the few epochs a run has."""
+    import keras
+
+    optimizer_class = {Optimizer.ADAMAX: keras.optimizers.Adamax,
+                       Optimizer.ADAM: keras.optimizers.Adam,
+                       Optimizer.RMSPROP: keras.optimizers.RMSprop}[optimizer]
+    model.compile(optimizer=optimizer_class(learning_rate=learning_rate),
+                  loss=keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing),
+                  metrics=["accuracy"], jit_compile="auto" if jit else False)

@@ -130,11 +130,14 @@ def test_commands_to_a_finished_run_are_refused(workspace: Workspace) -> None:
 
 
 def test_event_sink_stores_typed_events_and_throttles_batches(workspace: Workspace) -> None:
+    from engine.training.callbacks import BatchThrottle
+
     run_id = _queued_run(workspace)
-    sink = DatabaseEventSink(workspace, run_id, batch_events_per_second=1.0)
+    sink = DatabaseEventSink(workspace, run_id)
+    throttle = BatchThrottle(sink, interval=60.0)   # the one throttle: the training callback's
     sink(RunStarted(run_id, "B0", 32, 8, 2, 2, ("cat", "dog"), "CPU"))
-    for batch in range(1, 6):   # within one second: only the first and the epoch's last pass
-        sink(BatchEnded("head", 1, batch, 5, 0.5, 0.5))
+    for batch in range(1, 6):   # within one interval: only the first and the epoch's last pass
+        throttle(BatchEnded("head", 1, batch, 5, 0.5, 0.5))
     sink(EpochEnded("head", 1, 3, 0.5, 0.6, 0.7, 0.5, 1e-3, 1e-3, "accuracy", 1.5, True))
 
     stored = jobs.read_events(workspace, run_id)

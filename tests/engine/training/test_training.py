@@ -103,7 +103,7 @@ def test_saved_model_reloads_safely_and_matches_predictions_csv(trained):
     import keras
 
     import engine.training.layers  # noqa: F401  (loaders import it first)
-    from engine.training.input_pipeline import image_dataset
+    from engine.training.input_pipeline import image_batches
 
     _, result, _ = trained
     model = keras.models.load_model(RunFolder(result.run_dir).model, safe_mode=True)
@@ -117,7 +117,7 @@ def test_saved_model_reloads_safely_and_matches_predictions_csv(trained):
     from engine.training.input_pipeline import decoded_cache_dir, decoded_path
 
     paths = [str(decoded_path(decoded_cache_dir(images, 32), sha)) for sha in frame["sha256"]]
-    output = model.predict(image_dataset(paths, None, 32, 8), verbose=0)
+    output = model.predict(image_batches(paths, None, 32, 8), verbose=0)
     assert np.allclose(output, predictions[["prob_cat", "prob_dog"]].to_numpy(), atol=1e-4)
 
 

@@ -1,0 +1,92 @@
+"""The kept weights of a run and its checkpoints.
+
+**The kept epoch** is the epoch with the lowest validation loss over *both* phases (the value
+the learning-rate controller steers by once training accuracy passes its threshold; ties keep
+the earlier epoch, as ``history.csv``'s first minimum). Fine-tuning starts from the phase-1
+best and must beat its validation loss to replace it. ``EpochEnded.is_best``,
+``RunFinished.best_epoch``, ``report.json``'s ``best_epoch`` and the lowest ``val_loss`` of
+``history.csv`` (what the Results page marks) all name this epoch.
+
+The controller's own best (by *its* monitor, training accuracy early on) is kept apart: it is
+where a "dwell" goes back to, as in the 000 seed. After a resume both start from the kept
+weights (the dwell weights are not checkpointed).
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from engine.training.artefacts import CHECKPOINT_DIR, save_weights_atomic
+
+LAST_WEIGHTS = "last.weights.h5"
+
+
+def best_weights_file(run_dir: Path, phase: str) -> Path:
+    """The best weights so far, one file per phase: the phase-1 model and the whole model have
+    different variables, so a kill between writing one and recording it in state.json must
+    never make a resume load one into the other."""
+    return run_dir / CHECKPOINT_DIR / f"best_{phase}.weights.h5"
+
+
+def last_weights_file(run_dir: Path) -> Path:
+    return run_dir / CHECKPOINT_DIR / LAST_WEIGHTS
+
+
+class KeptWeights:
+    """The kept epoch and its weights (in memory and in ``best_<phase>.weights.h5``), plus
+    the controller's best for dwelling; see the module docstring."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir = run_dir
+        self.weights: list[np.ndarray] | None = None
+        self.epoch: int | None = None
+        self.phase: str | None = None
+        self.val_loss = math.inf
+        self.file_phase: str | None = None   # whose best_<phase>.weights.h5 is current
+        self.dwell_weights: list[np.ndarray] | None = None
+
+    def consider(self, model: Any, epoch: int, phase: str, val_loss: float,
+                 controller_best: bool) -> bool:
+        """After epoch ``epoch``: keep ``model``'s weights when its validation loss is the
+        lowest so far (returns True then) and remember them for dwelling when the controller
+        called the epoch its best."""
+        is_kept = math.isfinite(val_loss) and val_loss < self.val_loss
+        if not (is_kept or controller_best):
+            return False
+        current = model.get_weights()
+        if controller_best:
+            self.dwell_weights = current
+        if is_kept:
+            self.weights, self.epoch, self.phase, self.val_loss = current, epoch, phase, val_loss
+            save_weights_atomic(model, best_weights_file(self.run_dir, phase))
+            self.file_phase = phase
+        return is_kept
+
+    def dwell(self, model: Any) -> None:
+        """Go back to the controller's best (or the kept weights when it has none)."""
+        target = self.dwell_weights if self.dwell_weights is not None else self.weights
+        if target is not None:
+            model.set_weights(target)
+
+    def carry_into(self, model: Any, phase: str) -> None:
+        """A new phase on ``model`` (the whole model, after the head's phase 1 was restored
+        into it): the kept weights become ``model``'s, so the new phase must beat them."""
+        if self.epoch is None:
+            self.weights = self.dwell_weights = None
+            return
+        self.weights = self.dwell_weights = model.get_weights()
+        save_weights_atomic(model, best_weights_file(self.run_dir, phase))
+        self.file_phase = phase
+
+    def restore(self, model: Any, epoch: int | None, phase: str | None,
+                file_phase: str | None, val_loss: float | None, resumed_phase: str) -> None:
+        """After a resume: load the phase's best file when it is current, then the state."""
+        best_file = best_weights_file(self.run_dir, resumed_phase)
+        if file_phase == resumed_phase and best_file.is_file():
+            model.load_weights(best_file)
+            self.weights = self.dwell_weights = model.get_weights()
+        self.epoch, self.phase, self.file_phase = epoch, phase, file_phase
+        self.val_loss = val_loss if val_loss is not None and math.isfinite(val_loss) else math.inf
