@@ -95,7 +95,7 @@ def main() -> None:
         time.sleep(3)
     child = get_run(workspace, child_id)
     print(f"retrained {child_id}: {child.status} in {time.perf_counter() - started:.0f} s")
-    if child.status in ("finished", "halted"):
+    if child.status.has_model:
         changes = compare_outcomes(results.predictions, load_run(child.run_dir).predictions)
         counts = changes["change"].value_counts().to_dict()
         figures["what_changed"] = {str(k): int(v) for k, v in counts.items()}

@@ -144,6 +144,11 @@ class RunFolder:
         return self.root / "worker.log"
 
     @property
+    def disk_reserve(self) -> Path:
+        """Room kept while the run trains, given back to record a failure on a full disk."""
+        return self.root / ".disk-reserve"
+
+    @property
     def has_model(self) -> bool:
         return self.model.is_file()
 
@@ -265,10 +270,12 @@ def find_run_dir(workspace_or_path: Workspace | Path | str, run_id: str | None =
 
 
 def is_usable(run: RunRecord, needs_predictions: bool = False) -> bool:
-    """The run ended with a model (finished or halted, model.keras present) and, when asked,
-    has its predictions table (what the Results page reads)."""
-    return (RunStatus(run.status).has_model and run.folder.has_model
-            and (run.folder.has_predictions or not needs_predictions))
+    """The run ended well (finished or halted) and its folder holds what the caller reads:
+    model.keras (predict, compare, suggestions), or with ``needs_predictions`` its
+    predictions table (the Results page, which reads no model until Grad-CAM asks)."""
+    folder = run.folder
+    return RunStatus(run.status).has_model and (
+        folder.has_predictions if needs_predictions else folder.has_model)
 
 
 def usable_runs(workspace: Workspace, needs_predictions: bool = False) -> list[RunRecord]:
@@ -276,7 +283,7 @@ def usable_runs(workspace: Workspace, needs_predictions: bool = False) -> list[R
     model-assisted labeling offer.
 
     Args:
-        needs_predictions: also require predictions.csv (the Results page).
+        needs_predictions: require predictions.csv instead of model.keras (the Results page).
     """
     return [run for run in list_runs(workspace) if is_usable(run, needs_predictions)]
 

@@ -96,7 +96,8 @@ with predict_tab:
         st.subheader("Table")
         predict_view.render_table(shown)
         st.download_button("⬇ Download CSV", predict.predictions_csv_text(shown),
-                           file_name="predictions.csv", mime="text/csv", key="predict_csv")
+                           file_name=f"predicted-{Path(results['source']).name}.csv",
+                           mime="text/csv", key="predict_csv")
         if results.get("folder"):
             flag = f" --threshold {threshold:g}" if threshold > 0 else ""
             st.caption("Same CSV from a terminal: `python -m engine predict --run "

@@ -20,7 +20,6 @@ continues an interrupted run from its last completed epoch.
 from __future__ import annotations
 
 import dataclasses
-import errno
 import os
 import tempfile
 from dataclasses import asdict, dataclass
@@ -41,12 +40,12 @@ from engine.events import (
     no_commands,
 )
 from engine.runs import RunRecord, create_run, get_run, update_run
+from engine.training.disk_room import (DISK_FULL_ERRNOS, release_room, reserve_room,
+                                       retry_while_disk_full)
 from engine.training.hosts import is_primary_process
 from engine.training.outcome import TrainingOutcome
 from engine.workspace import Workspace, utc_now
 
-# Write failures that mean "no room": disk full, file-size limit, quota.
-DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EFBIG, errno.EDQUOT})
 
 SPLITS = ("train", "val", "test")
 MAX_LISTED_PROBLEMS = 5
@@ -154,35 +153,38 @@ def _train(workspace: Workspace, run: RunRecord, sink: EventSink, commands: Comm
     run_id = run.id
     _record(workspace, run_id, status="running", started_at=run.started_at or utc_now(),
             finished_at=None, error=None)
+    reserve_room(run.run_dir)
     try:
         config = TrainConfig.from_dict(run.config)
         images = prepare_images(workspace, sink)
         trainer = Trainer(workspace, run, config, images, sink, commands)
         outcome = trainer.run(resume=resume)
     except EngineError as err:
-        _fail(workspace, run_id, sink, type(err).__name__, err.user_message)
+        _fail(workspace, run, sink, type(err).__name__, err.user_message)
         raise
     except OSError as err:
         if err.errno not in DISK_FULL_ERRNOS:
-            _fail(workspace, run_id, sink, type(err).__name__,
+            _fail(workspace, run, sink, type(err).__name__,
                   f"Training stopped with an unexpected error: {err}.")
             raise
         message = (f"Training stopped: the disk is full or a file grew past the size limit "
                    f"({os.strerror(err.errno)}) while writing the run's files in {run.run_dir}. "
                    f"Nothing half-written is kept as the model. Free disk space under "
                    f"{workspace.root}, then press Resume (or retrain).")
-        _fail(workspace, run_id, sink, "TrainingError", message)
+        _fail(workspace, run, sink, "TrainingError", message)
         raise TrainingError(message) from err
     except Exception as err:
-        _fail(workspace, run_id, sink, type(err).__name__,
+        _fail(workspace, run, sink, type(err).__name__,
               f"Training stopped with an unexpected error: {err}.")
         raise
     except BaseException:
         # Interrupted (Ctrl+C, the process told to stop): resumable from the checkpoint.
+        release_room(run.run_dir)
         _record(workspace, run_id, status="interrupted", finished_at=utc_now())
         raise
+    release_room(run.run_dir)
     _record(workspace, run_id, status=outcome.status, finished_at=utc_now(),
-               test_accuracy=outcome.test_accuracy, log_loss=outcome.log_loss)
+            test_accuracy=outcome.test_accuracy, log_loss=outcome.log_loss)
     sink(RunFinished(status=outcome.status, test_accuracy=outcome.test_accuracy,
                      log_loss=outcome.log_loss, seconds_per_epoch=outcome.seconds_per_epoch,
                      best_epoch=outcome.best_epoch))
@@ -195,10 +197,15 @@ def _record(workspace: Workspace, run_id: str, **fields: Any) -> None:
         update_run(workspace, run_id, **fields)
 
 
-def _fail(workspace: Workspace, run_id: str, sink: EventSink, error_class: str,
+def _fail(workspace: Workspace, run: RunRecord, sink: EventSink, error_class: str,
           message: str) -> None:
-    _record(workspace, run_id, status="failed", error=message, finished_at=utc_now())
-    sink(RunFailed(error_class=error_class, message=message))
+    """Record the failure in the run row and as an event, even on a full disk: the room
+    reserved at the start is given back first, and a write that still finds the disk full is
+    retried for a few seconds (the original error is raised by the caller either way)."""
+    release_room(run.run_dir)
+    retry_while_disk_full(lambda: _record(workspace, run.id, status="failed", error=message,
+                                          finished_at=utc_now()))
+    retry_while_disk_full(lambda: sink(RunFailed(error_class=error_class, message=message)))
 
 
 __all__ = ["RunResult", "check_dataset", "prepare_images", "start_run", "train"]

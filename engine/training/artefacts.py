@@ -18,8 +18,9 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import classification_report, confusion_matrix, f1_score
 
-CHECKPOINT_DIR = "checkpoints"
-STATE_FILE = "state.json"
+from engine.runs import RunFolder
+
+CHECKPOINT_DIR = RunFolder(Path("run")).checkpoints.name   # file names: engine.runs.RunFolder
 EPOCH_LOG_COLUMNS = ("Epoch", "Loss", "Accuracy", "V_loss", "V_acc", "LR", "Next LR", "Monitor",
                      "Duration")
 HISTORY_COLUMNS = ("epoch", "phase", "loss", "accuracy", "val_loss", "val_accuracy", "lr")
@@ -40,8 +41,7 @@ def write_json(target: Path, payload: Any) -> None:
 
 def save_model(model: Any, run_dir: Path) -> Path:
     """model.keras via a temporary name and a rename."""
-    target = run_dir / "model.keras"
-    temporary = run_dir / ".model.tmp.keras"
+    target, temporary = RunFolder(run_dir).model, RunFolder(run_dir).model_staging
     try:
         model.save(temporary)
         os.replace(temporary, target)
@@ -54,7 +54,7 @@ def write_class_dict(run_dir: Path, class_names: Sequence[str], image_size_px: i
     """class_dict.csv in the 000 seed's columns; 'scale by' is 1: the model takes 0..255."""
     table = pd.DataFrame({"class_index": range(len(class_names)), "class": list(class_names),
                           "height": image_size_px, "width": image_size_px, "scale by": 1})
-    write_text_atomic(run_dir / "class_dict.csv", table.to_csv(index=False))
+    write_text_atomic(RunFolder(run_dir).class_dict, table.to_csv(index=False))
 
 
 @dataclass
@@ -75,11 +75,11 @@ class EpochRow:
 def write_histories(run_dir: Path, rows: Sequence[EpochRow]) -> None:
     history = pd.DataFrame([{name: getattr(row, name) for name in HISTORY_COLUMNS} for row in rows],
                            columns=list(HISTORY_COLUMNS))
-    write_text_atomic(run_dir / "history.csv", history.to_csv(index=False))
+    write_text_atomic(RunFolder(run_dir).history, history.to_csv(index=False))
     log = pd.DataFrame([(row.epoch, row.loss, row.accuracy, row.val_loss, row.val_accuracy,
                          row.lr, row.next_lr, row.monitor, round(row.duration, 3)) for row in rows],
                        columns=list(EPOCH_LOG_COLUMNS))
-    write_text_atomic(run_dir / "epoch_log.csv", log.to_csv(index=False))
+    write_text_atomic(RunFolder(run_dir).epoch_log, log.to_csv(index=False))
 
 
 def write_predictions(run_dir: Path, images: pd.DataFrame, class_names: Sequence[str],
@@ -98,7 +98,7 @@ def write_predictions(run_dir: Path, images: pd.DataFrame, class_names: Sequence
         "loss": -np.log(np.clip(true_probability, PROBABILITY_FLOOR, 1.0))})
     for i, name in enumerate(class_names):
         table[f"prob_{name}"] = probabilities[:, i]
-    write_text_atomic(run_dir / "predictions.csv", table.to_csv(index=False))
+    write_text_atomic(RunFolder(run_dir).predictions, table.to_csv(index=False))
     return table
 
 
@@ -132,8 +132,8 @@ def normalise_per_class_keys(report: dict[str, Any]) -> dict[str, Any]:
 
 def write_embeddings(run_dir: Path, image_ids: np.ndarray, label_indices: np.ndarray,
                      features: np.ndarray) -> None:
-    target = run_dir / "embeddings.npz"
-    temporary = run_dir / ".embeddings.tmp.npz"
+    target = RunFolder(run_dir).embeddings
+    temporary = target.with_name(f".{target.stem}.tmp.npz")
     np.savez_compressed(temporary, image_id=np.asarray(image_ids, dtype=np.int64),
                         label_index=np.asarray(label_indices, dtype=np.int64),
                         features=np.asarray(features, dtype=np.float32))
@@ -166,11 +166,11 @@ class TrainingState:
 
 
 def write_state(run_dir: Path, state: TrainingState) -> None:
-    write_json(run_dir / CHECKPOINT_DIR / STATE_FILE, asdict(state))
+    write_json(RunFolder(run_dir).state, asdict(state))
 
 
 def read_state(run_dir: Path) -> TrainingState | None:
-    path = run_dir / CHECKPOINT_DIR / STATE_FILE
+    path = RunFolder(run_dir).state
     if not path.is_file():
         return None
     return TrainingState(**json.loads(path.read_text(encoding="utf-8")))

@@ -32,7 +32,7 @@ def run_and_folder(tmp_path_factory):
 
 def test_predict_folder_to_csv_matches_the_engine(run_and_folder, tmp_path):
     run_dir, folder = run_and_folder
-    out = tmp_path / "predictions.csv"
+    out = tmp_path / "answers.csv"
     completed = engine_cli("predict", "--run", str(run_dir), str(folder), "--csv", str(out))
     assert completed.returncode == 0, completed.stderr
     assert "Wrote 9 rows" in completed.stderr and "1 could not be read" in completed.stderr

@@ -56,6 +56,9 @@ def test_usable_runs_need_a_model_and_a_usable_status(workspace):
     assert [run.id for run in usable_runs(workspace)] == [halted.id, finished.id]  # newest first
     assert [run.id for run in usable_runs(workspace, needs_predictions=True)] == [finished.id]
     assert is_usable(finished, needs_predictions=True) and not is_usable(halted, True)
+    # the Results page reads predictions, not the model: a run whose model was deleted stays
+    results_only = _run(workspace, RunStatus.HALTED, model=False, predictions=True)
+    assert is_usable(results_only, needs_predictions=True) and not is_usable(results_only)
 
 
 def test_best_run_reads_the_report_when_the_table_has_no_accuracy(workspace):

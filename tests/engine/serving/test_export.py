@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from engine.errors import ConfigError, RunError
+from engine.runs import MODEL_FILE, RunFolder
 from engine.serving.export import ExportFormat, export_model, list_exports
 from tests.engine.tiny_runs import image_table, load_images, write_tiny_run
 
@@ -36,11 +37,11 @@ def check_export(run_dir, result, quantize: bool, model_name: str) -> None:
     assert "class_dict.csv" in names and "export.json" in names
     assert any(name.startswith(model_name) for name in names)
     # No temporary folders or files are left behind.
-    assert not [p.name for p in (run_dir / "exports").iterdir() if p.name.startswith(".")]
+    assert not [p.name for p in RunFolder(run_dir).exports.iterdir() if p.name.startswith(".")]
 
 
 @pytest.mark.parametrize("export_format, quantize, model_name", [
-    ("keras", False, "model.keras"),
+    ("keras", False, MODEL_FILE),
     ("savedmodel", False, "saved_model"),
     ("tflite", True, "model.tflite"),
 ])
@@ -72,7 +73,7 @@ def test_tflite_export_predicts_like_the_model_in_another_process(tiny_run, tmp_
 
 def test_re_export_replaces_the_previous_one_and_lists(tiny_run):
     run_dir, _ = tiny_run
-    stale = run_dir / "exports" / "keras"
+    stale = RunFolder(run_dir).exports / "keras"
     stale.mkdir(parents=True, exist_ok=True)
     (stale / "stale.txt").write_text("from an older export")
     second = export_model(run_dir, "keras")

@@ -27,7 +27,7 @@ from engine.training.devices import DeviceInfo, make_strategy
 from engine.training.hosts import HostsConfig, gather_shards, is_primary_process, shard_indices
 from engine.errors import ConfigError
 from engine.events import Message, RunFailed
-from engine.runs import get_run
+from engine.runs import RunFolder, get_run
 from engine.training.api import start_run, train
 from tests.engine.training_helpers import tiny_config, tiny_workspace
 
@@ -107,7 +107,7 @@ def test_a_multi_worker_run_fails_clearly_before_building_anything(tmp_path):
     failed = [event for event in events if isinstance(event, RunFailed)]
     assert failed and "data_parallel" in failed[0].message
     assert get_run(workspace, run.id).status == "failed"
-    assert not (run.run_dir / "model.keras").exists()
+    assert not (RunFolder(run.run_dir).model).exists()
 
 
 def test_a_mirrored_run_trains_to_the_end_and_writes_the_artefacts(tmp_path):
@@ -267,7 +267,7 @@ def test_two_virtual_devices_train_a_whole_run_with_data_parallel(tmp_path):
     config = json.loads((run_dir / "config.json").read_text())
     assert config["distribution"] == "data_parallel" and config["strategy"] == "DataParallel"
     assert config["replicas"] == 2 and config["global_batch_size"] == 8
-    assert (run_dir / "model.keras").is_file() and (run_dir / "predictions.csv").is_file()
+    assert (RunFolder(run_dir).model).is_file() and (RunFolder(run_dir).predictions).is_file()
     assert get_run(workspace, summary["run_id"]).status == "finished"
 
 
