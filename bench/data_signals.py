@@ -76,6 +76,7 @@ def hash_bits(first: Path, second: Path) -> int:
     from PIL import Image
 
     from engine.ingest import imaging
+    from engine.runs import RunFolder
 
     hashes = [imaging.dhash(imaging.to_rgb(Image.open(path))) for path in (first, second)]
     return imaging.hamming(*hashes)
@@ -100,7 +101,7 @@ def write_run(run_dir: Path, paths: list[Path], labels: np.ndarray, features: np
                   "true": names, "predicted": names, "confidence": 0.9, "loss": 0.1,
                   "prob_Cat": np.where(labels == 0, 0.9, 0.1),
                   "prob_Dog": np.where(labels == 1, 0.9, 0.1)}).to_csv(
-        run_dir / "predictions.csv", index=False)
+        RunFolder(run_dir).predictions, index=False)
     pd.DataFrame({"class_index": [0, 1], "class": list(CLASSES), "height": SIZE_PX,
                   "width": SIZE_PX, "scale by": 1}).to_csv(run_dir / "class_dict.csv",
                                                            index=False)
