@@ -76,7 +76,6 @@ def hash_bits(first: Path, second: Path) -> int:
     from PIL import Image
 
     from engine.ingest import imaging
-    from engine.runs import RunFolder
 
     hashes = [imaging.dhash(imaging.to_rgb(Image.open(path))) for path in (first, second)]
     return imaging.hamming(*hashes)
@@ -91,6 +90,8 @@ def distance_ratio(features: np.ndarray, first: int, second: int) -> float:
 
 def write_run(run_dir: Path, paths: list[Path], labels: np.ndarray, features: np.ndarray) -> None:
     """The run-folder files data signals read (predictions.csv, class_dict.csv, embeddings)."""
+    from engine.runs import RunFolder
+
     run_dir.mkdir(parents=True, exist_ok=True)
     ids = np.arange(1, len(paths) + 1)
     rng = np.random.default_rng(0)
