@@ -60,6 +60,10 @@ class EpochEnded:
     monitor: str                      # "accuracy" | "val_loss"
     duration_seconds: float
     is_best: bool
+    # ``loss`` and ``val_loss`` are the data loss (cross-entropy); ``penalty`` is what the
+    # training objective adds to the training loss (the head's L1/L2 penalties, label
+    # smoothing), 0 for the default head.
+    penalty: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import keras
 
 HEAD_NAME = "head"
+DATA_LOSS = "cross_entropy"   # the metric holding the data loss (see compile_for_training)
 POOL_NAME = "pool"
 # The 000 seed's head regularisation.
 SEED_DENSE_UNITS = 256
@@ -162,7 +163,12 @@ def compile_for_training(model: keras.Model, optimizer: Optimizer, learning_rate
                          label_smoothing: float, jit: bool) -> None:
     """Compile with the run's optimizer, cross-entropy and accuracy. ``jit``: XLA on a GPU
     fuses the step (faster); on a CPU its compile time (tens of seconds for EfficientNet)
-    outweighs the gain for the few epochs a run has."""
+    outweighs the gain for the few epochs a run has.
+
+    The metric ``cross_entropy`` (logs ``cross_entropy`` / ``val_cross_entropy``) is the data
+    loss alone: Keras' ``loss`` adds the layers' L1/L2 penalties (the seed head's are most of
+    it) and label smoothing, so it cannot be compared with a log loss; curves, tables and the
+    controller use the data loss (:meth:`engine.training.loop.Trainer.after_epoch`)."""
     import keras
 
     optimizer_class = {Optimizer.ADAMAX: keras.optimizers.Adamax,
@@ -170,4 +176,5 @@ def compile_for_training(model: keras.Model, optimizer: Optimizer, learning_rate
                        Optimizer.RMSPROP: keras.optimizers.RMSprop}[optimizer]
     model.compile(optimizer=optimizer_class(learning_rate=learning_rate),
                   loss=keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing),
-                  metrics=["accuracy"], jit_compile="auto" if jit else False)
+                  metrics=["accuracy", keras.metrics.CategoricalCrossentropy(name=DATA_LOSS)],
+                  jit_compile="auto" if jit else False)

@@ -58,9 +58,9 @@ from engine.training.config import TrainConfig
 from engine.training.devices import configure_precision, detect_device, make_strategy
 from engine.training.finishing import inference_timing, run_probabilities, write_run_files
 from engine.training.inputs import RunInputs
-from engine.training.layers import (assemble_model, compile_for_training, freeze_backbone,
-                                     training_model, unfreeze_top_blocks)
-from engine.training.lr_controller import EarlyStopping, LearningRateController
+from engine.training.layers import (DATA_LOSS, assemble_model, compile_for_training,
+                                     freeze_backbone, training_model, unfreeze_top_blocks)
+from engine.training.lr_controller import PhasedController, make_controller
 from engine.training.outcome import TrainingOutcome, class_weights, finite_or_none
 from engine.training.variants import get_variant
 from engine.workspace import Workspace
@@ -101,6 +101,7 @@ class Trainer:
         self.global_batch = config.batch_size
         self.studio: Any = None
         self.controller: Any = None
+        self.progress: PhaseProgress | None = None   # of the running phase
         self.inputs = RunInputs(workspace, images, self.onehot, self.size, config.batch_size,
                                 config.seed, sink, self.commands, self.throttle)
 
@@ -155,14 +156,15 @@ class Trainer:
         write_json(self.run_dir / "config.json", payload)
 
     def _make_controller(self, state: TrainingState | None) -> Any:
+        """Phase 1 early stopping on validation loss, fine-tuning the seed's rule
+        (:class:`engine.training.lr_controller.PhasedController`)."""
         if state is not None:
-            kind = EarlyStopping if self.config.early_stopping else LearningRateController
-            return kind.from_state(state.controller)
-        if self.config.early_stopping:
-            return EarlyStopping(self.config.learning_rate, patience=self.config.stop_patience)
-        return LearningRateController(self.config.learning_rate, self.config.patience,
-                                      self.config.stop_patience, self.config.threshold,
-                                      self.config.factor, self.config.dwell)
+            return PhasedController.from_state(state.controller)
+        config = self.config
+        return make_controller(config.learning_rate, head_patience=config.head_patience,
+                               early_stopping=config.early_stopping, patience=config.patience,
+                               stop_patience=config.stop_patience, threshold=config.threshold,
+                               factor=config.factor, dwell=config.dwell)
 
     # ------------------------------------------------------------------ phases
     def _phase_one_model(self) -> keras.Model:
@@ -240,7 +242,7 @@ class Trainer:
                     planned: int, done: int, steps: int, num_images: int) -> PhaseOutcome:
         """Epochs of one phase; ``model`` holds the weights kept and checkpointed, ``fitted``
         is what ``fit`` trains (``model`` or the augmenting wrapper around it)."""
-        progress = PhaseProgress(planned, done)
+        progress = self.progress = PhaseProgress(planned, done)
 
         def bookkeeping(logs: dict[str, float], duration: float) -> PhaseOutcome | None:
             outcome = self.after_epoch(phase, model, logs, duration, num_images, progress)
@@ -266,26 +268,30 @@ class Trainer:
         """Bookkeeping after a completed epoch: the controller step, the kept weights, the
         history row, events and the checkpoint. Returns an outcome that ends the phase."""
         logs = self.epoch_logs(phase, logs)
+        # The data loss (cross-entropy, without the head's penalties) everywhere: history,
+        # events, the controller and the kept weights (see layers.compile_for_training).
+        loss = logs.get(DATA_LOSS, logs["loss"])
+        val_loss = logs.get(f"val_{DATA_LOSS}", logs["val_loss"])
+        penalty = max(0.0, logs["loss"] - loss)
         epoch = self.epochs_done + 1
         learning_rate = self.controller.learning_rate
-        decision = self.controller.on_epoch_end(epoch, logs["accuracy"], logs["val_loss"])
+        decision = self.controller.on_epoch_end(epoch, logs["accuracy"], val_loss)
         self.epochs_done = epoch
         progress.done += 1
         self.train_seconds += duration
         self.train_images += num_images
-        val_loss = logs["val_loss"]
         is_kept = self.kept.consider(model, epoch, phase, val_loss, decision.is_best)
         if decision.restore_best:
             self.kept.dwell(model)
-        self.rows.append(EpochRow(epoch, phase, logs["loss"], logs["accuracy"], val_loss,
+        self.rows.append(EpochRow(epoch, phase, loss, logs["accuracy"], val_loss,
                                   logs["val_accuracy"], learning_rate,
                                   decision.next_learning_rate, decision.monitor, duration))
         later = self.fine_tune_planned if phase == PHASE_HEAD else 0
         remaining = progress.planned - progress.done
-        self.sink(EpochEnded(phase, epoch, epoch + remaining + later, logs["loss"],
+        self.sink(EpochEnded(phase, epoch, epoch + remaining + later, loss,
                              logs["accuracy"], val_loss, logs["val_accuracy"],
                              learning_rate, decision.next_learning_rate, decision.monitor,
-                             duration, is_kept))
+                             duration, is_kept, penalty))
         if decision.learning_rate_changed:
             self.sink(LearningRateChanged(epoch, learning_rate, decision.next_learning_rate,
                                           decision.reason))
@@ -316,7 +322,8 @@ class Trainer:
                 self.backbone_modified = False
         if outcome == PhaseOutcome.HALT:
             self.sink(Message("Halted by the user; the run keeps its best weights."))
-        self._checkpoint(phase, model, self.epochs_done, planned, complete=True)
+        progress = self.progress or PhaseProgress(planned, 0)
+        self._checkpoint(phase, model, progress.done, progress.planned, complete=True)
 
     # ------------------------------------------------------------------ helpers
     def _compile(self, model: keras.Model, learning_rate: float) -> None:

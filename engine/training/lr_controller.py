@@ -264,6 +264,10 @@ class PhasedController:
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> PhasedController:
+        if "head" not in state:  # a run checkpointed before phase 1 had its own rule
+            kind = EarlyStopping if "wait" in state else LearningRateController
+            single = kind.from_state(state)
+            return cls(EarlyStopping(single.learning_rate), single, "fine_tune")
         kind = (EarlyStopping if state.get("fine_tune_kind") == "EarlyStopping"
                 else LearningRateController)
         return cls(EarlyStopping.from_state(state["head"]), kind.from_state(state["fine_tune"]),
