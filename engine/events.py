@@ -8,9 +8,13 @@ fine-tune now, continue N, cancel) -- the 000 seed's interactive ``ask_epoch``, 
 from __future__ import annotations
 
 import enum
+import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from engine.workspace import Workspace
 
 
 @dataclass(frozen=True)
@@ -162,3 +166,40 @@ class EventCollector:
 
     def __call__(self, event: Event) -> None:
         self.events.append(event)
+
+
+# -- stored events (the run_events table, written by engine.worker) -------------------------
+
+@dataclass(frozen=True)
+class StoredEvent:
+    """One row of ``run_events``: its id (for incremental polling), time and typed event."""
+    id: int
+    created_at: float               # unix seconds
+    event: Event
+
+
+def read_events(workspace: Workspace, run_id: str, after_id: int = 0,
+                kinds: tuple[str, ...] | None = None) -> list[StoredEvent]:
+    """Stored progress events of a run, oldest first.
+
+    Args:
+        after_id: only events with a larger id (poll incrementally with the last id seen).
+        kinds: only these event class names (e.g. ``("EpochEnded",)``); default all.
+    Returns:
+        StoredEvent list; rows of unknown kinds (a newer worker) are skipped.
+    """
+    query = "SELECT id, kind, payload_json, created_at FROM run_events WHERE run_id = ? AND id > ?"
+    parameters: list[Any] = [run_id, after_id]
+    if kinds:
+        query += f" AND kind IN ({', '.join('?' for _ in kinds)})"
+        parameters.extend(kinds)
+    with workspace.connect() as connection:
+        rows = connection.execute(query + " ORDER BY id", parameters).fetchall()
+    events = []
+    for row in rows:
+        try:
+            event = event_from_record(row["kind"], json.loads(row["payload_json"]))
+        except (KeyError, TypeError):
+            continue
+        events.append(StoredEvent(id=row["id"], created_at=row["created_at"], event=event))
+    return events

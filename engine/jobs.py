@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import JobError
-from engine.events import CommandKind, Event, Message, event_from_record, event_to_record
+from engine.events import CommandKind, Message, StoredEvent, event_to_record, read_events  # noqa: F401  (StoredEvent, read_events: part of the jobs API)
 from engine.processes import (engine_command, exclusive_lock, is_process_of, start_detached,
                               stop_process)
 from engine.runs import RunFolder, RunRecord, RunStatus, get_run, list_runs, update_run
@@ -46,14 +46,6 @@ STALE_HEARTBEAT_SECONDS = 120.0
 # A queued run with no pid yet is being started by another session; give it this long.
 START_GRACE_SECONDS = 60.0
 LOCK_NAME = ".jobs.lock"
-
-
-@dataclass(frozen=True)
-class StoredEvent:
-    """One row of ``run_events``: its id (for incremental polling), time and typed event."""
-    id: int
-    created_at: float               # unix seconds
-    event: Event
 
 
 @dataclass(frozen=True)
@@ -243,33 +235,6 @@ def _death_reason(run: RunRecord, now: float) -> str | None:
 def _is_worker_process(pid: int, run_id: str) -> bool:
     """True when ``pid`` is a live worker of ``run_id`` (not a reused pid)."""
     return is_process_of(pid, run_id)
-
-
-def read_events(workspace: Workspace, run_id: str, after_id: int = 0,
-                kinds: tuple[str, ...] | None = None) -> list[StoredEvent]:
-    """Stored progress events of a run, oldest first.
-
-    Args:
-        after_id: only events with a larger id (poll incrementally with the last id seen).
-        kinds: only these event class names (e.g. ``("EpochEnded",)``); default all.
-    Returns:
-        StoredEvent list; rows of unknown kinds (a newer worker) are skipped.
-    """
-    query = "SELECT id, kind, payload_json, created_at FROM run_events WHERE run_id = ? AND id > ?"
-    parameters: list[Any] = [run_id, after_id]
-    if kinds:
-        query += f" AND kind IN ({', '.join('?' for _ in kinds)})"
-        parameters.extend(kinds)
-    with workspace.connect() as connection:
-        rows = connection.execute(query + " ORDER BY id", parameters).fetchall()
-    events = []
-    for row in rows:
-        try:
-            event = event_from_record(row["kind"], json.loads(row["payload_json"]))
-        except (KeyError, TypeError):
-            continue
-        events.append(StoredEvent(id=row["id"], created_at=row["created_at"], event=event))
-    return events
 
 
 def pending_commands(workspace: Workspace, run_id: str) -> list[PendingCommand]:

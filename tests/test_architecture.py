@@ -137,3 +137,26 @@ def test_no_engine_or_ui_module_is_over_the_size_limit():
 def test_pages_stay_short():
     assert oversized((ROOT / "pages").glob("*.py"), MAX_PAGE_LINES) == []
     assert oversized([ROOT / "streamlit_app.py"], MAX_PAGE_LINES) == []
+
+
+# The run folder has one contract (engine.runs.RunFolder / RunStatus): nobody else spells these.
+RUN_FOLDER_LITERALS = ('"predictions.csv"', '"model.keras"', '("finished", "halted")')
+
+
+def spelled_run_files(paths) -> list[str]:
+    """'path: literal' for each product module outside engine/runs.py that spells a run file."""
+    found = []
+    for path in sorted(paths):
+        name = path.relative_to(ROOT).as_posix()
+        text = path.read_text(encoding="utf-8")
+        found += [f"{name}: {literal}" for literal in RUN_FOLDER_LITERALS
+                  if literal in text and name != "engine/runs.py"]
+    return found
+
+
+def test_only_the_run_folder_contract_spells_run_file_names():
+    assert spelled_run_files([ENGINE / "runs.py"]) == []          # the contract itself may
+    assert spelled_run_files([Path(__file__)]) != []              # and this file is caught
+    product = [*ENGINE.rglob("*.py"), *(ROOT / "ui").rglob("*.py"), *(ROOT / "pages").glob("*.py"),
+               ROOT / "streamlit_app.py"]
+    assert spelled_run_files(product) == []

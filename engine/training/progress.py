@@ -14,7 +14,7 @@ import pandas as pd
 
 from engine.events import (BatchEnded, CheckpointSaved, EpochEnded, Message, PhaseStarted,
                            RunFailed, RunFinished, RunStarted)
-from engine.jobs import StoredEvent
+from engine.events import StoredEvent
 
 
 @dataclass

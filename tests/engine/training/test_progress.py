@@ -5,7 +5,7 @@ import pytest
 
 from engine.events import (BatchEnded, EpochEnded, Message, PhaseStarted, RunFinished,
                            RunStarted)
-from engine.jobs import StoredEvent
+from engine.events import StoredEvent
 from engine.training.progress import Progress, format_seconds
 
 
