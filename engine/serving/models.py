@@ -2,8 +2,6 @@
 compiled forward function. Shared by prediction, ensembles, export, evaluation and Grad-CAM."""
 from __future__ import annotations
 
-import importlib
-import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,13 +20,6 @@ def probability_column(class_name: str) -> str:
     return f"prob_{class_name}"
 
 
-def _import_custom_layers() -> None:
-    # Custom layers register themselves with Keras on import (docs/architecture.md); the
-    # module is optional, so import it only when the project has it.
-    if importlib.util.find_spec("engine.training.layers") is not None:
-        importlib.import_module("engine.training.layers")
-
-
 def load_model(run_dir: str | Path):
     """Load the trained model of a run folder, safely (no Lambda layers, no pickles).
 
@@ -41,7 +32,9 @@ def load_model(run_dir: str | Path):
     """
     import keras
 
-    _import_custom_layers()
+    # Custom layers register themselves with Keras when their module is imported
+    # (docs/architecture.md); safe_mode loading finds them only after that.
+    import engine.training.layers  # noqa: F401
     model_path = RunFolder(Path(run_dir)).model
     if not model_path.is_file():
         raise RunError(f"The folder {Path(run_dir)} holds no trained model ({MODEL_FILE}). "
