@@ -19,4 +19,8 @@ PAGES = [
     st.Page("pages/6_Compare.py", title="Compare", icon="⚖️", url_path="Compare"),
 ]
 
-st.navigation(PAGES).run()
+page = st.navigation(PAGES)
+# The first open imports the engine and may make the sample project (seconds): say so instead
+# of leaving the main area blank. The spinner goes once the page has drawn.
+with st.spinner("Opening the page…"):
+    page.run()

@@ -6,8 +6,9 @@ import streamlit as st
 
 from engine.errors import EngineError
 from engine.labeling.queue import count_unlabeled
-from engine.runs import usable_runs
+from engine.runs import list_runs, usable_runs
 from engine.workspace import Workspace
+from ui.run_names import run_names
 from ui.label.common import SUGGESTION_RUN, flash, run_action, show_flash, suggestion_table
 
 
@@ -39,7 +40,8 @@ def render_assist(workspace: Workspace) -> None:
                    "'least certain first'.")
         return
     with st.expander("Model suggestions for unlabeled images", expanded=False):
-        labels_by_id = {run.id: f"{run.id} ({run.variant}, " + (
+        names = run_names(list_runs(workspace))
+        labels_by_id = {run.id: f"{names.get(run.id, run.id)} (" + (
             f"test accuracy {run.test_accuracy:.1%})" if run.test_accuracy is not None else
             f"{run.status})") for run in runs}
         ids = list(labels_by_id)

@@ -34,9 +34,12 @@ def render_label_errors(workspace: Workspace, results: run_results.RunResults,
     """Review queue of images whose label an out-of-fold model doubts, with the fixes."""
     del run
     left, right = st.columns([5, 1], vertical_alignment="center")
-    left.caption("Each photo is scored by a logistic regression that never saw it, trained on "
-                 "the run's image features (5-fold cross-validation). Low self-confidence = the "
-                 "label looks wrong. Fixed photos leave the queue.")
+    left.caption("Each photo is checked by a second, simple model that never saw it while it "
+                 "learned. The less it trusts a photo's label, the likelier the label is wrong. "
+                 "Fixed photos leave the queue.",
+                 help="Out-of-fold scores: a 5-fold logistic regression on the run's image "
+                      "features; 'trust' is the self-confidence (the probability of the given "
+                      "label).")
     if right.button("Re-rank", key="results_rerank", icon=":material/sort:",
                     help="Rank again with the current labels (takes a few seconds)."):
         st.session_state[RANKING] = st.session_state.get(RANKING, 0) + 1
@@ -62,7 +65,7 @@ def _queue_fragment(workspace: Workspace, results: run_results.RunResults,
     rows = queue[~queue["image_id"].isin(dismissed | fixed)]
     if likely_only:
         rows = rows[rows["is_likely_error"]]
-    st.markdown(f"**{len(rows)} image(s) to review** (lowest self-confidence first)"
+    st.markdown(f"**{len(rows)} image(s) to review** (least trusted label first)"
                 f"{f'; {len(fixed)} fixed since ranking' if fixed else ''}"
                 f"{f'; {len(dismissed)} kept as labeled' if dismissed else ''}.")
     gallery.show_flash()
@@ -77,7 +80,7 @@ def _queue_cell(workspace: Workspace, results: run_results.RunResults, row: pd.S
     gallery.thumbnail(workspace, image_id)
     name = str(row["path"]).rsplit("/", 1)[-1]
     st.markdown(f"**{name}** ({row['split']})  \nlabeled **{row['label']}**, looks like "
-                f"**{row['suggested']}**  \nself-confidence {row['self_confidence']:.2f}")
+                f"**{row['suggested']}**  \ntrust in its label {row['self_confidence']:.0%}")
     st.button(f"→ {row['suggested']}", key=f"results_accept_{image_id}", width="stretch",
               help="Relabel as the suggested class", on_click=gallery.apply_fix,
               args=(workspace, "relabel", [image_id], str(row["suggested"])))

@@ -10,17 +10,24 @@ import streamlit as st
 
 from engine.results import evaluation, retraining, run_results
 from engine.errors import EngineError
-from engine.runs import RunRecord, get_run, usable_runs
+from engine.runs import RunRecord, get_run, list_runs, usable_runs
 from engine.workspace import Workspace
 from ui import charts as shared_charts
 from ui.results import charts
 from ui.results import gallery
 from ui.results import queue as results_queue
+from ui.run_names import run_names
 from ui.state import SELECTED_RUN
 
 RUN_PICKER = "results_run_picker"
 SECTION = "results_section"
 NORMALIZED = "results_confusion_normalized"
+# The report's timing figures in words (one photo vs batches said plainly).
+TIMING_NAMES = {"seconds_per_epoch": "Seconds per epoch",
+                "train_images_per_second": "Training photos per second",
+                "inference_ms_per_image_batched": "Time per photo in batches of 32 (ms)",
+                "inference_ms_per_image_single": "Time per photo, one at a time (ms)",
+                "total_seconds": "Training time in all (s)"}
 SECTIONS = ("Overview", "Mistakes", "Label errors", "Calibration", "What changed")
 TRAIN_PAGE = "pages/3_Train.py"
 STARTED_RUN = "results_started_run"
@@ -51,7 +58,9 @@ def pick_run(workspace: Workspace) -> RunRecord | None:
         st.session_state[RUN_PICKER] = wanted
     elif st.session_state.get(RUN_PICKER) not in by_id:
         st.session_state[RUN_PICKER] = runs[0].id
-    chosen = st.selectbox("Run", list(by_id), key=RUN_PICKER, format_func=lambda i: _label(by_id[i]),
+    names = run_names(list_runs(workspace))
+    chosen = st.selectbox("Run", list(by_id), key=RUN_PICKER,
+                          format_func=lambda i: _label(by_id[i], names.get(i, i)),
                           on_change=_remember_run)
     st.session_state[SELECTED_RUN] = chosen
     return by_id[chosen]
@@ -71,10 +80,10 @@ def link_to_train(label: str) -> None:
         st.caption(f"{label}: open **Train** in the sidebar.")
 
 
-def _label(run: RunRecord) -> str:
+def _label(run: RunRecord, name: str) -> str:
     accuracy = f"{run.test_accuracy:.1%} test accuracy" if run.test_accuracy is not None else "no test split"
     retrained = " · retrained" if run.parent_run_id else ""
-    return f"{run.id} · {run.variant} · {accuracy}{retrained}"
+    return f"{name} · {accuracy}{retrained}"
 
 
 def render_header(results: run_results.RunResults, run: RunRecord) -> None:
@@ -87,9 +96,10 @@ def render_header(results: run_results.RunResults, run: RunRecord) -> None:
     cells[2].metric("Macro F1", _number(report.get("macro_f1"), 3))
     cells[3].metric("Test images", metrics["num_images"])
     cells[4].metric("Seconds / epoch", _number(timing.get("seconds_per_epoch"), 1))
-    cells[5].metric("Inference ms / image", _number(timing.get("inference_ms_per_image_batched"), 1),
-                    help="Batched; one image at a time: "
-                         f"{_number(timing.get('inference_ms_per_image_single'), 1)} ms")
+    cells[5].metric("Time per photo, in batches (ms)",
+                    _number(timing.get("inference_ms_per_image_batched"), 1),
+                    help="Measured after training, 32 photos at a time; one photo at a time "
+                         f"takes {_number(timing.get('inference_ms_per_image_single'), 1)} ms.")
     if run.status == "halted":
         st.caption("This run was halted early; the figures are those of its best epoch.")
 
@@ -171,11 +181,12 @@ def render_overview(workspace: Workspace, results: run_results.RunResults, run: 
     timing = results.report.get("timing") or {}
     if timing:
         st.subheader("Timing")
-        st.dataframe(pd.DataFrame({"figure": [key.replace("_", " ") for key in timing],
+        st.dataframe(pd.DataFrame({"figure": [TIMING_NAMES.get(key, key.replace("_", " "))
+                                              for key in timing],
                                    "value": [round(float(v), 3) for v in timing.values()]}),
                      hide_index=True)
     if not results.epoch_log.empty:
-        with st.expander("Epoch table"):
+        with st.expander("Expert details: epoch table"):
             st.dataframe(results.epoch_log, hide_index=True, width="stretch")
 
 
