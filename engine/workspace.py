@@ -9,7 +9,8 @@ Layout (see docs/architecture.md)::
       thumbs/ab/<sha256>_<px>.jpg    thumbnails
       cache/features/ cache/decoded/ caches (safe to delete)
       runs/<run id>/                 training runs and their artefacts
-      exports/                       dataset and model exports
+      exports/                       dataset exports (made by the first one; model exports
+                                     live with their run: runs/<id>/exports/)
 
 The schema is versioned: ``MIGRATIONS[i]`` upgrades version ``i`` to ``i + 1``, and
 :func:`open_workspace` applies the missing ones in one transaction each.
@@ -209,6 +210,7 @@ class Workspace:
 
     @property
     def exports_dir(self) -> Path:
+        """Dataset exports (engine.labeling.export creates it on first use)."""
         return self.root / "exports"
 
     def path(self, relative: str | Path) -> Path:
@@ -277,7 +279,7 @@ def open_workspace(path: str | Path | None = None) -> Workspace:
     root = resolve_workspace_path(path)
     try:
         root.mkdir(parents=True, exist_ok=True)
-        for sub in ("store", "normalized", "thumbs", "cache", "runs", "exports"):
+        for sub in ("store", "normalized", "thumbs", "cache", "runs"):
             (root / sub).mkdir(exist_ok=True)
     except OSError as err:
         raise WorkspaceError(

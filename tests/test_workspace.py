@@ -15,8 +15,9 @@ ENGINE_DIR = Path(__file__).resolve().parents[1] / "engine"
 
 def test_open_creates_layout_and_schema(tmp_path):
     workspace = open_workspace(tmp_path / "ws")
-    for sub in ("store", "normalized", "thumbs", "cache", "runs", "exports"):
+    for sub in ("store", "normalized", "thumbs", "cache", "runs"):
         assert (workspace.root / sub).is_dir()
+    assert not workspace.exports_dir.exists()   # made by the first dataset export, not before
     with workspace.connect() as connection:
         version = connection.execute("SELECT version FROM schema_version").fetchone()[0]
         tables = {row[0] for row in connection.execute(
