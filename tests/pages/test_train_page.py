@@ -245,3 +245,19 @@ def test_a_finished_run_comes_first_and_the_form_is_folded(labeled_workspace: Wo
     names = _frame(app, "Test accuracy")["Run"].tolist()
     assert len(set(names)) == 2 and all("MobileNetV2-0.5" in name for name in names)
     assert not app.button(key="train_open_results").disabled
+
+
+@pytest.mark.skipif(not hasattr(jobs, "continue_run"), reason="engine.jobs.continue_run not there yet")
+def test_a_halted_run_offers_to_continue_and_says_why_it_cannot(labeled_workspace: Workspace) -> None:
+    workspace = labeled_workspace
+    run_id = create_run(workspace, "B0", TrainConfig(weights="none").to_dict()).id
+    update_run(workspace, run_id, status="halted", test_accuracy=0.8,
+               started_at="2026-01-01T00:00:00+00:00", finished_at="2026-01-01T00:01:00+00:00")
+    app = _run()
+    assert any("halted" in s.value for s in app.success)
+    app.number_input(key=f"continue-n-{run_id}").set_value(3).run()
+    assert app.button(key=f"continue-{run_id}").label == "Continue 3 more epochs"
+    app.button(key=f"continue-{run_id}").click().run()
+    assert not app.exception
+    assert app.error, "a run without saved weights cannot go on: the page says so"
+    assert jobs.active_job(workspace) is None

@@ -72,18 +72,19 @@ def render_live_controls(workspace, run_id: str, status: jobs.JobStatus) -> None
 
 
 def render_continue(workspace, run_id: str, on_started) -> None:
-    """'Continue N more epochs' for a halted run (its model and checkpoint are kept)."""
-    continue_job = getattr(jobs, "continue_job", None)
-    if continue_job is None:     # the engine of this version cannot continue a halted run
+    """'Continue N more epochs' for a halted or finished run (its weights are kept)."""
+    continue_run = getattr(jobs, "continue_run", None)
+    if continue_run is None:     # an engine without engine.jobs.continue_run
         return
     number_col, button_col = st.columns([1, 3])
     count = number_col.number_input("Epochs to add", 1, 1000, 2, key=f"continue-n-{run_id}",
                                     label_visibility="collapsed")
     if button_col.button(f"Continue {int(count)} more epoch{'s' if count > 1 else ''}",
                          icon=":material/play_arrow:", key=f"continue-{run_id}",
-                         help="Train this halted run on from where it stopped."):
+                         help="Train this run on from where it stopped, with the same "
+                              "settings; the new epochs are added to it."):
         try:
-            continue_job(workspace, run_id, int(count))
+            continue_run(workspace, run_id, int(count))
         except EngineError as err:
             show_error(err)
         else:

@@ -137,8 +137,7 @@ def _render_outcome(workspace: Workspace, run: RunRecord, progress: Progress,
         done = "Training finished" if run.status == "finished" else "Training was halted"
         st.success(f"{done}. On the test photos it is right {accuracy} of the time"
                    + (f"; the best epoch was {progress.best_epoch}." if progress.best_epoch else "."))
-        if run.status == "halted":
-            controls.render_continue(workspace, run.id, lambda: _restart_view(run.id))
+        controls.render_continue(workspace, run.id, lambda: _restart_view(run.id))
     elif run.status == "interrupted":
         st.warning(f"{run.error or 'The training stopped unexpectedly.'} "
                    + ("The last completed epoch "
