@@ -116,6 +116,19 @@ def freeze_backbone(studio: StudioModel) -> None:
     """Phase 1: the whole backbone frozen (BatchNorm layers then run in inference mode)."""
     studio.backbone.trainable = False
     studio.head.trainable = True
+    forget_predict_steps(studio)
+
+
+def forget_predict_steps(studio: StudioModel) -> None:
+    """Drop the cached predict steps of every model sharing the changed layers.
+
+    Under a ``keras.distribution`` (JAX data_parallel) Keras bakes one sharding per
+    trainable / non-trainable variable into a model's compiled predict step, so a step
+    traced before (un)freezing fails afterwards ("pytree structure error ... out_shardings").
+    ``compile`` resets the train and test steps, not this one. Elsewhere it costs one retrace.
+    """
+    for model in (studio.model, studio.head, studio.feature_model):
+        model.predict_function = None
 
 
 def unfreeze_top_blocks(studio: StudioModel, spec: VariantSpec, num_blocks: int,
@@ -143,6 +156,7 @@ def unfreeze_top_blocks(studio: StudioModel, spec: VariantSpec, num_blocks: int,
         layer.trainable = index >= first and not (is_batch_norm and freeze_batch_norm)
         count += int(layer.trainable and bool(layer.weights))
     studio.head.trainable = True
+    forget_predict_steps(studio)
     return count
 
 

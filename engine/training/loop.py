@@ -187,7 +187,8 @@ class Trainer:
             detail = ("augmentation in phase 1 takes the exact path: the frozen backbone runs on "
                       "every augmented image every epoch (slower than the cached features)")
             self.sink(Message(detail[0].upper() + detail[1:] + ".", level="warning"))
-            fitted = training_model(model, config.seed, augment=True)
+            with self.distribution.strategy.scope():  # the wrapper trains under the strategy
+                fitted = training_model(model, config.seed, augment=True)
             fit = self.inputs.image_fit(fitted, train, val, class_weight=weights)
         else:
             detail = "training the head on the cached backbone features"
@@ -218,7 +219,8 @@ class Trainer:
             self.controller.start_phase(learning_rate)
             # The phase-1 best, as whole-model weights: fine-tuning must beat it to replace it.
             self.kept.carry_into(model, PHASE_FINE_TUNE)
-        fitted = training_model(model, config.seed, augment=config.augment)
+        with self.distribution.strategy.scope():  # the wrapper trains under the strategy
+            fitted = training_model(model, config.seed, augment=config.augment)
         self._compile(fitted, self.controller.learning_rate)
         self.backbone_modified = True
         train, val = self.masks["train"], self.masks["val"]
