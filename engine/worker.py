@@ -140,9 +140,13 @@ def run_worker(workspace: Workspace, run_id: str, *, resume: bool = False) -> in
     heartbeat = Heartbeat(workspace, run_id).start()
     logger.info("worker pid %s %s run %s", os.getpid(), "resuming" if resume else "starting", run_id)
     try:
-        from engine.training.api import train  # TensorFlow loads here, after the heartbeat starts
+        from engine.training.backends import select_backend
 
         run = get_run(workspace, run_id)
+        # The run's backend (auto: KERAS_BACKEND, else TensorFlow), set before Keras loads.
+        select_backend(run.config.get("backend"))
+        from engine.training.api import train  # Keras loads here, after the heartbeat starts
+
         update_run(workspace, run_id, status="running", started_at=run.started_at or utc_now())
         result = train(workspace, run_id, sink=sink, commands=DatabaseCommandSource(workspace, run_id),
                        resume=resume)

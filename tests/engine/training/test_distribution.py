@@ -302,3 +302,18 @@ def test_two_processes_on_localhost_fit_their_shards_and_agree(tmp_path):
         np.testing.assert_allclose(results[0][name], results[1][name], atol=1e-6)
     for result in results:  # every process's x[i::2] rows, back in row order
         np.testing.assert_array_equal(result["gathered"][:, 0], np.arange(16) * 10)
+
+
+def test_a_worker_fails_a_run_whose_backend_is_not_installed(tmp_path):
+    missing = next((name for name in ("torch", "jax") if name not in installed_backends()), None)
+    if missing is None:
+        pytest.skip("every backend is installed here")
+    workspace = tiny_workspace(tmp_path)
+    run = start_run(workspace, tiny_config(backend=missing))
+    worker = _python(["-m", "engine", "worker", "--workspace", str(workspace.root),
+                      "--run", run.id], {})
+    output, _ = worker.communicate(timeout=SUBPROCESS_TIMEOUT_SECONDS)
+    assert worker.returncode == 1, output[-2000:]
+    failed = get_run(workspace, run.id)
+    assert failed.status == "failed"
+    assert f"The {missing} backend is not installed here" in failed.error
