@@ -119,6 +119,33 @@ def resume_job(workspace: Workspace, run_id: str) -> str:
     return run_id
 
 
+def continue_run(workspace: Workspace, run_id: str, epochs: int) -> str:
+    """Train a halted (or finished) run for ``epochs`` more epochs in a new worker, from the
+    weights it kept; the epochs are appended to the same run and its files rewritten.
+
+    Returns:
+        ``run_id`` (the same run goes on).
+    Raises:
+        JobError: a bad number, the run is not halted/finished, or another job is running.
+        TrainingError: the run has no checkpoint to continue from.
+    """
+    from engine.training.checkpoints import extend_for_continue
+
+    if not isinstance(epochs, int) or not 1 <= epochs <= 1000:
+        raise JobError(f"'Continue' needs a number of extra epochs from 1 to 1000, got {epochs!r}.")
+    with _job_lock(workspace):
+        run = get_run(workspace, run_id)
+        if run.status not in (RunStatus.HALTED, RunStatus.FINISHED):
+            raise JobError(f"Run {run_id} is {run.status}: only a halted or finished run can be "
+                           "continued. An interrupted run can be resumed instead.")
+        _refuse_if_active(workspace)
+        extend_for_continue(run.run_dir, epochs)
+        update_run(workspace, run_id, status=RunStatus.QUEUED, error=None, pid=None,
+                   heartbeat_at=time.time())
+        _spawn_worker(workspace, run_id, resume=True)
+    return run_id
+
+
 def _refuse_if_active(workspace: Workspace) -> None:
     active = active_job(workspace)
     if active is not None:

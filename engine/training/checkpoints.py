@@ -90,3 +90,30 @@ class KeptWeights:
             self.weights = self.dwell_weights = model.get_weights()
         self.epoch, self.phase, self.file_phase = epoch, phase, file_phase
         self.val_loss = val_loss if val_loss is not None and math.isfinite(val_loss) else math.inf
+
+
+def extend_for_continue(run_dir: Path, epochs: int) -> int:
+    """Prepare a halted or finished run to train ``epochs`` more epochs in its last phase,
+    starting from the weights its checkpoint holds (the kept ones: a phase that ends restores
+    them before its last checkpoint). A resumed worker then appends the epochs.
+
+    Returns:
+        The global epoch the continued run will end at.
+    Raises:
+        TrainingError: the run has no checkpoint to continue from.
+    """
+    from engine.errors import TrainingError
+    from engine.training.artefacts import read_state, write_state
+
+    state = read_state(run_dir)
+    if state is None or not last_weights_file(run_dir).is_file():
+        raise TrainingError(f"The run in {run_dir} has no saved epoch to continue from (its "
+                            "checkpoint folder is missing or empty). Start a new run instead.")
+    if state.phase_complete:
+        state.phase_planned_epochs = state.phase_epochs_done
+    state.phase_planned_epochs += epochs
+    # Exactly ``epochs`` more: continuing phase 1 does not start a fine-tuning phase after it.
+    state.fine_tune_planned_epochs = state.phase_planned_epochs if state.phase != "head" else 0
+    state.phase_complete = False
+    write_state(run_dir, state)
+    return state.epochs_done + epochs

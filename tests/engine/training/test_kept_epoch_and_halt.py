@@ -1,0 +1,134 @@
+"""The kept epoch over both phases (scripted history), and Halt within a batch in a real
+worker process, then "continue N more epochs" on the halted run."""
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from engine import jobs
+from engine.events import CommandAcknowledged, EpochEnded, EventCollector, RunFinished
+from engine.results.evaluation import training_curves
+from engine.runs import get_run
+from engine.training.api import prepare_images, start_run
+from engine.training.loop import Trainer
+from tests.engine.training_helpers import tiny_config, tiny_workspace
+
+# Epochs 1-5 are phase 1, 6-8 fine-tuning. Training accuracy stays below the controller's
+# threshold, so the controller monitors training accuracy, and fine-tuning (augmented) never
+# beats phase 1's: by the controller's monitor epoch 5 is best. By validation loss epoch 7 is
+# (the run that kept epoch 5 at 81.7 % over epoch 7's 86.7 %).
+SCRIPTED_VAL_LOSS = [0.9, 0.8, 0.7, 0.6, 0.5, 0.55, 0.4, 0.45]
+SCRIPTED_ACCURACY = [0.5, 0.6, 0.7, 0.8, 0.85, 0.6, 0.65, 0.7]
+
+
+class ScriptedTrainer(Trainer):
+    """The real trainer whose epochs are judged by a scripted history; it also snapshots the
+    model's weights at every epoch end (before any bookkeeping)."""
+
+    snapshots: dict[int, list[np.ndarray]]
+
+    def after_epoch(self, phase, model, logs, duration, num_images, progress):
+        self.snapshots[self.epochs_done + 1] = model.get_weights()
+        return super().after_epoch(phase, model, logs, duration, num_images, progress)
+
+    def epoch_logs(self, phase, logs):
+        epoch = self.epochs_done + 1
+        scripted = {key: SCRIPTED_VAL_LOSS[epoch - 1] for key in logs
+                    if key in ("val_loss", "val_cross_entropy")}   # val_loss, data loss
+        return {**logs, **scripted, "accuracy": SCRIPTED_ACCURACY[epoch - 1]}
+
+
+@pytest.mark.slow
+def test_the_run_keeps_the_lowest_validation_loss_over_both_phases(tmp_path):
+    import keras
+
+    import engine.training.layers  # noqa: F401  (loaders import it first)
+
+    workspace = tiny_workspace(tmp_path)
+    config = tiny_config(epochs=5, fine_tune_epochs=3, patience=100, stop_patience=100)
+    run = start_run(workspace, config)
+    events = EventCollector()
+    trainer = ScriptedTrainer(workspace, get_run(workspace, run.id), config,
+                              prepare_images(workspace, events), events, lambda: [])
+    trainer.snapshots = {}
+    outcome = trainer.run()
+
+    assert outcome.best_epoch == 7 and outcome.epochs_run == 8
+    marked = [event.epoch for event in events.events
+              if isinstance(event, EpochEnded) and event.is_best]
+    assert marked[-1] == 7                                    # what the Train page shows
+    report = json.loads((run.run_dir / "report.json").read_text())
+    assert report["best_epoch"] == 7
+    _, best = training_curves(pd.read_csv(run.run_dir / "history.csv"))
+    assert best["val_loss"] == 7                              # what the Results page marks
+    saved = keras.models.load_model(run.run_dir / "model.keras", safe_mode=True)
+    kept = trainer.snapshots[7]
+    assert len(saved.get_weights()) == len(kept)
+    assert all(np.allclose(a, b) for a, b in zip(saved.get_weights(), kept))
+    assert not all(np.allclose(a, b) for a, b in zip(saved.get_weights(), trainer.snapshots[8]))
+
+
+def _wait_until(condition, timeout: float = 600, what: str = ""):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _fine_tune_batches(workspace, run_id):
+    return [stored for stored in jobs.read_events(workspace, run_id, kinds=("BatchEnded",))
+            if stored.event.phase == "fine_tune"]
+
+
+@pytest.mark.slow
+def test_halt_acts_within_a_batch_in_fine_tuning_and_the_run_can_continue(tmp_path):
+    # Batches long enough to measure (B0 at 96 px: a good fraction of a second each here).
+    workspace = tiny_workspace(tmp_path, per_class=24)
+    config = tiny_config(variant="B0", image_size_px=96, batch_size=8, epochs=1,
+                         fine_tune_epochs=20, patience=100, stop_patience=100)
+    run_id = jobs.start_training_job(workspace, config)
+    # Past the first fine-tuning batches (tracing): then time a halt.
+    _wait_until(lambda: any(s.event.batch >= 3 for s in _fine_tune_batches(workspace, run_id)),
+                what="fine-tuning batches")
+    command_id = jobs.send_command(workspace, run_id, "halt")
+    with workspace.connect() as connection:
+        sent_at = connection.execute("SELECT created_at FROM run_commands WHERE id = ?",
+                                     (command_id,)).fetchone()["created_at"]
+    acknowledged = _wait_until(lambda: jobs.read_events(workspace, run_id,
+                                                        kinds=("CommandAcknowledged",)),
+                               what="the halt to be acknowledged")[0]
+    assert isinstance(acknowledged.event, CommandAcknowledged)
+    assert acknowledged.event.kind == "halt" and acknowledged.event.phase == "fine_tune"
+    batches = [s for s in _fine_tune_batches(workspace, run_id) if s.created_at <= sent_at]
+    first, last = batches[0], batches[-1]
+    steps = (last.event.epoch - first.event.epoch) * last.event.steps_per_epoch \
+        + last.event.batch - first.event.batch
+    batch_seconds = (last.created_at - first.created_at) / max(1, steps)
+    latency = acknowledged.created_at - sent_at
+    assert batch_seconds > 0.05, "batches too short to measure a halt against"
+    assert latency < 2 * batch_seconds, (latency, batch_seconds)
+
+    status = _wait_until(lambda: (s := jobs.job_status(workspace, run_id)).is_active is False and s,
+                         what="the halted run to end")
+    assert status.run.status == "halted", status.run.error
+    epochs_before = max(s.event.epoch for s in jobs.read_events(workspace, run_id,
+                                                                kinds=("EpochEnded",)))
+    assert epochs_before < 21
+
+    assert jobs.continue_run(workspace, run_id, 1) == run_id
+    status = _wait_until(lambda: (s := jobs.job_status(workspace, run_id)).is_active is False and s,
+                         what="the continued run to end")
+    assert status.run.status == "finished", status.run.error
+    epochs = [s.event for s in jobs.read_events(workspace, run_id, kinds=("EpochEnded",))]
+    assert epochs[-1].epoch == epochs_before + 1 and epochs[-1].phase == "fine_tune"
+    finished = [s.event for s in jobs.read_events(workspace, run_id, kinds=("RunFinished",))]
+    assert [event.status for event in finished] == ["halted", "finished"]
+    assert isinstance(finished[-1], RunFinished)
+    assert (status.run.run_dir / "model.keras").is_file()
