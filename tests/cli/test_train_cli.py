@@ -11,9 +11,9 @@ import keras
 import pytest
 
 from engine.__main__ import main
+from engine.runs import RunFolder
 from tests.engine.training_helpers import TINY_VARIANT, tiny_workspace
 from tests.factories import (
-from engine.runs import RunFolder
     MOBILENET_V2_050_WEIGHTS,
     PETS_DEV_DIR,
     requires_pets_dev,
