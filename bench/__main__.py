@@ -1,16 +1,24 @@
 """The benchmark suite: ``python -m bench`` runs every benchmark as its own process, then
 prints one table with each figure beside its target and writes bench/results.json.
 
-    python -m bench                  # the suite, sized to finish in < 15 min on 2 cores
+    python -m bench                  # the suite, about 15 min on 2 idle cores
     python -m bench --only scan,predict
+    python -m bench --only quality,signals   # the model and data-signal quality figures
     python -m bench --table          # print the table of the last results, run nothing
 
-Steps (each also runs alone, see its module docstring):
+Steps (each also runs alone, see its module docstring; the slow ones are marked):
   scan     bench/scan.py             scan/clean images/s on pets-dev (full decode)
   train    bench/train.py --quick    phase 1 vs the 002 seed; fine-tuning vs train_on_batch and
-                                     the 000 seed's flow_from_dataframe
+                                     the 000 seed's flow_from_dataframe        (slow: ~3 min)
   predict  bench/predict.py          batched prediction vs bare forward
   scale    bench/scale.py            20k-image import + scan + training: time and peak memory
+                                                                               (slow: ~2 min)
+  quality  bench/quality.py          default phase 1 vs a tuned logistic regression on the same
+                                     features (10/10/80 and 80/10/10 splits of pets-dev), then
+                                     default fine-tuning vs phase 1 on 10/10/80  (slow: ~5 min)
+  signals  bench/data_signals.py     cleanlab data signals on pets-dev with 20 planted label
+                                     flips and a placeholder image (~2 min cold, 30 s when its
+                                     features are cached in /tmp)
 The GPU figures come from ``bench/gpu_train.py`` on a GPU machine (see README).
 """
 from __future__ import annotations
@@ -28,7 +36,10 @@ STEPS: dict[str, list[str]] = {
     "train": ["-m", "bench.train", "--quick"],
     "predict": ["-m", "bench.predict", "--images", "128", "--batch-size", "32"],
     "scale": ["-m", "bench.scale", "--images", "20000", "--train-size", "32"],
+    "quality": ["-m", "bench.quality"],
+    "signals": ["-m", "bench.data_signals"],
 }
+SPLIT_NAMES = {"small": "10/10/80", "large": "80/10/10"}
 
 
 def run_steps(names: list[str]) -> dict[str, str]:
@@ -50,13 +61,18 @@ def _rows(results: dict) -> list[tuple[str, str, str, str]]:
     rows: list[tuple[str, str, str, str]] = []
 
     def add(figure: str, value: float | None, target: float | None, unit: str = "",
-            higher_is_better: bool = True) -> None:
+            higher_is_better: bool = True, digits: int | None = None) -> None:
+        """One row; ``digits`` fixes the decimals of value and target (default: the value
+        with 2, the target as written)."""
         if value is None:
             return
         verdict = "" if target is None else (
             "meets" if (value >= target if higher_is_better else value <= target) else "MISSES")
-        rows.append((figure, f"{value:,.2f}{unit}", "" if target is None else
-                     f">= {target:g}{unit}", verdict))
+        sign = ">=" if higher_is_better else "<="
+        shown = "" if target is None else (f"{target:g}" if digits is None
+                                           else f"{target:,.{digits}f}")
+        rows.append((figure, f"{value:,.{2 if digits is None else digits}f}{unit}",
+                     shown and f"{sign} {shown}{unit}", verdict))
 
     scan = results.get("scan", {})
     add("scan/clean, images/s (pets-dev, full decode)", scan.get("images_per_second"), 300)
@@ -83,11 +99,41 @@ def _rows(results: dict) -> list[tuple[str, str, str, str]]:
         add(f"scan {count} images, peak MiB", scale.get("scan_peak_mib"), None)
         add(f"train on {count} images ({scale.get('train_image_size_px')}px), peak MiB",
             scale.get("train_peak_mib"), None)
+    _quality_rows(results.get("quality", {}), add)
+    _signal_rows(results.get("data_signals", {}), add)
     gpu = results.get("gpu_train", {})
     if gpu:
         add(f"B0 training vs 000 seed loader on {gpu.get('device')} ({gpu.get('backend')})",
             gpu.get("studio_vs_seed"), 5 if "CPU" not in str(gpu.get("device")) else None, "x")
     return rows
+
+
+def _quality_rows(quality: dict, add) -> None:
+    """bench/quality.py: phase 1 within 1 point of the best logistic regression on the same
+    run's features and split; fine-tuning no worse than phase 1."""
+    model = f"{quality.get('variant')} {quality.get('image_size_px')}px"
+    for name, figures in quality.get("splits", {}).items():
+        split = SPLIT_NAMES.get(name, name)
+        phase1 = figures.get("phase1_test_accuracy")
+        probe = figures.get("logistic_best")
+        add(f"phase-1 test accuracy, pets-dev {split}, {model} (target: logistic "
+            "regression - 1 pt)", phase1, None if probe is None else probe - 0.01, digits=4)
+        add(f"fine-tuned test accuracy, pets-dev {split} (target: phase 1's)",
+            figures.get("fine_tuned_test_accuracy"), phase1, digits=4)
+
+
+def _signal_rows(signals: dict, add) -> None:
+    """bench/data_signals.py: 20 planted label flips and a placeholder among pets-dev."""
+    if not signals:
+        return
+    add("data signals: planted label flips in the top 40 (of 20)",
+        signals.get("flips_in_top_40"), 18, digits=0)
+    add("data signals: photos flagged as label errors (20 planted)",
+        signals.get("label_flagged"), 40, higher_is_better=False, digits=0)
+    add("data signals: placeholder image flagged as an outlier (1 = yes)",
+        signals.get("placeholder_is_outlier"), 1, digits=0)
+    add("import check: grayscale copy vs its original, differing hash bits",
+        signals.get("grayscale_copy_hash_bits"), 4, higher_is_better=False, digits=0)
 
 
 def print_table(results: dict) -> None:
