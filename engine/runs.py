@@ -12,6 +12,8 @@ spells its file names. It holds (written by engine.training)::
     predictions.csv    image_id,path,split,true,predicted,confidence,loss,prob_<class>...
     report.json        test metrics, per-class report, confusion matrix, timing
     embeddings.npz     image_id, label_index, features (pooled phase-1 backbone features)
+    data_signals.csv   likely label mistakes, outliers, look-alikes (engine.results.data_signals),
+                       computed once on first look and kept with the person's 'keep' choices
     inference_timing.json  inference ms/image measured on the Compare page
     checkpoints/       last.weights.h5 (last completed epoch, for resume), best_<phase>.weights.h5
                        (the best weights of each phase) and state.json (controller, history)
@@ -107,6 +109,11 @@ class RunFolder:
     @property
     def embeddings(self) -> Path:
         return self.root / "embeddings.npz"
+
+    @property
+    def data_signals(self) -> Path:
+        """The data signals found after the run (a cache: 'Check again' rewrites it)."""
+        return self.root / "data_signals.csv"
 
     @property
     def inference_timing(self) -> Path:
