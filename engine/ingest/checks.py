@@ -25,7 +25,8 @@ from engine.ingest.strict_decoding import (decode_jpeg_strictly, short_error, st
 
 # Most severe first: a file with several problems reports the first of these.
 KIND_ORDER = ("zero_byte", "not_image", "unsupported_format", "decompression_bomb", "corrupt",
-              "label_conflict", "too_small", "extreme_aspect", "duplicate", "near_duplicate")
+              "label_conflict", "too_small", "extreme_aspect", "duplicate", "near_duplicate",
+              "model_near_duplicate")
 FILE_KINDS = ("zero_byte", "not_image", "unsupported_format", "decompression_bomb", "corrupt",
               "too_small", "extreme_aspect")
 GROUP_KINDS = ("label_conflict", "duplicate", "near_duplicate")
@@ -38,7 +39,9 @@ KIND_TITLES = {
     "decompression_bomb": "Too many pixels (decompression bomb)",
     "corrupt": "Corrupt or truncated", "label_conflict": "Duplicates with different labels",
     "too_small": "Too small", "extreme_aspect": "Extreme aspect ratio",
-    "duplicate": "Exact duplicates", "near_duplicate": "Near duplicates"}
+    "duplicate": "Exact duplicates", "near_duplicate": "Near duplicates",
+    # stored after a run by engine.results.data_signals (not recomputed with GROUP_KINDS)
+    "model_near_duplicate": "Look-alike photos (found by the model)"}
 ISSUE_COLUMNS = ["image_id", "path", "kind", "severity", "detail", "related_image_id"]
 TENSORFLOW_CHECK_CHOICES = ("auto", "always", "never")
 

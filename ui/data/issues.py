@@ -35,6 +35,9 @@ KIND_HELP = {
     "duplicate": "Byte-for-byte copies. Duplicates inflate a class and can leak between train "
                  "and test; quarantining the copy keeps the first one.",
     "near_duplicate": "Resized or re-saved copies (perceptual hash). Check them: keep one.",
+    "model_near_duplicate": "Photos a trained model finds nearly the same (also a grey copy "
+                            "of a colour photo). They stay in one split; quarantine one if "
+                            "they are copies.",
 }
 
 
