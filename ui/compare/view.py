@@ -14,6 +14,7 @@ from engine.serving import compare
 from engine.serving import ensemble
 from engine.errors import EngineError
 from ui import charts
+from ui.errors import show_error
 
 LAST_EVALUATION = "compare_last_evaluation"
 # The main table: what a person compares first (it fits the page); the rest is under
@@ -104,7 +105,7 @@ def render_measure_button(table: pd.DataFrame, selected: list[str]) -> None:
             try:
                 compare.measure_inference(row.run_dir)
             except EngineError as err:
-                st.error(err.user_message)
+                show_error(err)
         bar.progress(1.0, text="Measured; figures are saved with each run.")
         st.rerun()
 
@@ -165,7 +166,7 @@ def render_ensemble_builder(table: pd.DataFrame, selected: list[str], workspace_
         try:
             evaluation = ensemble.evaluate_ensemble(list(rows["run_dir"]), method, weights)
         except EngineError as err:
-            st.error(err.user_message)
+            show_error(err)
         else:
             st.session_state[LAST_EVALUATION] = evaluation
     if len(rows) < 2:
@@ -192,7 +193,7 @@ def render_ensemble_builder(table: pd.DataFrame, selected: list[str], workspace_
         try:
             folder = ensemble.save_ensemble(workspace_root, name, evaluation)
         except EngineError as err:
-            st.error(err.user_message)
+            show_error(err)
         else:
             st.success(f"Saved as {folder.name}: choose it on the Predict page like a run.")
 

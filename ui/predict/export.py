@@ -7,6 +7,7 @@ import streamlit as st
 
 from engine.errors import EngineError
 from engine.serving.export import ExportResult, export_model, list_exports
+from ui.errors import show_error
 
 FORMATS = {
     "Keras (.keras + class_dict.csv) — reload in Python/Keras": ("keras", False),
@@ -29,10 +30,7 @@ def render_export_panel(run_dir: Path) -> None:
             with st.spinner("Exporting, reloading in a new process and checking parity…"):
                 result = export_model(run_dir, export_format, quantize=quantize)
         except EngineError as err:
-            st.error(err.user_message)
-            if err.detail:
-                with st.expander("Details"):
-                    st.code(err.detail, language=None)
+            show_error(err)
         else:
             st.session_state[LAST_EXPORT] = str(result.export_dir)
             st.success(f"Exported and verified: {result.export_dir.name}")

@@ -12,6 +12,7 @@ from engine.errors import EngineError
 from engine.runs import RunRecord
 from engine.workspace import Workspace
 from ui import charts
+from ui.errors import show_error
 from ui.images import load_thumbnail
 
 SPLIT, TRUE, PREDICTED = "results_filter_split", "results_filter_true", "results_filter_predicted"
@@ -283,7 +284,7 @@ def _show_grad_cam(workspace: Workspace, results: run_results.RunResults, image_
         with st.spinner("Computing Grad-CAM…"):
             result = grad_cam_for_image(workspace, results.run_dir, image_id, class_name)
     except EngineError as err:
-        st.error(err.user_message)
+        show_error(err)
         return
     st.image(str(result.overlay_path),
              caption=f"Grad-CAM for '{result.class_name}' from layer {result.layer_name}: red = "

@@ -13,6 +13,7 @@ from engine.errors import EngineError
 from engine.runs import RunRecord, get_run, list_runs, usable_runs
 from engine.workspace import Workspace
 from ui import charts as shared_charts
+from ui.errors import show_error
 from ui.results import charts
 from ui.results import gallery
 from ui.results import queue as results_queue
@@ -136,7 +137,7 @@ def _retrain(workspace: Workspace, run: RunRecord) -> None:
             new_id = start_training_job(workspace, TrainConfig.from_dict(run.config),
                                         parent_run_id=run.id)
     except EngineError as err:
-        st.error(err.user_message)
+        show_error(err)
         return
     st.session_state[gallery.FLASH] = (
         "success", f"Started run `{new_id}` with the settings of `{run.id}` on the corrected "

@@ -23,6 +23,7 @@ from engine.training.config import TrainConfig
 from engine.training.settings import TrainSettings, load_train_settings, save_train_settings
 from engine.training.variants import VARIANTS
 from engine.workspace import Workspace
+from ui.errors import show_error
 from ui.train import weights as weights_view
 from ui.train.expert import render_expert
 
@@ -206,7 +207,7 @@ def render_form(workspace: Workspace, summary: pd.DataFrame) -> TrainConfig | No
     try:
         config = TrainConfig(**fields)
     except EngineError as err:
-        st.error(err.user_message)
+        show_error(err)
         return None
     save_train_settings(workspace, config)
     return config

@@ -15,6 +15,7 @@ from engine.errors import EngineError
 from engine.training.settings import keep_weights_file, scratch_expectation
 from engine.training.variants import VARIANTS, keras_cache_dir, offline_message
 from engine.workspace import Workspace
+from ui.errors import show_error
 
 KEY = "train_form_"
 CHOICE = f"{KEY}weights"
@@ -74,7 +75,7 @@ def _render_file(workspace: Workspace, variant: str, image_size_px: int | None) 
         try:
             kept = keep_weights_file(workspace, uploaded.name, uploaded.getvalue())
         except EngineError as err:
-            st.error(err.user_message)
+            show_error(err)
         else:
             st.session_state[PATH] = str(kept)       # before the text box is drawn this run
             st.session_state[LAST_UPLOAD] = uploaded.file_id
