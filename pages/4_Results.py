@@ -1,8 +1,9 @@
 """Results: how a trained run did, which images it gets wrong, and fixing the data.
 
 Pick a run; see its test figures, per-class report, curves and timing; click a confusion
-cell to see those images; relabel, exclude or quarantine mistakes and likely label errors;
-then retrain with the fixes and compare what changed.
+cell to see those images; relabel, exclude or quarantine mistakes; check the data (likely
+label mistakes, photos that do not fit, look-alike photos, found with cleanlab); then retrain
+with the fixes and compare what changed.
 """
 from __future__ import annotations
 

@@ -29,7 +29,7 @@ SCREENS = [("../streamlit_app.py", None, (None,)),      # Home, through the app'
             ("Grid", "One at a time", "Classes", "Split", "History", "Export")),
            ("3_Train.py", None, (None,)),
            ("4_Results.py", "results_section",
-            ("Overview", "Mistakes", "Label errors", "Calibration")),
+            ("Overview", "Mistakes", "Check the data", "Calibration")),
            ("5_Predict.py", None, (None,)),
            ("6_Compare.py", None, (None,))]
 EXEMPT_EXPANDERS = ("Expert", "Details")      # technical detail lives under these

@@ -67,7 +67,7 @@ def test_headline_figures_and_every_section_render(canned):
     metrics = {metric.label: metric.value for metric in test.metric}
     assert metrics["Test accuracy"] == "62.5%" and metrics["Test images"] == "8"
     assert metrics["Seconds / epoch"] == "3.5"
-    for section in ("Mistakes", "Label errors", "Calibration", "Overview"):
+    for section in ("Mistakes", "Check the data", "Calibration", "Overview"):
         test.session_state["results_section"] = section
         test.run()
         assert not test.exception, (section, test.exception)
@@ -142,19 +142,6 @@ def test_exclude_and_quarantine_from_the_gallery(canned):
         rows = dict(connection.execute(
             "SELECT id, is_excluded || status FROM images WHERE id IN (?, ?)", (ids[3], ids[5])))
     assert rows == {ids[3]: "1ok", ids[5]: "0quarantined"}
-
-
-def test_label_error_queue_puts_the_planted_error_first_and_accepts_it(canned):
-    workspace, record, ids = canned
-    test = _app()
-    test.session_state["results_section"] = "Label errors"
-    test.run()
-    assert not test.exception, test.exception
-    accept = [b for b in test.button if b.key and b.key.startswith("results_accept_")]
-    assert accept[0].key == f"results_accept_{ids[4]}" and accept[0].label == "→ cat"
-    accept[0].click().run()
-    assert _labels(workspace, [ids[4]]) == ["cat"]
-    assert f"results_accept_{ids[4]}" not in [b.key for b in test.button]
 
 
 def test_retrain_with_fixes_starts_a_child_run_and_it_lists_what_changed(canned):

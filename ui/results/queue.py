@@ -1,96 +1,119 @@
-"""The 'possible label errors' review queue of the Results page.
+"""The Results page's "Check the data" section: possible label mistakes, photos that do not fit
+and look-alike photos, from engine.results.signal_review (cleanlab's Datalab over the run's
+out-of-fold probabilities and cached features), each with one-click fixes.
 
-The ranking (engine.results.label_issues: 5-fold logistic regression on the run's cached features)
-is computed once per run and kept while the user works through it: a fixed image leaves the
-queue at once (its label, exclusion or quarantine changed), without re-ranking after every
-click. "Re-rank" runs the cross-validation again on the current labels.
+The signals are found once per run and kept in the run folder; a fixed or kept photo leaves the
+list at once without finding them again. "Check again" finds them again on the current labels.
+The cards (what a person reads per photo) are in ui.results.signal_cards.
 """
 from __future__ import annotations
 
 import pandas as pd
 import streamlit as st
 
-from engine.results import retraining, run_results
 from engine.errors import EngineError
+from engine.results import run_results
+from engine.results.signal_review import keep_data_signal, load_data_signals, review_status
 from engine.runs import RunRecord
 from engine.workspace import Workspace
 from ui.errors import show_error
-from ui.results import gallery
-QUEUE_PAGE, QUEUE_LIKELY = "results_queue_page", "results_queue_likely"
-DISMISSED, RANKING = "results_dismissed", "results_ranking_version"
+from ui.results import gallery, signal_cards
+
+PART, MORE_LABELS = "results_check_part", "results_check_more"
+PAGE_PREFIX = "results_check_page_"
+PARTS = {"label": "Possible label mistakes", "outlier": "Photos that do not fit",
+         "near_duplicate": "Look-alike photos"}
+PART_CAPTIONS = {
+    "label": "Photos whose label a second check doubts, least trusted first. Relabel the ones "
+             "that are wrong; keep the ones that are right.",
+    "outlier": "Photos unlike the rest: maybe not a photo of any class (a placeholder, a "
+               "screenshot, another subject). Quarantine the ones that do not belong.",
+    "near_duplicate": "Pairs of photos that are nearly the same picture. They are kept in one "
+                      "split so a copy cannot be tested on; quarantine one if they are copies.",
+}
+COLUMNS = {"label": 3, "outlier": 3, "near_duplicate": 2}
+METHOD_HELP = ("cleanlab Datalab (label issues, outliers, near duplicates) over out-of-fold "
+               "class probabilities from a 5-fold logistic regression on the run's cached image "
+               "features, and the features' nearest neighbours. Label mistakes are ranked by "
+               "the out-of-fold probability of the given label.")
 
 
-@st.cache_data(show_spinner=False, max_entries=4)
-def _ranked(workspace_root: str, run_dir: str, version: int) -> pd.DataFrame:
-    from engine.results.label_issues import label_issues
-    from engine.workspace import open_workspace
-
-    del version  # cache key: bumped by the Re-rank button
-    return label_issues(run_dir, workspace=open_workspace(workspace_root))
-
-
-def render_label_errors(workspace: Workspace, results: run_results.RunResults,
-                        run: RunRecord) -> None:
-    """Review queue of images whose label an out-of-fold model doubts, with the fixes."""
+def render_check_data(workspace: Workspace, results: run_results.RunResults,
+                      run: RunRecord) -> None:
+    """The three lists with their fixes, and Check again."""
     del run
     left, right = st.columns([5, 1], vertical_alignment="center")
-    left.caption("Each photo is checked by a second, simple model that never saw it while it "
-                 "learned. The less it trusts a photo's label, the likelier the label is wrong. "
-                 "Fixed photos leave the queue.",
-                 help="Out-of-fold scores: a 5-fold logistic regression on the run's image "
-                      "features; 'trust' is the self-confidence (the probability of the given "
-                      "label).")
-    if right.button("Re-rank", key="results_rerank", icon=":material/sort:",
-                    help="Rank again with the current labels (takes a few seconds)."):
-        st.session_state[RANKING] = st.session_state.get(RANKING, 0) + 1
+    left.caption("A second, simple model looks at every photo of this run, each time having "
+                 "learned from the other photos only. It points out labels that look wrong, "
+                 "photos that do not fit and near copies. Photos you fix or keep leave the list.",
+                 help=METHOD_HELP)
+    refresh = right.button("Check again", key="results_check_again", icon=":material/refresh:",
+                           help="Look at every photo again with the current labels (takes a "
+                                "few seconds; photos you kept stay kept).")
     try:
-        with st.spinner("Ranking possible label errors…"):
-            queue = _ranked(str(workspace.root), str(results.run_dir),
-                            st.session_state.get(RANKING, 0))
+        with st.spinner("Checking every photo of this run for likely mistakes… (a few seconds, "
+                        "only the first time)"):
+            signals = load_data_signals(results.run_dir, workspace, refresh=refresh)
     except EngineError as err:
         show_error(err)
         return
-    _queue_fragment(workspace, results, queue)
+    if refresh:
+        st.session_state[gallery.FLASH] = ("success", "Checked again with the current labels.")
+    _check_fragment(workspace, results, signals)
 
 
 @st.fragment
-def _queue_fragment(workspace: Workspace, results: run_results.RunResults,
-                    queue: pd.DataFrame) -> None:
+def _check_fragment(workspace: Workspace, results: run_results.RunResults,
+                    signals: pd.DataFrame) -> None:
     gallery.rerun_app_if_fixed()
-    dismissed = st.session_state.setdefault(DISMISSED, set())
-    st.session_state.setdefault(QUEUE_LIKELY, True)
-    likely_only = st.toggle("Only images another class claims", key=QUEUE_LIKELY)
-    as_ranked = queue.rename(columns={"label": "true"})
-    fixed = set(retraining.pending_fixes(workspace, as_ranked)["image_id"])
-    rows = queue[~queue["image_id"].isin(dismissed | fixed)]
-    if likely_only:
-        rows = rows[rows["is_likely_error"]]
-    st.markdown(f"**{len(rows)} image(s) to review** (least trusted label first)"
-                f"{f'; {len(fixed)} fixed since ranking' if fixed else ''}"
-                f"{f'; {len(dismissed)} kept as labeled' if dismissed else ''}.")
+    status = review_status(workspace, signals)
+    more = bool(st.session_state.get(MORE_LABELS, False))
+    shown = signals[(status == "open") & (signals["is_flagged"] | more)]
+    counts = shown["kind"].value_counts()
+    if st.session_state.get(PART) not in PARTS:
+        st.session_state[PART] = "label"
+    part = st.segmented_control("Show", list(PARTS), key=PART,
+                                format_func=lambda kind: f"{PARTS[kind]} ({counts.get(kind, 0)})"
+                                ) or "label"
+    st.caption(PART_CAPTIONS[part])
+    if part == "label":
+        st.toggle("Also show photos the check is less sure about", key=MORE_LABELS,
+                  help="Adds the photos with the lowest label scores that cleanlab does not "
+                       "count as issues.")
+    done = status[signals["kind"] == part].value_counts()
+    rows = shown[shown["kind"] == part]
+    st.markdown(f"**{len(rows)} to look at**"
+                + (f"; {done['fixed']} fixed" if done.get("fixed") else "")
+                + (f"; {done['kept']} kept as they are" if done.get("kept") else "") + ".")
     gallery.show_flash()
-    page_rows = gallery.paged(rows, QUEUE_PAGE)
-    gallery.bulk_bar(workspace, results.class_names, "queue",
-                     [int(i) for i in page_rows["image_id"]])
-    gallery.grid(page_rows, lambda row: _queue_cell(workspace, results, row))
+    if rows.empty:
+        st.success(_nothing_left(part))
+        return
+    if part == "near_duplicate":
+        labels = results.predictions.set_index("image_id")["true"]
+        rows = rows.assign(related_label=rows["related_image_id"].map(labels))
+    page_rows = gallery.paged(rows, f"{PAGE_PREFIX}{part}")
+    actions = signal_cards.Actions(
+        relabel=lambda image_id, name: gallery.apply_fix(workspace, "relabel", [image_id], name),
+        quarantine=lambda image_id: gallery.apply_fix(workspace, "quarantine", [image_id]),
+        keep=lambda image_id, kind: _keep(results, image_id, kind))
+    draw = {"label": signal_cards.label_card, "outlier": signal_cards.outlier_card,
+            "near_duplicate": signal_cards.look_alike_card}[part]
+    columns = COLUMNS[part]
+    for start in range(0, len(page_rows), columns):
+        cells = st.columns(columns)
+        for cell, (_, row) in zip(cells, page_rows.iloc[start:start + columns].iterrows()):
+            with cell.container(border=True):
+                draw(workspace, results.class_names, row, actions)
 
 
-def _queue_cell(workspace: Workspace, results: run_results.RunResults, row: pd.Series) -> None:
-    image_id = int(row["image_id"])
-    gallery.thumbnail(workspace, image_id)
-    name = str(row["path"]).rsplit("/", 1)[-1]
-    st.markdown(f"**{name}** ({row['split']})  \nlabeled **{row['label']}**, looks like "
-                f"**{row['suggested']}**  \ntrust in its label {row['self_confidence']:.0%}")
-    st.button(f"→ {row['suggested']}", key=f"results_accept_{image_id}", width="stretch",
-              help="Relabel as the suggested class", on_click=gallery.apply_fix,
-              args=(workspace, "relabel", [image_id], str(row["suggested"])))
-    left, right = st.columns(2)
-    left.checkbox("Select", key=f"{gallery.PICK_PREFIX}{image_id}")
-    right.button("Keep", key=f"results_keep_{image_id}", on_click=_dismiss, args=(image_id,),
-                 help="The label is right: hide it from this queue")
-    if st.button("Open", key=f"results_queue_open_{image_id}", width="stretch"):
-        gallery.open_image(workspace, results, image_id)
+def _keep(results: run_results.RunResults, image_id: int, kind: str) -> None:
+    keep_data_signal(results.run_dir, image_id, kind)
+    st.session_state[gallery.FLASH] = (
+        "info", "Kept as it is; it leaves this list (also when you check again).")
 
 
-def _dismiss(image_id: int) -> None:
-    st.session_state.setdefault(DISMISSED, set()).add(int(image_id))
+def _nothing_left(part: str) -> str:
+    return {"label": "No label looks wrong.",
+            "outlier": "No photo stands out from the rest.",
+            "near_duplicate": "No look-alike photos left."}[part]

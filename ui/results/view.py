@@ -1,6 +1,6 @@
 """The Results page body: run picker, headline figures, retrain-with-fixes, and the sections
-(overview, mistakes, label errors, calibration, what changed). Rendering only: every number
-comes from engine.results (run_results, evaluation, retraining, label_issues)."""
+(overview, mistakes, check the data, calibration, what changed). Rendering only: every number
+comes from engine.results (run_results, evaluation, retraining, signal_review)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -29,7 +29,7 @@ TIMING_NAMES = {"seconds_per_epoch": "Seconds per epoch",
                 "inference_ms_per_image_batched": "Time per photo in batches of 32 (ms)",
                 "inference_ms_per_image_single": "Time per photo, one at a time (ms)",
                 "total_seconds": "Training time in all (s)"}
-SECTIONS = ("Overview", "Mistakes", "Label errors", "Calibration", "What changed")
+SECTIONS = ("Overview", "Mistakes", "Check the data", "Calibration", "What changed")
 TRAIN_PAGE = "pages/3_Train.py"
 STARTED_RUN = "results_started_run"
 
@@ -150,7 +150,7 @@ def render_sections(workspace: Workspace, results: run_results.RunResults, run: 
     names = SECTIONS if run.parent_run_id else SECTIONS[:-1]
     tabs = st.tabs(names, key=SECTION, on_change="rerun")
     renderers = {"Overview": render_overview, "Mistakes": gallery.render_mistakes,
-                 "Label errors": results_queue.render_label_errors, "Calibration": render_calibration,
+                 "Check the data": results_queue.render_check_data, "Calibration": render_calibration,
                  "What changed": render_changes}
     for tab, name in zip(tabs, names):
         if tab.open:  # only the open section runs
