@@ -174,21 +174,30 @@ def training_model(model: keras.Model, seed: int, augment: bool) -> keras.Model:
 
 
 def compile_for_training(model: keras.Model, optimizer: Optimizer, learning_rate: float,
-                         label_smoothing: float, jit: bool) -> None:
+                         label_smoothing: float, jit: bool, weighted: bool = False) -> None:
     """Compile with the run's optimizer, cross-entropy and accuracy. ``jit``: XLA on a GPU
     fuses the step (faster); on a CPU its compile time (tens of seconds for EfficientNet)
-    outweighs the gain for the few epochs a run has.
+    outweighs the gain for the few epochs a run has. JAX always compiles the step, whatever
+    ``jit`` says: without ``jax.jit`` Keras runs every op of every step eagerly, several
+    times slower than the compiled step even on a CPU.
 
     The metric ``cross_entropy`` (logs ``cross_entropy`` / ``val_cross_entropy``) is the data
     loss alone: Keras' ``loss`` adds the layers' L1/L2 penalties (the seed head's are most of
     it) and label smoothing, so it cannot be compared with a log loss; curves, tables and the
-    controller use the data loss (:meth:`engine.training.loop.Trainer.after_epoch`)."""
+    controller use the data loss (:meth:`engine.training.loop.Trainer.after_epoch`).
+
+    ``weighted``: the metrics honour the batches' sample weights (the padding rows of full
+    batches on several devices weigh 0, :mod:`engine.training.sharding`; Keras's plain
+    ``metrics`` ignore sample weights, its ``weighted_metrics`` do not)."""
     import keras
 
+    jit = jit or keras.config.backend() == "jax"
     optimizer_class = {Optimizer.ADAMAX: keras.optimizers.Adamax,
                        Optimizer.ADAM: keras.optimizers.Adam,
                        Optimizer.RMSPROP: keras.optimizers.RMSprop}[optimizer]
+    metrics = ["accuracy", keras.metrics.CategoricalCrossentropy(name=DATA_LOSS)]
     model.compile(optimizer=optimizer_class(learning_rate=learning_rate),
                   loss=keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing),
-                  metrics=["accuracy", keras.metrics.CategoricalCrossentropy(name=DATA_LOSS)],
+                  metrics=None if weighted else metrics,
+                  weighted_metrics=metrics if weighted else None,
                   jit_compile="auto" if jit else False)
