@@ -208,7 +208,7 @@ def create_run(workspace: Workspace, variant: str, config: Mapping[str, Any],
     run_dir = workspace.runs_dir / run_id
     folder = RunFolder(run_dir)
     folder.checkpoints.mkdir(parents=True)
-    config_json = json.dumps(dict(config), indent=2, sort_keys=True, default=str)
+    config_json = json.dumps(_portable(workspace, config), indent=2, sort_keys=True, default=str)
     folder.config.write_text(config_json, encoding="utf-8")
     with workspace.connect() as connection:
         connection.execute(
@@ -218,10 +218,27 @@ def create_run(workspace: Workspace, variant: str, config: Mapping[str, Any],
     return get_run(workspace, run_id)
 
 
+def _portable(workspace: Workspace, config: Mapping[str, Any]) -> dict[str, Any]:
+    """``config`` with a weights file inside the workspace (an upload kept in its weights/
+    folder) named relative to it, so a renamed or moved project still finds the file."""
+    weights = Path(str(config.get("weights", "")))
+    if not weights.is_absolute() or not weights.resolve().is_relative_to(workspace.root):
+        return dict(config)
+    return {**config, "weights": workspace.relative(weights)}
+
+
+def _located(workspace: Workspace, config: dict[str, Any]) -> dict[str, Any]:
+    """The inverse of :func:`_portable`: readers get the file's absolute path."""
+    weights = str(config.get("weights", ""))
+    if weights.lower() in ("", "imagenet", "none") or Path(weights).is_absolute():
+        return config
+    return {**config, "weights": str(workspace.root / weights)}
+
+
 def _record(workspace: Workspace, row: Any) -> RunRecord:
     return RunRecord(
         id=row["id"], parent_run_id=row["parent_run_id"], status=RunStatus(row["status"]),
-        variant=row["variant"], config=json.loads(row["config_json"]),
+        variant=row["variant"], config=_located(workspace, json.loads(row["config_json"])),
         run_dir=workspace.path(row["run_dir"]), pid=row["pid"], heartbeat_at=row["heartbeat_at"],
         created_at=row["created_at"], started_at=row["started_at"],
         finished_at=row["finished_at"], test_accuracy=row["test_accuracy"],
