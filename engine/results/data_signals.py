@@ -39,6 +39,18 @@ SIGNAL_COLUMNS = ["image_id", "path", "kind", "severity", "score", "detail", "la
 LOOK_ALIKE_KIND = "model_near_duplicate"
 
 
+def _issue_types() -> dict[str, dict]:
+    """Datalab's checks, built anew per audit: Datalab stores its inputs (pred_probs,
+    features) *into* these dicts, so a shared one made the next audit of another run fail.
+
+    cleanlab's find_label_issues forks a multiprocessing pool by default; forked from a process
+    that runs threads (the Streamlit server) the child can hang on a lock it inherited held, and
+    the Results page waited forever. One process costs nothing here (a few thousand rows).
+    """
+    return {"label": {"clean_learning_kwargs": {"find_label_issues_kwargs": {"n_jobs": 1}}},
+            "outlier": {}, "near_duplicate": {}}
+
+
 def find_data_signals(run_dir: str | Path, workspace: Workspace | None = None,
                       num_folds: int = DEFAULT_NUM_FOLDS, seed: int = 0,
                       label_top: int = 0) -> pd.DataFrame:
@@ -105,7 +117,7 @@ def _audit(features: np.ndarray, labels: np.ndarray,
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # cleanlab warns about its own defaults
         lab.find_issues(pred_probs=compact_probabilities, features=features,
-                        issue_types={"label": {}, "outlier": {}, "near_duplicate": {}})
+                        issue_types=_issue_types())
     return {kind: lab.get_issues(kind) for kind in SIGNAL_KINDS}
 
 

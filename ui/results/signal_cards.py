@@ -65,8 +65,8 @@ def label_card(workspace: Workspace, class_names: Sequence[str], row: pd.Series,
     image_id, label, suggested = int(row["image_id"]), str(row["label"]), str(row["suggested"])
     _photo(workspace, row)
     st.markdown(f"Labelled **{label}**  \n"
-                f"Second check: **{suggested}** {share(row['suggested_confidence'])}, "
-                f"its label {share(row['self_confidence'])}  \n"
+                f"Second check: **{suggested}** {share(row['suggested_confidence'])} · "
+                f"{label} {share(row['self_confidence'])}  \n"
                 f"Trained model: **{row['model_predicted'] or '—'}** "
                 f"{share(row['model_confidence'])}",
                 help="Second check: out-of-fold probabilities (a model that never learned "
@@ -75,15 +75,15 @@ def label_card(workspace: Workspace, class_names: Sequence[str], row: pd.Series,
     st.caption(explain_label(row))
     st.button(f"Relabel as {suggested}", key=f"results_accept_{image_id}", type="primary",
               width="stretch", on_click=actions.relabel, args=(image_id, suggested))
-    left, middle, right = st.columns(3)
-    others = [name for name in class_names if name not in (label, suggested)]
-    if others:
-        _other_classes(left, image_id, others, actions)
-    middle.button("Quarantine", key=f"results_check_quarantine_label_{image_id}",
-                  on_click=actions.quarantine, args=(image_id,),
-                  help="Take the photo out of training (undo on the Data page, Quarantined).")
-    right.button(f"Keep {label}", key=f"results_keep_{image_id}", on_click=actions.keep,
-                 args=(image_id, "label"), help="The label is right: take it off this list.")
+    left, right = st.columns(2)
+    left.button("Quarantine", key=f"results_check_quarantine_label_{image_id}",
+                width="stretch", on_click=actions.quarantine, args=(image_id,),
+                help="Take the photo out of training (undo on the Data page, Quarantined).")
+    right.button(f"Keep {label}", key=f"results_keep_{image_id}", width="stretch",
+                 on_click=actions.keep, args=(image_id, "label"),
+                 help="The label is right: take it off this list.")
+    _relabel_choices(image_id, [name for name in class_names if name not in (label, suggested)],
+                     actions)
 
 
 def outlier_card(workspace: Workspace, class_names: Sequence[str], row: pd.Series,
@@ -98,12 +98,10 @@ def outlier_card(workspace: Workspace, class_names: Sequence[str], row: pd.Serie
     st.button("Quarantine", key=f"results_check_quarantine_outlier_{image_id}", type="primary",
               width="stretch", on_click=actions.quarantine, args=(image_id,),
               help="Take the photo out of training (undo on the Data page, Quarantined).")
-    left, right = st.columns(2)
-    others = [name for name in class_names if name != label]
-    if others:
-        _other_classes(left, image_id, others, actions)
-    right.button("Keep", key=f"results_check_keep_outlier_{image_id}", on_click=actions.keep,
-                 args=(image_id, "outlier"), help="It belongs: take it off this list.")
+    st.button("Keep", key=f"results_check_keep_outlier_{image_id}", width="stretch",
+              on_click=actions.keep, args=(image_id, "outlier"),
+              help="It belongs: take it off this list.")
+    _relabel_choices(image_id, [name for name in class_names if name != label], actions)
 
 
 def look_alike_card(workspace: Workspace, class_names: Sequence[str], row: pd.Series,
@@ -141,8 +139,13 @@ def _photo(workspace: Workspace, row: pd.Series) -> None:
     st.markdown(f"**{PurePosixPath(str(row['path'])).name}** · {split}")
 
 
-def _other_classes(cell, image_id: int, names: Sequence[str], actions: Actions) -> None:
-    with cell.popover("Other class", width="stretch"):
-        for name in names:
-            st.button(name, key=f"results_check_relabel_{image_id}_{name}", width="stretch",
-                      on_click=actions.relabel, args=(image_id, name))
+def _relabel_choices(image_id: int, names: Sequence[str], actions: Actions) -> None:
+    """One button for a single other class, a menu of buttons for several, nothing for none."""
+    if len(names) == 1:
+        st.button(f"Relabel as {names[0]}", key=f"results_check_relabel_{image_id}_{names[0]}",
+                  width="stretch", on_click=actions.relabel, args=(image_id, names[0]))
+    elif names:
+        with st.popover("Relabel as another class", width="stretch"):
+            for name in names:
+                st.button(name, key=f"results_check_relabel_{image_id}_{name}",
+                          width="stretch", on_click=actions.relabel, args=(image_id, name))

@@ -10,6 +10,7 @@ import pytest
 
 from engine.results.data_signals import (LOOK_ALIKE_KIND, SIGNAL_COLUMNS, SIGNAL_KINDS,
                                          find_data_signals, record_look_alikes)
+from engine.runs import RunFolder
 from tests.canned_runs import CannedImage, write_run_folder
 
 CLASSES = ("cat", "dog")
@@ -123,3 +124,19 @@ def test_label_top_lists_more_to_review_without_flagging_them(tmp_path):
     assert set(FLIPPED) <= set(flagged["image_id"] - 1)
     assert not labels["is_flagged"].all()        # the extra rows are marked as not flagged
     assert table[table["kind"] != "label"]["is_flagged"].all()
+
+
+def test_one_process_audits_runs_of_different_sizes_one_after_another(tmp_path):
+    """As the app does: run after run in one server process (Datalab once kept the first
+    run's inputs in shared settings and the second audit found no label column)."""
+    run_dir, _ = _planted_run(tmp_path / "first")
+    first = find_data_signals(run_dir)
+    images = pd.read_csv(RunFolder(run_dir).predictions).head(100)
+    with np.load(RunFolder(run_dir).embeddings) as data:
+        features = data["features"][:100]
+    smaller = write_run_folder(
+        tmp_path / "second", [CannedImage(int(row.image_id), row.path, row.split, row.true,
+                                          (row.prob_cat, row.prob_dog))
+                              for row in images.itertuples()], CLASSES, features=features)
+    second = find_data_signals(smaller)
+    assert {"label", "outlier"} <= set(first["kind"]) and "label" in set(second["kind"])
