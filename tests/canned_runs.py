@@ -123,8 +123,14 @@ def insert_images(workspace: Workspace, labels: Sequence[str], splits: Sequence[
 def register_run(workspace: Workspace, images: Sequence[CannedImage], class_names: Sequence[str],
                  config: dict | None = None, parent_run_id: str | None = None,
                  features: np.ndarray | None = None, status: str = "finished") -> RunRecord:
-    """A runs-table row plus a canned run folder, as a finished training run leaves them."""
+    """A runs-table row plus a canned run folder, as a finished training run leaves them:
+    with embeddings.npz too (every finished run caches its features). Without `features`,
+    each image's are its probabilities plus a little seeded noise, so the data signals find
+    what the canned model finds."""
     config = config or {"variant": "MobileNetV2-0.5", "weights": "none", "epochs": 1}
+    if features is None:
+        noise = np.random.default_rng(0).normal(0, 0.05, (len(images), len(class_names)))
+        features = np.array([image.probabilities for image in images], dtype=float) + noise
     record = create_run(workspace, str(config.get("variant", "B0")), config, parent_run_id)
     write_run_folder(record.run_dir, images, class_names, features=features, config=config)
     test = [image for image in images if image.split == "test"]
