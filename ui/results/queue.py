@@ -51,8 +51,9 @@ def render_check_data(workspace: Workspace, results: run_results.RunResults,
                            help="Look at every photo again with the current labels (takes a "
                                 "few seconds; photos you kept stay kept).")
     try:
-        with st.spinner("Checking every photo of this run for likely mistakes… (a few seconds, "
-                        "only the first time)"):
+        with st.spinner("Checking every photo of this run for likely mistakes… This takes "
+                        "a little while the first time (about half a minute for a thousand "
+                        "photos); after that the list opens at once."):
             signals = load_data_signals(results.run_dir, workspace, refresh=refresh)
     except EngineError as err:
         show_error(err)
