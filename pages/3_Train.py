@@ -90,10 +90,10 @@ def _runs_table() -> None:
         "Run": labels[run.id], "Status": run.status,
         "Started": started_text(run),
         "Duration": training_view.format_seconds(jobs.run_duration_seconds(run)),
-        "Test accuracy": None if run.test_accuracy is None else run.test_accuracy * 100,
+        "Test accuracy": "–" if run.test_accuracy is None else f"{run.test_accuracy:.1%}",
         "Retrains": labels.get(run.parent_run_id or "", "")} for run in current])
     st.dataframe(table, hide_index=True, key="train_runs_table", column_config={
-        "Test accuracy": st.column_config.NumberColumn(format="%.1f %%", help=(
+        "Test accuracy": st.column_config.TextColumn(help=(
             "Share of the test photos (never seen in training) the model gets right.")),
         "Retrains": st.column_config.TextColumn(help="The run this one retrained with fixes.")})
 

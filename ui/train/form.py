@@ -150,6 +150,7 @@ def _render_model_choice(workspace: Workspace, summary: pd.DataFrame) -> tuple[s
     table, throughput = variant_table(workspace, summary, variant, image_size_px,
                                       int(st.session_state.get(f"{KEY}batch", 32)))
     st.dataframe(table, hide_index=True, key=f"{KEY}variants", column_config={
+        "Model": st.column_config.TextColumn(width="medium"),   # "MobileNetV2-1.0 ◀ chosen"
         "Size (million parameters)": st.column_config.NumberColumn(format="%.1f"),
         "Preparing, once (s)": st.column_config.NumberColumn(
             format="%.1f", help="Step 1 first runs every photo through the model once."),
