@@ -39,7 +39,7 @@ from engine.events import (
     RunFinished,
     no_commands,
 )
-from engine.runs import RunRecord, create_run, get_run, update_run
+from engine.runs import RunFolder, RunRecord, create_run, get_run, update_run
 from engine.training.disk_room import (DISK_FULL_ERRNOS, release_room, reserve_room,
                                        retry_while_disk_full)
 from engine.training.hosts import is_primary_process
@@ -142,6 +142,7 @@ def train(workspace: Workspace, run_id: str, *, sink: EventSink,
     # Another host's process of a several-host run: it trains in step with process 0 but
     # writes neither the run's files (they go to a scratch folder) nor its database row.
     with tempfile.TemporaryDirectory(prefix=f"{run_id}-host-") as scratch:
+        RunFolder(Path(scratch)).checkpoints.mkdir()   # laid out as create_run lays out a run
         return _train(workspace, dataclasses.replace(run, run_dir=Path(scratch)), sink,
                       commands, resume)
 

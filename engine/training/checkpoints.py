@@ -14,25 +14,27 @@ weights (the dwell weights are not checkpointed).
 from __future__ import annotations
 
 import math
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from engine.training.artefacts import CHECKPOINT_DIR, save_weights_atomic
-
-LAST_WEIGHTS = "last.weights.h5"
+from engine.events import CheckpointSaved, EventSink, Message
+from engine.runs import RunFolder
+from engine.training.artefacts import (EpochRow, TrainingState, save_weights_atomic,
+                                       write_state)
 
 
 def best_weights_file(run_dir: Path, phase: str) -> Path:
     """The best weights so far, one file per phase: the phase-1 model and the whole model have
     different variables, so a kill between writing one and recording it in state.json must
     never make a resume load one into the other."""
-    return run_dir / CHECKPOINT_DIR / f"best_{phase}.weights.h5"
+    return RunFolder(run_dir).best_weights(phase)
 
 
 def last_weights_file(run_dir: Path) -> Path:
-    return run_dir / CHECKPOINT_DIR / LAST_WEIGHTS
+    return RunFolder(run_dir).last_weights
 
 
 class KeptWeights:
@@ -90,6 +92,49 @@ class KeptWeights:
             self.weights = self.dwell_weights = model.get_weights()
         self.epoch, self.phase, self.file_phase = epoch, phase, file_phase
         self.val_loss = val_loss if val_loss is not None and math.isfinite(val_loss) else math.inf
+
+
+class Checkpointing:
+    """The checkpoint of a run after every epoch and the resume from it, for
+    :class:`engine.training.loop.Trainer` (whose fields these are): ``last.weights.h5`` of
+    ``model`` plus ``state.json`` (counters, controller, history, the kept epoch)."""
+
+    run_dir: Path
+    sink: EventSink
+    epochs_done: int
+    fine_tune_planned: int
+    controller: Any
+    kept: KeptWeights
+    rows: list[EpochRow]
+    train_seconds: float
+    train_images: int
+
+    def _checkpoint(self, phase: str, model: Any, phase_done: int, planned: int,
+                    complete: bool) -> None:
+        folder = RunFolder(self.run_dir)
+        save_weights_atomic(model, folder.last_weights)
+        write_state(self.run_dir, TrainingState(
+            phase=phase, epochs_done=self.epochs_done, phase_epochs_done=phase_done,
+            phase_planned_epochs=planned, fine_tune_planned_epochs=self.fine_tune_planned,
+            controller=self.controller.state_dict(), best_epoch=self.kept.epoch,
+            best_phase=self.kept.phase, best_file_phase=self.kept.file_phase,
+            phase_complete=complete,
+            history=[asdict(row) for row in self.rows], train_seconds=self.train_seconds,
+            train_images=self.train_images))
+        if not complete:
+            where = folder.last_weights.relative_to(folder.root).as_posix()
+            self.sink(CheckpointSaved(self.epochs_done, where))
+
+    def _restore_from_checkpoint(self, state: TrainingState, model: Any) -> None:
+        self.rows = state.rows()
+        kept = [row.val_loss for row in self.rows if row.epoch == state.best_epoch]
+        self.kept.restore(model, state.best_epoch, state.best_phase, state.best_file_phase,
+                          kept[0] if kept else None, resumed_phase=state.phase)
+        model.load_weights(last_weights_file(self.run_dir))
+        self.epochs_done = state.epochs_done
+        self.fine_tune_planned = state.fine_tune_planned_epochs
+        self.train_seconds, self.train_images = state.train_seconds, state.train_images
+        self.sink(Message(f"Resumed from the checkpoint of epoch {state.epochs_done}."))
 
 
 def extend_for_continue(run_dir: Path, epochs: int) -> int:

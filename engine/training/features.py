@@ -73,13 +73,16 @@ def feature_cache_dir(workspace: Workspace, variant: str, image_size_px: int, po
 def compute_features(extractor: FeatureExtractor, cache_dir: Path, sha256s: Sequence[str],
                      decoded_paths: Sequence[str], image_size_px: int, batch_size: int,
                      progress: ProgressCallback | None = None,
-                     should_stop: StopCheck | None = None) -> FeatureResult | None:
+                     should_stop: StopCheck | None = None,
+                     store: bool = True) -> FeatureResult | None:
     """Features of every image: cached ones read, the others computed and cached.
 
     Args:
         extractor: image batch (uint8 0..255) -> pooled features.
         cache_dir: from :func:`feature_cache_dir`.
         decoded_paths: each image's decoded-cache file (:func:`engine.training.input_pipeline.ensure_decoded`).
+        store: write the computed vectors to the cache (False on the other hosts of a
+            several-host run: process 0 writes the cache they share).
     Returns:
         The features, or None when ``should_stop`` asked to stop.
     """
@@ -108,7 +111,8 @@ def compute_features(extractor: FeatureExtractor, cache_dir: Path, sha256s: Sequ
             output = np.asarray(extractor.predict_on_batch(batch), dtype=np.float32)[:count]
             for vector in output:
                 vectors[shas[done]] = vector
-                _save_atomic(_cache_file(cache_dir, shas[done]), vector)
+                if store:
+                    _save_atomic(_cache_file(cache_dir, shas[done]), vector)
                 done += 1
             if progress is not None:
                 progress(done, len(shas))

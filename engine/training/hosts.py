@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -194,6 +196,47 @@ def gather_shards(local: np.ndarray, count: int) -> np.ndarray:
         rows = len(range(index, count, processes))
         result[index::processes] = parts[index][:rows]
     return result
+
+
+def barrier(name: str) -> None:
+    """Wait until every process got here (e.g. until process 0 wrote a cache the others
+    read); nothing to wait for on one host."""
+    if process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices(name)
+
+
+def host_predictor(model: Any) -> Callable[[np.ndarray], np.ndarray]:
+    """This process's batch -> ``model``'s outputs for those rows, on a several-host run.
+
+    Keras's ``predict`` cannot serve here: its outputs span every host's devices and it turns
+    them into one local array ("spans non-addressable devices"). Each process's batch becomes
+    its part of one global batch, the model runs once over all devices (a collective: every
+    process calls with a batch of the same size), and each process gets back its own rows'
+    outputs (``multihost_utils``' exact inverse of the first step). The weights are read once.
+    """
+    import jax
+    import keras
+    from jax.experimental import multihost_utils
+    from jax.sharding import PartitionSpec
+
+    distribution = keras.distribution.distribution()
+    mesh = distribution.device_mesh.backend_mesh
+    spec = PartitionSpec(distribution.batch_dim_name)
+    trainable = [variable.value for variable in model.trainable_variables]
+    non_trainable = [variable.value for variable in model.non_trainable_variables]
+
+    @jax.jit
+    def forward(trainable: Any, non_trainable: Any, batch: Any) -> Any:
+        outputs, _ = model.stateless_call(trainable, non_trainable, batch, training=False)
+        return outputs
+
+    def predict(batch: np.ndarray) -> np.ndarray:
+        global_batch = multihost_utils.host_local_array_to_global_array(batch, mesh, spec)
+        outputs = forward(trainable, non_trainable, global_batch)
+        return np.asarray(multihost_utils.global_array_to_host_local_array(outputs, mesh, spec))
+    return predict
 
 
 def broadcast_text(text: str | None) -> str:

@@ -12,52 +12,27 @@ The run ends on the epoch with the lowest validation loss over both phases
 """
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict
 from typing import Any
 
 import keras
 import numpy as np
 import pandas as pd
 
-from engine.events import (
-    CheckpointSaved,
-    CommandSource,
-    EpochEnded,
-    EventSink,
-    LearningRateChanged,
-    Message,
-    PhaseStarted,
-    RunStarted,
-)
+from engine.events import (CommandSource, EpochEnded, EventSink, LearningRateChanged, Message,
+                           PhaseStarted, RunStarted)
 from engine.runs import RunRecord
-from engine.training.artefacts import (
-    CHECKPOINT_DIR,
-    EpochRow,
-    TrainingState,
-    read_state,
-    save_weights_atomic,
-    write_histories,
-    write_json,
-    write_state,
-)
-from engine.training.checkpoints import KeptWeights, last_weights_file
-from engine.training.callbacks import (
-    PHASE_FINE_TUNE,
-    PHASE_HEAD,
-    BatchThrottle,
-    CommandState,
-    PhaseCallback,
-    PhaseOutcome,
-    PhaseProgress,
-    run_fit,
-)
+from engine.training.artefacts import EpochRow, TrainingState, read_state, write_histories
+from engine.training.checkpoints import Checkpointing, KeptWeights
+from engine.training.callbacks import (PHASE_FINE_TUNE, PHASE_HEAD, BatchThrottle, CommandState,
+                                       PhaseCallback, PhaseOutcome, PhaseProgress, run_fit)
 from engine.training.config import TrainConfig
 from engine.training.devices import configure_precision, detect_device, make_strategy
-from engine.training.finishing import inference_timing, run_probabilities, write_run_files
+from engine.training.features import weights_fingerprint
+from engine.training.finishing import finish_run, write_config
 from engine.training.inputs import RunInputs
+from engine.training.sharding import BatchPlan
 from engine.training.layers import (DATA_LOSS, assemble_model, compile_for_training,
                                      freeze_backbone, training_model, unfreeze_top_blocks)
 from engine.training.lr_controller import PhasedController, make_controller
@@ -69,7 +44,7 @@ DEFAULT_FINE_TUNE_ON_COMMAND = 5   # epochs when "fine-tune now" arrives with no
 Fit = Callable[[PhaseCallback], Any]
 
 
-class Trainer:
+class Trainer(Checkpointing):
     """Trains one run; see the module docstring."""
 
     def __init__(self, workspace: Workspace, run: RunRecord, config: TrainConfig,
@@ -99,6 +74,7 @@ class Trainer:
         self.device: Any = None
         self.distribution: Any = None
         self.global_batch = config.batch_size
+        self.plan = BatchPlan(config.batch_size)
         self.studio: Any = None
         self.controller: Any = None
         self.progress: PhaseProgress | None = None   # of the running phase
@@ -116,7 +92,12 @@ class Trainer:
         with self.distribution.strategy.scope():
             self.studio = assemble_model(self.spec, self.config, len(self.class_names),
                                          self.config.weights)
-        self._write_config(device.name, policy)
+        self.plan = self.inputs.plan = BatchPlan.for_distribution(self.distribution,
+                                                                  self.config.batch_size)
+        write_config(self.run_dir, self.config.to_dict(), self.distribution,
+                     self.config.batch_size, class_names=self.class_names,
+                     image_size_px=self.size, device=device.name, precision=policy,
+                     parameters=int(self.studio.model.count_params()))
         counts = {split: int(mask.sum()) for split, mask in self.masks.items()}
         self.sink(RunStarted(self.run_record.id, self.spec.name, self.size, counts["train"],
                              counts["val"], counts["test"], tuple(self.class_names), device.name))
@@ -146,15 +127,6 @@ class Trainer:
             outcome = self._phase_two(resumed)
         return self._finish(outcome.run_status)
 
-    def _write_config(self, device: str, policy: str) -> None:
-        payload = {**self.config.to_dict(), "class_names": self.class_names,
-                   "image_size_px": self.size, "device": device, "precision": policy,
-                   "backend": keras.backend.backend(),
-                   "strategy": self.distribution.name, "replicas": self.distribution.replicas,
-                   "global_batch_size": self.global_batch,
-                   "parameters": int(self.studio.model.count_params())}
-        write_json(self.run_dir / "config.json", payload)
-
     def _make_controller(self, state: TrainingState | None) -> Any:
         """Phase 1 early stopping on validation loss, fine-tuning the seed's rule
         (:class:`engine.training.lr_controller.PhasedController`)."""
@@ -182,7 +154,7 @@ class Trainer:
             return PhaseOutcome.DONE
         train, val = self.masks["train"], self.masks["val"]
         weights = self._class_weights()
-        steps = math.ceil(int(train.sum()) / self.global_batch)
+        steps = self.plan.steps(int(train.sum()))
         if config.augment_phase1:
             detail = ("augmentation in phase 1 takes the exact path: the frozen backbone runs on "
                       "every augmented image every epoch (slower than the cached features)")
@@ -225,7 +197,7 @@ class Trainer:
         self.backbone_modified = True
         train, val = self.masks["train"], self.masks["val"]
         fit = self.inputs.image_fit(fitted, train, val, class_weight=self._class_weights())
-        steps = math.ceil(int(train.sum()) / self.global_batch)
+        steps = self.plan.steps(int(train.sum()))
         blocks = ("all blocks" if config.fine_tune_blocks == 0
                   else f"the top {config.fine_tune_blocks} blocks")
         self.sink(PhaseStarted(PHASE_FINE_TUNE, planned - done, steps, self.epochs_done,
@@ -332,37 +304,13 @@ class Trainer:
         # The optimizer's variables are created under the run's strategy, like the model's.
         with self.distribution.strategy.scope():
             compile_for_training(model, self.config.optimizer, learning_rate,
-                                 self.config.label_smoothing, jit=self.device.kind == "GPU")
+                                 self.config.label_smoothing, jit=self.device.kind == "GPU",
+                                 weighted=self.plan.pads)
 
     def _class_weights(self) -> dict[int, float] | None:
         if self.config.class_weights.value == "none":
             return None
         return class_weights(self.labels[self.masks["train"]], len(self.class_names))
-
-    def _checkpoint(self, phase: str, model: keras.Model, phase_done: int, planned: int,
-                    complete: bool) -> None:
-        save_weights_atomic(model, last_weights_file(self.run_dir))
-        write_state(self.run_dir, TrainingState(
-            phase=phase, epochs_done=self.epochs_done, phase_epochs_done=phase_done,
-            phase_planned_epochs=planned, fine_tune_planned_epochs=self.fine_tune_planned,
-            controller=self.controller.state_dict(), best_epoch=self.kept.epoch,
-            best_phase=self.kept.phase, best_file_phase=self.kept.file_phase,
-            phase_complete=complete,
-            history=[asdict(row) for row in self.rows], train_seconds=self.train_seconds,
-            train_images=self.train_images))
-        if not complete:
-            self.sink(CheckpointSaved(self.epochs_done, f"{CHECKPOINT_DIR}/last.weights.h5"))
-
-    def _restore_from_checkpoint(self, state: TrainingState, model: keras.Model) -> None:
-        self.rows = state.rows()
-        kept = [row.val_loss for row in self.rows if row.epoch == state.best_epoch]
-        self.kept.restore(model, state.best_epoch, state.best_phase, state.best_file_phase,
-                          kept[0] if kept else None, resumed_phase=state.phase)
-        model.load_weights(last_weights_file(self.run_dir))
-        self.epochs_done = state.epochs_done
-        self.fine_tune_planned = state.fine_tune_planned_epochs
-        self.train_seconds, self.train_images = state.train_seconds, state.train_images
-        self.sink(Message(f"Resumed from the checkpoint of epoch {state.epochs_done}."))
 
     # ------------------------------------------------------------------ artefacts
     def _finish(self, status: str) -> TrainingOutcome:
@@ -373,21 +321,16 @@ class Trainer:
             self.sink(Message("Cancelled: no model was saved.", level="warning"))
             return TrainingOutcome(status, None, None, seconds_per_epoch, self.kept.epoch,
                                    self.epochs_done, computed, cached)
-        everything = np.ones(len(self.images), dtype=bool)
-        probabilities = run_probabilities(self.studio, self.inputs.features,
-                                          self.backbone_modified,
-                                          lambda: self.inputs.image_batches(everything,
-                                                                            labels=False))
-        sample_mask = self.masks["test"] if self.masks["test"].any() else self.masks["val"]
+        if self.plan.num_processes > 1:  # lets whoever runs the hosts see that they agree
+            self.sink(Message(f"Weights fingerprint {weights_fingerprint(self.studio.model)} "
+                              "(every host shows the same one)."))
         timing = {"seconds_per_epoch": seconds_per_epoch,
                   "train_images_per_second": (self.train_images / self.train_seconds
-                                              if self.train_seconds else None),
-                  **inference_timing(self.studio, self.inputs.sample_images(sample_mask),
-                                     self.config.batch_size)}
-        timing["total_seconds"] = time.perf_counter() - self.started
-        report = write_run_files(self.run_dir, self.studio, self.images, self.class_names,
-                                 self.size, probabilities, self.labels, self.inputs.features,
-                                 best_epoch=self.kept.epoch, status=status, timing=timing)
+                                              if self.train_seconds else None)}
+        report = finish_run(self.run_dir, self.studio, self.inputs, self.class_names,
+                            self.labels, self.masks, backbone_modified=self.backbone_modified,
+                            best_epoch=self.kept.epoch, status=status, timing=timing,
+                            started=self.started)
         return TrainingOutcome(status, finite_or_none(report.get("accuracy")),
                                finite_or_none(report.get("log_loss")), seconds_per_epoch,
                                self.kept.epoch, self.epochs_done, computed, cached)

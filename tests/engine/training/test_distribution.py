@@ -13,12 +13,14 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from engine.training.backends import installed_backends, requested_backend, select_backend
@@ -27,9 +29,14 @@ from engine.training.devices import DeviceInfo, make_strategy
 from engine.training.hosts import HostsConfig, gather_shards, is_primary_process, shard_indices
 from engine.errors import ConfigError
 from engine.events import Message, RunFailed
-from engine.runs import RunFolder, get_run
+from engine.ingest.importing import import_folder
+from engine.labeling.dataset import trainable_images
+from engine.runs import RunFolder, get_run, list_runs
 from engine.training.api import start_run, train
+from engine.training.input_pipeline import decoded_cache_dir, decoded_path, read_images
+from engine.workspace import Workspace, open_workspace
 from tests.engine.training_helpers import tiny_config, tiny_workspace
+from tests.factories import write_photo
 
 ROOT = Path(__file__).resolve().parents[3]
 HAS_JAX = importlib.util.find_spec("jax") is not None
@@ -250,24 +257,69 @@ def _finish(process: subprocess.Popen) -> str:
     return output
 
 
+def uneven_workspace(root: Path) -> Workspace:
+    """17 train / 5 val / 7 test photos (the import's split folders): no split divides by a
+    batch of 8 or by 2 devices, so every last batch needs padding."""
+    seed = 0
+    for split, per_class in {"train": (9, 8), "val": (3, 2), "test": (4, 3)}.items():
+        for class_index, (name, count) in enumerate(zip(("cat", "dog"), per_class)):
+            for _ in range(count):
+                write_photo(root / "photos" / split / name / f"{name}_{seed:03d}.jpg",
+                            class_index, seed=seed)
+                seed += 1
+    workspace = open_workspace(root / "workspace")
+    import_folder(workspace, root / "photos", workers=1)
+    return workspace
+
+
+def tiny_train_command(workspace: Workspace, *extra: str) -> list[str]:
+    return ["-m", "engine", "train", "--workspace", str(workspace.root), "--variant",
+            "MobileNet-0.25", "--weights", "none", "--image-size", "32", "--batch-size", "4",
+            "--head", "simple", "--backend", "jax", "--distribution", "data_parallel",
+            "--json", *extra]
+
+
+def assert_complete_run(workspace: Workspace, run_dir: Path) -> pd.DataFrame:
+    """Every image has one prediction and one embedding; the report covers the 7 test
+    images. Returns the predictions table."""
+    folder = RunFolder(run_dir)
+    images = trainable_images(workspace)
+    predictions = pd.read_csv(folder.predictions)
+    assert sorted(predictions["image_id"]) == sorted(images["image_id"])
+    assert predictions.groupby("split").size().to_dict() == {"test": 7, "train": 17, "val": 5}
+    probabilities = predictions[[column for column in predictions if column.startswith("prob_")]]
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
+    embeddings = np.load(folder.embeddings)
+    assert sorted(embeddings["image_id"]) == sorted(images["image_id"])
+    report = json.loads(folder.report.read_text())
+    assert report["num_images"] == 7 and sum(map(sum, report["confusion"])) == 7
+    assert folder.model.is_file()
+    return predictions
+
+
 @requires_jax
-def test_two_virtual_devices_train_a_whole_run_with_data_parallel(tmp_path):
-    workspace = tiny_workspace(tmp_path)
-    output = _finish(_python(
-        ["-m", "engine", "train", "--workspace", str(workspace.root), "--variant",
-         "MobileNet-0.25", "--weights", "none", "--epochs", "1", "--fine-tune-epochs", "0",
-         "--image-size", "32", "--batch-size", "4", "--head", "simple", "--backend", "jax",
-         "--distribution", "data_parallel", "--json"],
-        {"XLA_FLAGS": "--xla_force_host_platform_device_count=2", "KERAS_BACKEND": ""}))
+def test_two_virtual_devices_train_a_whole_run_on_sizes_that_do_not_divide(tmp_path):
+    workspace = uneven_workspace(tmp_path)
+    output = _finish(_python(tiny_train_command(workspace, "--epochs", "1",
+                                                "--fine-tune-epochs", "0"),
+                             {"XLA_FLAGS": "--xla_force_host_platform_device_count=2",
+                              "KERAS_BACKEND": ""}))
     assert ("Training on 2 CPU devices with DataParallel, global batch 8 (4 per replica x 2)."
             in output)
     summary = json.loads(output.strip().splitlines()[-1])
     assert summary["status"] == "finished" and summary["epochs_run"] == 1
     run_dir = Path(summary["run_dir"])
-    config = json.loads((run_dir / "config.json").read_text())
+    config = json.loads(RunFolder(run_dir).config.read_text())
     assert config["distribution"] == "data_parallel" and config["strategy"] == "DataParallel"
     assert config["replicas"] == 2 and config["global_batch_size"] == 8
-    assert (RunFolder(run_dir).model).is_file() and (RunFolder(run_dir).predictions).is_file()
+    predictions = assert_complete_run(workspace, run_dir)
+    # The padding weighs 0: the epoch's validation figures (8 rows fed, 3 of them padding)
+    # are exactly those of the 5 validation images' predictions with the same weights.
+    history = pd.read_csv(RunFolder(run_dir).history)
+    val = predictions[predictions["split"] == "val"]
+    assert history["val_accuracy"].iloc[0] == pytest.approx(
+        (val["true"] == val["predicted"]).mean(), abs=1e-6)
+    assert history["val_loss"].iloc[0] == pytest.approx(val["loss"].mean(), abs=1e-4)
     assert get_run(workspace, summary["run_id"]).status == "finished"
 
 
@@ -278,30 +330,45 @@ def _free_port() -> int:
 
 
 @requires_jax
-def test_two_processes_on_localhost_fit_their_shards_and_agree(tmp_path):
+def test_two_processes_on_localhost_train_one_complete_run_through_the_cli(tmp_path):
+    workspace = uneven_workspace(tmp_path)
     coordinator = f"127.0.0.1:{_free_port()}"
-    outputs = [tmp_path / f"process{index}.npz" for index in range(2)]
-    processes = [_python(["-m", "tests.engine.training.distributed_fit", str(index), "2",
-                          coordinator, str(outputs[index])],
-                         {"KERAS_BACKEND": "jax", "XLA_FLAGS": ""})
-                 for index in range(2)]
-    for process in processes:
-        _finish(process)
-    results = [np.load(path) for path in outputs]
-    summaries = [json.loads(str(result["summary"])) for result in results]
-    assert [summary["primary"] for summary in summaries] == [True, False]
-    for summary in summaries:
-        assert summary["global_devices"] == 2 and summary["replicas"] == 2
-        assert summary["strategy"] == "DataParallel" and summary["processes"] == 2
-        assert summary["process_batch"] == 4            # global 8 = 4 per device x 2
-        assert summary["shared"] == "run-from-process-0"
-    assert summaries[0]["loss"] == pytest.approx(summaries[1]["loss"], abs=1e-6)
-    names = [name for name in results[0].files if name.startswith("w")]
-    assert names and names == [name for name in results[1].files if name.startswith("w")]
-    for name in names:
-        np.testing.assert_allclose(results[0][name], results[1][name], atol=1e-6)
-    for result in results:  # every process's x[i::2] rows, back in row order
-        np.testing.assert_array_equal(result["gathered"][:, 0], np.arange(16) * 10)
+    processes = [_python(tiny_train_command(workspace, "--epochs", "1", "--fine-tune-epochs",
+                                            "1", "--hosts", "2", "--process-id", str(index),
+                                            "--coordinator", coordinator),
+                         {"KERAS_BACKEND": "jax", "XLA_FLAGS": ""}) for index in range(2)]
+    outputs = [_finish(process) for process in processes]
+    summaries = [json.loads(output.strip().splitlines()[-1]) for output in outputs]
+    assert [summary["status"] for summary in summaries] == ["finished", "finished"]
+    assert summaries[0]["run_id"] == summaries[1]["run_id"]      # one run, shared by id
+    assert [summary["epochs_run"] for summary in summaries] == [2, 2]
+    for output in outputs:
+        assert ("Training on 2 CPU devices on 2 hosts with DataParallel, global batch 8 "
+                "(4 per replica x 2)." in output)
+    # Both processes end with the same weights.
+    fingerprints = [re.findall(r"Weights fingerprint (\w+)", output) for output in outputs]
+    assert len(fingerprints[0]) == 1 and fingerprints[0] == fingerprints[1]
+    # Process 0 wrote the one run, complete; process 1 wrote no row and no folder.
+    runs = list_runs(workspace)
+    assert [run.id for run in runs] == [summaries[0]["run_id"]]
+    assert runs[0].status == "finished"
+    run_dir = Path(summaries[0]["run_dir"])
+    assert [path.name for path in workspace.runs_dir.iterdir() if path.is_dir()] == [run_dir.name]
+    assert workspace.root not in Path(summaries[1]["run_dir"]).parents
+    config = json.loads(RunFolder(run_dir).config.read_text())
+    assert (config["processes"], config["replicas"], config["global_batch_size"]) == (2, 2, 8)
+    predictions = assert_complete_run(workspace, run_dir)
+    # Each host predicted its shard; gathered back in row order, the rows match the saved
+    # model run here on each image's own pixels.
+    import keras
+
+    images = trainable_images(workspace).set_index("image_id").loc[predictions["image_id"]]
+    cache = decoded_cache_dir(workspace, 32)
+    pixels = read_images([str(decoded_path(cache, sha)) for sha in images["sha256"]], 32)
+    model = keras.models.load_model(RunFolder(run_dir).model, safe_mode=True)
+    expected = np.asarray(model.predict(pixels, verbose=0))
+    np.testing.assert_allclose(predictions[["prob_cat", "prob_dog"]].to_numpy(), expected,
+                               atol=1e-4)
 
 
 def test_a_worker_fails_a_run_whose_backend_is_not_installed(tmp_path):
