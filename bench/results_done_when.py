@@ -39,7 +39,7 @@ def main() -> None:
     from engine.events import EventCollector
     from engine.ingest.importing import import_folder
     from engine.jobs import job_status, start_training_job
-    from engine.results.label_issues import label_issues
+    from engine.results.data_signals import label_issues
     from engine.labeling.labels import assign_labels
     from engine.runs import get_run
     from engine.labeling.split import assign_splits

@@ -23,7 +23,7 @@ def main() -> None:
     from engine.results.evaluation import confusion, top_losses
     from engine.results.retraining import pending_fixes
     from engine.results.run_results import load_run
-    from engine.results.label_issues import label_issues
+    from engine.results.data_signals import label_issues
     from engine.workspace import WORKSPACE_ENV, open_workspace
     from tests.canned_runs import CannedImage, insert_images, register_run
 

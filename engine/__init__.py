@@ -48,7 +48,7 @@ for _module, _names in {
     "results.run_results": ["load_run", "RunResults"],
     "results.evaluation": ["confusion", "top_losses", "most_confused", "calibration"],
     "results.retraining": ["compare_outcomes", "pending_fixes"],
-    "results.label_issues": ["label_issues"],
+    "results.data_signals": ["label_issues", "find_data_signals"],
     "results.gradcam": ["grad_cam"],
     "serving.predict": ["predict_paths"],
     "serving.models": ["load_model"],

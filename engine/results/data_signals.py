@@ -100,6 +100,38 @@ def find_data_signals(run_dir: str | Path, workspace: Workspace | None = None,
     return table[SIGNAL_COLUMNS]
 
 
+
+LABEL_REVIEW_COLUMNS = ["image_id", "path", "label", "suggested", "self_confidence",
+                        "suggested_confidence", "split", "score", "is_likely_error"]
+
+
+def label_issues(run_dir: str | Path, workspace: Workspace | None = None,
+                 num_folds: int = DEFAULT_NUM_FOLDS, top: int | None = None,
+                 likely_only: bool = False, seed: int = 0) -> pd.DataFrame:
+    """A run's images ranked by how likely their label is wrong: the label part of
+    :func:`find_data_signals` (the same cleanlab audit the Results page shows), every image,
+    lowest label score first.
+
+    Args:
+        run_dir, workspace, num_folds, seed: as for :func:`find_data_signals`.
+        top: keep the first `top` rows (None = all images).
+        likely_only: keep only the images cleanlab flags as label issues.
+    Returns:
+        DataFrame with :data:`LABEL_REVIEW_COLUMNS`: image_id, path, label, suggested,
+        self_confidence, suggested_confidence, split, score (cleanlab's label score, 0..1,
+        lower = likelier wrong), is_likely_error (cleanlab flags it).
+    Raises:
+        RunError, DatasetError: as :func:`find_data_signals`.
+    """
+    signals = find_data_signals(run_dir, workspace, num_folds, seed, label_top=2**62)
+    review = signals[signals["kind"] == "label"].rename(columns={"is_flagged": "is_likely_error"})
+    review = review.assign(is_likely_error=review["is_likely_error"].astype(bool))
+    if likely_only:
+        review = review[review["is_likely_error"]]
+    if top is not None:
+        review = review.head(top)
+    return review[LABEL_REVIEW_COLUMNS].reset_index(drop=True)
+
 def _audit(features: np.ndarray, labels: np.ndarray,
            probabilities: np.ndarray) -> dict[str, pd.DataFrame]:
     """Datalab's label, outlier and near-duplicate tables (one row per image)."""

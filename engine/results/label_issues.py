@@ -1,4 +1,4 @@
-"""Possible label errors, found from a run's cached backbone features.
+"""The out-of-fold model behind the label signals, and the run tables it reads.
 
 Confident-learning style (Northcutt et al., https://arxiv.org/abs/1911.00068, and cleanlab's
 ``find_label_issues``): each image gets an *out-of-fold* probability for every class from a
@@ -27,8 +27,6 @@ DEFAULT_NUM_FOLDS = 5
 # feature dimensions and few hundred images: on pets-dev with MobileNetV2-0.5 features and 20
 # planted flips, C = 0.01 put 16-19 flips in the top 20 over three flip draws, C = 1 14-17.
 DEFAULT_INVERSE_REGULARIZATION = 0.01
-ISSUE_COLUMNS = ["image_id", "path", "label", "suggested", "self_confidence",
-                 "suggested_confidence", "split", "is_likely_error"]
 
 
 def out_of_fold_probabilities(features: np.ndarray, labels: np.ndarray, num_classes: int,
@@ -76,73 +74,6 @@ def out_of_fold_probabilities(features: np.ndarray, labels: np.ndarray, num_clas
         # A fold's model knows only the classes it saw; put its columns in their places.
         probabilities[np.ix_(held_out, model.classes_)] = model.predict_proba(features[held_out])
     return probabilities
-
-
-def rank_label_issues(probabilities: np.ndarray, labels: np.ndarray) -> pd.DataFrame:
-    """Rank images by self-confidence (probability of the given label), lowest first.
-
-    ``is_likely_error``: out of fold, another class is more probable than the given label
-    (the cross-validated prediction disagrees with the label). Confident learning's
-    per-class thresholds were tried and dropped: the strong regularisation that ranks best
-    flattens probabilities, so the thresholds missed real flips.
-
-    Returns:
-        DataFrame with columns position (row in the inputs), label_index, suggested_index,
-        self_confidence, suggested_confidence, is_likely_error; sorted by self_confidence
-        ascending (ties by position).
-    """
-    rows = np.arange(len(labels))
-    self_confidence = probabilities[rows, labels]
-    others = probabilities.copy()
-    others[rows, labels] = -1.0
-    suggested = others.argmax(axis=1)
-    suggested_confidence = others[rows, suggested]
-    is_likely_error = suggested_confidence > self_confidence
-    table = pd.DataFrame({"position": rows, "label_index": labels, "suggested_index": suggested,
-                          "self_confidence": self_confidence,
-                          "suggested_confidence": suggested_confidence,
-                          "is_likely_error": is_likely_error})
-    return table.sort_values(["self_confidence", "position"], kind="stable").reset_index(drop=True)
-
-
-def label_issues(run_dir: str | Path, workspace: Workspace | None = None,
-                 num_folds: int = DEFAULT_NUM_FOLDS, top: int | None = None,
-                 likely_only: bool = False, seed: int = 0) -> pd.DataFrame:
-    """The review queue of possible label errors for a run's images.
-
-    Args:
-        run_dir: a run folder with embeddings.npz, predictions.csv and class_dict.csv.
-        workspace: when given, use the images' *current* labels and drop images that are no
-            longer trainable (quarantined, excluded, unlabeled), so fixed images leave the queue.
-        num_folds: K of the K-fold logistic regression (default 5).
-        top: keep the first `top` rows (None = all images).
-        likely_only: keep rows flagged is_likely_error only.
-    Returns:
-        DataFrame with ISSUE_COLUMNS: image_id, path (as imported), label (given), suggested
-        (most probable other class), self_confidence (out-of-fold probability of the given
-        label, 0..1), suggested_confidence, split, is_likely_error; lowest self-confidence
-        first.
-    Raises:
-        RunError: the run folder lacks embeddings.npz or predictions.csv.
-        DatasetError: too few images per class.
-    """
-    run_dir = Path(run_dir).expanduser().resolve()
-    class_names = read_class_names(run_dir)
-    image_ids, features = _read_embeddings(run_dir)
-    images = _image_table(run_dir, image_ids, class_names, workspace)
-    features = features[images.pop("row").to_numpy()]
-    labels = images["label"].map({name: i for i, name in enumerate(class_names)}).to_numpy()
-    probabilities = out_of_fold_probabilities(features, labels, len(class_names), num_folds, seed)
-    ranked = rank_label_issues(probabilities, labels)
-    if likely_only:
-        ranked = ranked[ranked["is_likely_error"]]
-    if top is not None:
-        ranked = ranked.head(top)
-    chosen = images.iloc[ranked["position"].to_numpy()].reset_index(drop=True)
-    chosen["suggested"] = [class_names[i] for i in ranked["suggested_index"]]
-    for column in ("self_confidence", "suggested_confidence", "is_likely_error"):
-        chosen[column] = ranked[column].to_numpy()
-    return chosen[ISSUE_COLUMNS]
 
 
 def _read_embeddings(run_dir: Path) -> tuple[np.ndarray, np.ndarray]:

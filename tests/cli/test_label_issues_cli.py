@@ -33,8 +33,8 @@ def test_json_lists_the_flipped_images_first(workspace):
         assert issue["path"] == f"{CLASSES[noisy[index]]}/img_{index}.jpg"  # as imported
         assert issue["suggested"] == CLASSES[labels[index]]
         assert 0.0 <= issue["self_confidence"] < 0.5
-    confidences = [issue["self_confidence"] for issue in issues]
-    assert confidences == sorted(confidences)
+    scores = [issue["score"] for issue in issues]
+    assert scores == sorted(scores)
 
     table = _engine("label-issues", "--run", str(record.run_dir), "--top", "2")
     assert table.returncode == 0 and len(table.stdout.strip().splitlines()) == 3

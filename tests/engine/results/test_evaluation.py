@@ -204,7 +204,7 @@ def test_a_real_trained_run_feeds_every_results_function(tmp_path):
     pytest.importorskip("engine.training.api")
     from engine.events import EventCollector
     from engine.results.gradcam import grad_cam_for_image
-    from engine.results.label_issues import label_issues
+    from engine.results.data_signals import label_issues
     from engine.training.api import start_run, train
     from engine.workspace import open_workspace
     from tests.engine.training_helpers import tiny_config, tiny_workspace
