@@ -87,6 +87,8 @@ def test_split_tab_keeps_the_folder_split_and_carves_test_from_train(workspace, 
     assert list(table["train"]) == [8, 8]
     assert any("Moved 4 photos from train to test" in s.value for s in test.success)
     assert not any("no test photos" in w.value for w in test.warning)
+    assert any("validation 4; 4 test photos carved out of training" in i.value
+               for i in test.info)
     # "Split new images" leaves the kept split as it is.
     test.button(key="split_new").click().run()
     assert split_summary(workspace).set_index("class")["val"].tolist() == [2, 2]

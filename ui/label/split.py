@@ -50,6 +50,11 @@ def _carve(workspace: Workspace, target: str) -> None:
 def _render_given(workspace: Workspace, given: GivenSplit) -> None:
     """Say that the folders' split is kept; offer to carve a missing one out of train."""
     counts = ", ".join(f"{SPLIT_WORDS[name]} {count:,}" for name, count in given.counts.items())
+    if given.carved:       # say where the rest came from: the counts above are the folders'
+        summary = split_summary(workspace)
+        counts += "; " + ", ".join(
+            f"{int(summary[name].sum()):,} {SPLIT_WORDS[name]} photos carved out of training"
+            for name in given.carved if name in summary)
     st.info(f"Kept the split given by the folders: {counts}. Photos in it stay where their "
             "folder put them; new photos without a split folder are drawn into the same splits.")
     for target in given.missing:
