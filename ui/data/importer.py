@@ -81,6 +81,7 @@ def render_import(workspace: Workspace) -> None:
         reports = _csv_form(workspace)
     if reports:
         st.session_state[LAST_IMPORT] = reports
+        st.rerun()    # redraw from the top, so the sidebar counts the new photos too
     for report in st.session_state.get(LAST_IMPORT, []):
         show_report(report)
     history = list_imports(workspace)
