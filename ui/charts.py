@@ -96,6 +96,7 @@ def curves_figure(curves: pd.DataFrame, best: Mapping[str, int | None],
     if fine_tune_from_epoch is None and "phase" in curves and curves["phase"].nunique() > 1:
         fine_tune_from_epoch = int(curves.loc[curves["phase"] != curves["phase"].iloc[0],
                                               "epoch"].min())
+    starred: set[int] = set()      # one legend entry per best epoch, even when both share it
     for column, metric, scale in ((1, "loss", 1.0), (2, "accuracy", 100.0)):
         for name, label, colour in ((metric, "training", TRAIN_COLOUR),
                                     (f"val_{metric}", "validation", VAL_COLOUR)):
@@ -110,7 +111,8 @@ def curves_figure(curves: pd.DataFrame, best: Mapping[str, int | None],
             figure.add_trace(go.Scatter(
                 x=[epoch], y=[value], mode="markers", name=f"best epoch ({epoch})",
                 marker={"symbol": "star", "size": 16, "color": BEST_COLOUR},
-                legendgroup=f"best-{epoch}", showlegend=True), row=1, col=column)
+                legendgroup=f"best-{epoch}", showlegend=epoch not in starred), row=1, col=column)
+            starred.add(epoch)
         if fine_tune_from_epoch is not None:
             figure.add_vline(x=fine_tune_from_epoch - 0.5, line_dash="dot",
                              line_color=PHASE_LINE_COLOUR, row=1, col=column)
