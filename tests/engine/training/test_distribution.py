@@ -4,9 +4,10 @@ This machine has no GPU. TensorFlow's mirrored run trains with one replica on th
 checks that building and compiling under MirroredStrategy's scope trains to the end, not any
 speed-up). JAX's data-parallel paths run for real on CPU devices, each in a fresh Python
 process (the backend is fixed when Keras loads): two virtual devices
-(``XLA_FLAGS=--xla_force_host_platform_device_count=2``) train a whole run through the CLI,
-and two processes on localhost (gloo collectives) join, fit the engine's model on their own
-shards and end with the same weights.
+(``XLA_FLAGS=--xla_force_host_platform_device_count=2``) train a whole run through the CLI
+on split sizes that do not divide, and two processes on localhost (gloo collectives) train
+one complete run through ``python -m engine train --hosts 2``, each on its own shard, and
+end with the same weights.
 """
 from __future__ import annotations
 
@@ -36,13 +37,14 @@ from engine.training.api import start_run, train
 from engine.training.input_pipeline import decoded_cache_dir, decoded_path, read_images
 from engine.workspace import Workspace, open_workspace
 from tests.engine.training_helpers import tiny_config, tiny_workspace
+from tests.engine.training.test_backends import _calibrated_weights
 from tests.factories import write_photo
 
 ROOT = Path(__file__).resolve().parents[3]
 HAS_JAX = importlib.util.find_spec("jax") is not None
 HAS_TORCH = importlib.util.find_spec("torch") is not None
 requires_jax = pytest.mark.skipif(not HAS_JAX, reason="JAX is not installed")
-SUBPROCESS_TIMEOUT_SECONDS = 900
+SUBPROCESS_TIMEOUT_SECONDS = 1800   # generous: CI shares its cores
 CPU = DeviceInfo(kind="CPU", name="CPU (2 cores)", num_gpus=0)
 
 
@@ -272,11 +274,15 @@ def uneven_workspace(root: Path) -> Workspace:
     return workspace
 
 
-def tiny_train_command(workspace: Workspace, *extra: str) -> list[str]:
+def tiny_train_command(workspace: Workspace, weights: Path, *extra: str) -> list[str]:
+    """The train CLI on JAX data_parallel, 4 images per device. The backbone's weights file
+    (``_calibrated_weights``) has BatchNorm statistics measured on such photos, so every
+    image gets its own probabilities (with a random start all get the same, and a row-order
+    check proves nothing)."""
     return ["-m", "engine", "train", "--workspace", str(workspace.root), "--variant",
-            "MobileNet-0.25", "--weights", "none", "--image-size", "32", "--batch-size", "4",
-            "--head", "simple", "--backend", "jax", "--distribution", "data_parallel",
-            "--json", *extra]
+            "MobileNet-0.25", "--weights", str(weights), "--image-size", "32",
+            "--batch-size", "4", "--head", "simple", "--backend", "jax", "--distribution",
+            "data_parallel", "--json", *extra]
 
 
 def assert_complete_run(workspace: Workspace, run_dir: Path) -> pd.DataFrame:
@@ -289,6 +295,7 @@ def assert_complete_run(workspace: Workspace, run_dir: Path) -> pd.DataFrame:
     assert predictions.groupby("split").size().to_dict() == {"test": 7, "train": 17, "val": 5}
     probabilities = predictions[[column for column in predictions if column.startswith("prob_")]]
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
+    assert probabilities.round(6).drop_duplicates().shape[0] > 20   # images told apart
     embeddings = np.load(folder.embeddings)
     assert sorted(embeddings["image_id"]) == sorted(images["image_id"])
     report = json.loads(folder.report.read_text())
@@ -300,7 +307,8 @@ def assert_complete_run(workspace: Workspace, run_dir: Path) -> pd.DataFrame:
 @requires_jax
 def test_two_virtual_devices_train_a_whole_run_on_sizes_that_do_not_divide(tmp_path):
     workspace = uneven_workspace(tmp_path)
-    output = _finish(_python(tiny_train_command(workspace, "--epochs", "1",
+    weights = _calibrated_weights(tmp_path)
+    output = _finish(_python(tiny_train_command(workspace, weights, "--epochs", "1",
                                                 "--fine-tune-epochs", "0"),
                              {"XLA_FLAGS": "--xla_force_host_platform_device_count=2",
                               "KERAS_BACKEND": ""}))
@@ -333,8 +341,11 @@ def _free_port() -> int:
 def test_two_processes_on_localhost_train_one_complete_run_through_the_cli(tmp_path):
     workspace = uneven_workspace(tmp_path)
     coordinator = f"127.0.0.1:{_free_port()}"
-    processes = [_python(tiny_train_command(workspace, "--epochs", "1", "--fine-tune-epochs",
-                                            "1", "--hosts", "2", "--process-id", str(index),
+    weights = _calibrated_weights(tmp_path)
+    # (no augmentation: it would only add compile time to a check of shards and gathering)
+    processes = [_python(tiny_train_command(workspace, weights, "--epochs", "1",
+                                            "--fine-tune-epochs", "1", "--no-augment",
+                                            "--hosts", "2", "--process-id", str(index),
                                             "--coordinator", coordinator),
                          {"KERAS_BACKEND": "jax", "XLA_FLAGS": ""}) for index in range(2)]
     outputs = [_finish(process) for process in processes]
