@@ -3,8 +3,9 @@
 ``TrainConfig`` is what a page or the CLI builds and what a run stores in ``config.json``
 (``to_dict`` / ``from_dict`` round-trip exactly).
 
-Defaults: phase 1 trains the ``simple`` head (Dropout 0.2, softmax) with Adam at 1e-2 on the
-cached features until validation loss has not improved for ``head_patience`` = 10 epochs
+Defaults: phase 1 trains the ``simple`` head (BatchNorm, Dropout 0.2, softmax: a logistic
+regression on standardised features, see ``engine.training.layers.build_head``) with Adam at
+1e-2 on the cached features until validation loss has not improved for ``head_patience`` = 10 epochs
 (``epochs`` = 50 is only the cap), keeping the best epoch. Measured on pets-dev with
 MobileNetV2-0.35 features (``python -m bench.quality``), this matches a tuned logistic
 regression on the same features, where the 000 seed's head (Dense 256 with L1/L2 penalties,
@@ -27,7 +28,7 @@ from engine.training.variants import VARIANTS
 
 class Head(Choice):
     SEED = "seed"          # pooling, BatchNorm, Dense 256 (L2/L1), Dropout 0.45, softmax (000 seed)
-    SIMPLE = "simple"      # global average pooling, Dropout, softmax
+    SIMPLE = "simple"      # BatchNorm (standardises the features), Dropout, softmax
 
 
 class Optimizer(Choice):

@@ -29,6 +29,7 @@ POOL_NAME = "pool"
 SEED_DENSE_UNITS = 256
 SEED_L2 = 0.016
 SEED_L1 = 0.006
+SIMPLE_BN_MOMENTUM = 0.9   # the simple head's standardisation (see build_head)
 
 
 @dataclass
@@ -54,8 +55,19 @@ def build_head(feature_dim: int, num_classes: int, config: TrainConfig, seed: in
     """The classification head over pooled features.
 
     ``seed`` (000 seed): BatchNorm, Dense 256 ReLU with L2 kernel / L1 activity and bias
-    regularisation, Dropout, softmax. ``simple``: Dropout, softmax. The softmax layer is
-    float32 even under mixed precision, so probabilities and the loss stay exact.
+    regularisation, Dropout, softmax. ``simple``: BatchNorm, Dropout, softmax, i.e. a logistic
+    regression on standardised features. The softmax layer is float32 even under mixed
+    precision, so probabilities and the loss stay exact.
+
+    Why the simple head standardises: pooled backbone features differ in scale from one
+    dimension to the next (max-pooled MobileNetV2 features run from 0 to ~6), so a softmax
+    straight on them trains erratically at phase 1's learning rate (the first epochs' loss
+    is 10 and more) and ends below a logistic regression on the same features. Measured on
+    the cached features of a ``python -m bench.quality`` run (pets-dev, MobileNetV2-0.35,
+    120 training photos, 960 test photos; phase 1 replayed with three seeds): test accuracy
+    0.926-0.935 without it, 0.937-0.944 with it; the best logistic regression 0.945. The
+    engine's own run with it: 0.941. ``SIMPLE_BN_MOMENTUM`` is lower than Keras' 0.99 so the
+    moving statistics settle within the few steps per epoch a small dataset gives.
     """
     import keras
     from keras import layers, regularizers
@@ -69,6 +81,9 @@ def build_head(feature_dim: int, num_classes: int, config: TrainConfig, seed: in
                               kernel_regularizer=regularizers.L2(SEED_L2),
                               activity_regularizer=regularizers.L1(SEED_L1),
                               bias_regularizer=regularizers.L1(SEED_L1))(tensor)
+    else:
+        tensor = layers.BatchNormalization(axis=-1, momentum=SIMPLE_BN_MOMENTUM, name="head_bn")(
+            tensor)
     tensor = layers.Dropout(config.dropout, seed=seed, name="head_dropout")(tensor)
     outputs = layers.Dense(num_classes, activation="softmax", dtype="float32",
                            name="probabilities")(tensor)

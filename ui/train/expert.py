@@ -10,12 +10,12 @@ import streamlit as st
 from engine.training.config import ClassWeights, Head, Optimizer, Pooling
 
 KEY = "train_form_"
-HEAD_NAMES = {Head.SEED.value: "Dense layer + dropout (recommended)",
-              Head.SIMPLE.value: "Simple: average + dropout"}
+HEAD_NAMES = {Head.SEED.value: "Dense layer + dropout (the original recipe)",
+              Head.SIMPLE.value: "Simple (recommended)"}
 CLASS_WEIGHT_NAMES = {ClassWeights.AUTO.value: "Balance rare classes",
                       ClassWeights.NONE.value: "Off"}
 POOLING_NAMES = {Pooling.MAX.value: "Strongest signal (max)", Pooling.AVG.value: "Average"}
-OPTIMIZER_NAMES = {Optimizer.ADAMAX.value: "Adamax (recommended)", Optimizer.ADAM.value: "Adam",
+OPTIMIZER_NAMES = {Optimizer.ADAMAX.value: "Adamax", Optimizer.ADAM.value: "Adam (recommended)",
                    Optimizer.RMSPROP.value: "RMSprop"}
 
 
@@ -82,9 +82,11 @@ def render_expert() -> dict:
         values |= {
             "head": col1.selectbox("Last layers (head)", list(HEAD_NAMES), key=f"{KEY}head",
                                    format_func=HEAD_NAMES.get,
-                                   help="Recommended: BatchNorm, Dense 256 with L1/L2 and "
-                                        "dropout 0.45. Simple: global average pooling and "
-                                        "dropout."),
+                                   help="Simple (recommended): BatchNorm, dropout and one "
+                                        "softmax layer, a logistic regression on the "
+                                        "standardised features. The original recipe: "
+                                        "BatchNorm, Dense 256 with L1/L2 penalties "
+                                        "and dropout."),
             "pooling": col2.selectbox("Pooling", list(POOLING_NAMES), key=f"{KEY}pooling",
                                       format_func=POOLING_NAMES.get),
             "dropout": col3.number_input("Dropout", 0.0, 0.9, step=0.05, key=f"{KEY}dropout"),
