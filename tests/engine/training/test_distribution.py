@@ -44,6 +44,10 @@ ROOT = Path(__file__).resolve().parents[3]
 HAS_JAX = importlib.util.find_spec("jax") is not None
 HAS_TORCH = importlib.util.find_spec("torch") is not None
 requires_jax = pytest.mark.skipif(not HAS_JAX, reason="JAX is not installed")
+# MirroredStrategy is TensorFlow's: under KERAS_BACKEND=jax (CI's second pass) these skip.
+tensorflow_only = pytest.mark.skipif(
+    requested_backend() != Backend.TENSORFLOW,
+    reason="MirroredStrategy is TensorFlow's; this test process runs Keras on another backend")
 SUBPROCESS_TIMEOUT_SECONDS = 1800   # generous: CI shares its cores
 CPU = DeviceInfo(kind="CPU", name="CPU (2 cores)", num_gpus=0)
 
@@ -119,6 +123,7 @@ def test_a_multi_worker_run_fails_clearly_before_building_anything(tmp_path):
     assert not (RunFolder(run.run_dir).model).exists()
 
 
+@tensorflow_only
 def test_a_mirrored_run_trains_to_the_end_and_writes_the_artefacts(tmp_path):
     workspace = tiny_workspace(tmp_path)
     run = start_run(workspace, tiny_config(distribution="mirrored", fine_tune_epochs=1))
@@ -137,6 +142,7 @@ def test_a_mirrored_run_trains_to_the_end_and_writes_the_artefacts(tmp_path):
     assert get_run(workspace, run.id).status == "finished"
 
 
+@tensorflow_only
 def test_cli_trains_with_mirrored_and_says_so(tmp_path, capsys):
     from engine.__main__ import main
 
