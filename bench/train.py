@@ -12,9 +12,14 @@ model build, data, training, evaluation), on the same images and split:
   file: ``python -m engine train ... --fine-tune-epochs 0`` with empty caches (cold) and again
   with warm caches, against ``python -m bench.seed_recipes phase1`` (target >= 8x);
 - fine-tuning throughput, B0 with every layer trainable, same batch size: the engine's real
-  training (``engine.training.api.train``: tf.data from the decode cache, augmentation, events,
-  command polling) against a bare ``train_on_batch`` loop on in-memory tensors (target >= 0.9)
-  and against the 000 seed's ``flow_from_dataframe`` feeding the same model.
+  training (``engine.training.api.train``: uint8 batches from the decode cache through a
+  ``keras.utils.PyDataset``, augmentation inside the compiled step, events, command polling)
+  on TensorFlow and on JAX (JAX: the first 6 batches after the warm-up, then the run is
+  cancelled, as its CPU augmentation is slow), against a bare ``train_on_batch`` loop on
+  in-memory tensors (target >= 0.9), against the previous tf.data input path (``--worker tfdata``: the same
+  cache read by ``tf.data`` with the augmentation mapped in the pipeline, as the engine did
+  before; target: the engine >= 0.95 of it) and against the 000 seed's
+  ``flow_from_dataframe`` feeding the same model.
 
 Figures go to bench/results.json (``bench.common.record``) under train_phase1 and
 train_throughput, and are printed as a table.
@@ -41,7 +46,9 @@ from bench.common import WEIGHTS_DIR, record, require_pets_dev
 MOBILENET_V2_050 = WEIGHTS_DIR / "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.5_224_no_top.h5"
 PHASE1_TARGET = 8.0
 BARE_TARGET = 0.9
+TFDATA_TARGET = 0.95
 WARMUP_BATCHES = 3
+JAX_TIMED_BATCHES = 6
 
 
 # ------------------------------------------------------------------ preparing the data
@@ -73,9 +80,11 @@ def prepare_workspace(work: Path, num_images: int) -> tuple[Path, Path]:
     return workspace.root, split_csv
 
 
-def run_process(command: list[str]) -> tuple[float, dict]:
-    """Run one measured program; (wall seconds, its last stdout line as JSON)."""
-    environment = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
+def run_process(command: list[str], backend: str = "tensorflow") -> tuple[float, dict]:
+    """Run one measured program on a Keras backend; (wall seconds, its last stdout line as
+    JSON)."""
+    environment = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3",
+                   "KERAS_BACKEND": backend}
     started = time.perf_counter()
     completed = subprocess.run(command, cwd=ROOT, env=environment, capture_output=True, text=True,
                                check=False)
@@ -121,7 +130,8 @@ def worker_engine(workspace_root: str, variant: str, size: int, batch_size: int,
                   augment: bool) -> dict:
     """Images/s of the engine's own fine-tuning (one epoch of engine.training.api.train)."""
     from engine.training.config import TrainConfig
-    from engine.events import BatchEnded
+    from engine.events import BatchEnded, Command, CommandKind
+    from engine.training.backends import active_backend as keras_backend
     from engine.training.api import start_run, train
     from engine.workspace import open_workspace
 
@@ -129,19 +139,87 @@ def worker_engine(workspace_root: str, variant: str, size: int, batch_size: int,
     config = TrainConfig(variant=variant, weights="none", image_size_px=size, epochs=0,
                          fine_tune_epochs=1, batch_size=batch_size, augment=augment)
     stamps: list[tuple[float, int]] = []
+    # On JAX the CPU runs the augmentation's affine transforms (rotation, zoom, translation)
+    # many times slower than TensorFlow, so a whole epoch would take tens of minutes: the
+    # run is cancelled (the engine's own Cancel command) once enough batches are timed.
+    cap = JAX_TIMED_BATCHES + WARMUP_BATCHES if keras_backend() == "jax" else None
 
     def sink(event):
         if isinstance(event, BatchEnded) and event.phase == "fine_tune":
             stamps.append((time.perf_counter(), event.batch))
 
+    def commands() -> list[Command]:
+        done = cap is not None and bool(stamps) and stamps[-1][1] >= cap
+        return [Command(CommandKind.CANCEL)] if done else []
+
     run = start_run(workspace, config)
-    train(workspace, run.id, sink=sink)
+    train(workspace, run.id, sink=sink, commands=commands)
     timed = [(moment, batch) for moment, batch in stamps if batch >= WARMUP_BATCHES]
     if len(timed) < 2 or timed[-1][1] == timed[0][1]:
         raise SystemExit("Too few batches to time: use more images or a smaller batch size.")
     (first_time, first_batch), (last_time, last_batch) = timed[0], timed[-1]
     return {"images_per_second": (last_batch - first_batch) * batch_size / (last_time - first_time),
             "batches_timed": last_batch - first_batch}
+
+
+class _BatchClock:
+    """Times fine-tuning batches after the warm-up ones (a Keras callback, built lazily)."""
+
+    def __init__(self) -> None:
+        self.stamps: list[tuple[float, int]] = []
+
+    def images_per_second(self, batch_size: int) -> dict:
+        timed = [(moment, batch) for moment, batch in self.stamps if batch >= WARMUP_BATCHES]
+        if len(timed) < 2 or timed[-1][1] == timed[0][1]:
+            raise SystemExit("Too few batches to time: use more images or a smaller batch size.")
+        (first_time, first_batch), (last_time, last_batch) = timed[0], timed[-1]
+        return {"images_per_second": (last_batch - first_batch) * batch_size
+                / (last_time - first_time), "batches_timed": last_batch - first_batch}
+
+
+def worker_tfdata(workspace_root: str, variant: str, size: int, batch_size: int) -> dict:
+    """Images/s of the previous input path on the same model, compiled the same: the decode
+    cache read by tf.data, augmentation mapped on batches in the pipeline (CPU threads)."""
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    from engine.labeling.dataset import trainable_images
+    from engine.training.config import TrainConfig
+    from engine.training.input_pipeline import ensure_decoded
+    from engine.training.layers import (assemble_model, augmentation, compile_for_training,
+                                        unfreeze_top_blocks)
+    from engine.training.variants import get_variant
+    from engine.workspace import open_workspace
+
+    workspace = open_workspace(workspace_root)
+    images = trainable_images(workspace)
+    images = images[images["split"] == "train"]
+    paths, _ = ensure_decoded(workspace, images["sha256"].tolist(), images["path"].tolist(), size)
+    classes = sorted(images["label"].unique())
+    onehot = np.eye(len(classes), dtype="float32")[images["label"].map(classes.index).to_numpy()]
+    config = TrainConfig(variant=variant, weights="none", image_size_px=size, batch_size=batch_size)
+    keras.utils.set_random_seed(0)
+    spec = get_variant(variant)
+    studio = assemble_model(spec, config, len(classes), "none")
+    unfreeze_top_blocks(studio, spec, 0, freeze_batch_norm=False)
+    compile_for_training(studio.model, config.optimizer, 1e-4, 0.0, jit=False)
+    augment = augmentation(0)
+
+    def load(path, label):
+        raw = tf.io.decode_raw(tf.io.read_file(path), tf.uint8)
+        return tf.cast(tf.reshape(raw, (size, size, 3)), tf.float32), label
+
+    dataset = (tf.data.Dataset.from_tensor_slices((paths, onehot)).shuffle(len(paths), seed=0)
+               .map(load, num_parallel_calls=tf.data.AUTOTUNE).batch(batch_size)
+               .map(lambda x, y: (augment(x, training=True), y),
+                    num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE))
+    clock = _BatchClock()
+    callback = keras.callbacks.LambdaCallback(
+        on_train_batch_end=lambda batch, logs: clock.stamps.append((time.perf_counter(),
+                                                                    batch + 1)))
+    studio.model.fit(dataset, epochs=1, verbose=0, callbacks=[callback])
+    return clock.images_per_second(batch_size)
 
 
 def worker_bare(variant: str, size: int, batch_size: int, steps: int) -> dict:
@@ -180,6 +258,9 @@ def bench_throughput(workspace_root: Path, split_csv: Path, size: int, batch_siz
     _, engine = run_process(me + ["engine", "--workspace", str(workspace_root)] + common)
     _, engine_plain = run_process(me + ["engine-no-augment", "--workspace", str(workspace_root)]
                                   + common)
+    _, tfdata = run_process(me + ["tfdata", "--workspace", str(workspace_root)] + common)
+    _, engine_jax = run_process(me + ["engine", "--workspace", str(workspace_root)] + common,
+                                backend="jax")
     _, seed = run_process([sys.executable, "-m", "bench.seed_recipes", "seed000", "--split-csv",
                            str(split_csv), "--variant", variant, "--size", str(size),
                            "--batch-size", str(batch_size), "--steps", str(steps)])
@@ -188,6 +269,10 @@ def bench_throughput(workspace_root: Path, split_csv: Path, size: int, batch_siz
             "engine_images_per_second": round(engine["images_per_second"], 2),
             "engine_no_augment_images_per_second": round(engine_plain["images_per_second"], 2),
             "seed000_images_per_second": round(seed["images_per_second"], 2),
+            "tfdata_images_per_second": round(tfdata["images_per_second"], 2),
+            "engine_jax_images_per_second": round(engine_jax["images_per_second"], 2),
+            "engine_vs_tfdata": round(engine["images_per_second"] / tfdata["images_per_second"], 3),
+            "target_vs_tfdata": TFDATA_TARGET,
             "engine_vs_bare": round(engine["images_per_second"] / bare["images_per_second"], 3),
             "engine_no_augment_vs_bare": round(engine_plain["images_per_second"]
                                                / bare["images_per_second"], 3),
@@ -212,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-phase1", action="store_true")
     parser.add_argument("--skip-throughput", action="store_true")
     parser.add_argument("--work-dir", help="keep the prepared workspace here")
-    parser.add_argument("--worker", choices=["engine", "engine-no-augment", "bare"],
+    parser.add_argument("--worker", choices=["engine", "engine-no-augment", "bare", "tfdata"],
                         help=argparse.SUPPRESS)
     parser.add_argument("--workspace", help=argparse.SUPPRESS)
     arguments = parser.parse_args(argv)
@@ -222,6 +307,9 @@ def main(argv: list[str] | None = None) -> int:
         if arguments.worker == "bare":
             result = worker_bare(arguments.variant, throughput_size, arguments.batch_size,
                                  arguments.steps)
+        elif arguments.worker == "tfdata":
+            result = worker_tfdata(arguments.workspace, arguments.variant, throughput_size,
+                                   arguments.batch_size)
         else:
             result = worker_engine(arguments.workspace, arguments.variant, throughput_size,
                                    arguments.batch_size, arguments.worker == "engine")
@@ -256,8 +344,10 @@ def main(argv: list[str] | None = None) -> int:
               f"(no augmentation {figures['engine_no_augment_images_per_second']}), bare "
               f"train_on_batch {figures['bare_train_on_batch_images_per_second']}, 000 seed "
               f"pipeline {figures['seed000_images_per_second']} -> {figures['engine_vs_bare']} of "
-              f"bare (target >= {BARE_TARGET}), {figures['engine_vs_seed000']}x the seed's",
-              flush=True)
+              f"bare (target >= {BARE_TARGET}), {figures['engine_vs_seed000']}x the seed's; "
+              f"previous tf.data path {figures['tfdata_images_per_second']} -> "
+              f"{figures['engine_vs_tfdata']} of it (target >= {TFDATA_TARGET}); JAX engine "
+              f"{figures['engine_jax_images_per_second']} img/s", flush=True)
     if not arguments.work_dir:
         shutil.rmtree(work, ignore_errors=True)
     return 0
