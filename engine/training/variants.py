@@ -24,6 +24,10 @@ if TYPE_CHECKING:  # pragma: no cover
     import keras
 
 KERAS_WEIGHTS_SUBDIR = "models"          # under $KERAS_HOME (default ~/.keras)
+# Where Keras downloads the ImageNet files from (keras.applications' weight URLs); the probe
+# below asks it for nothing but its headers. STUDIO_WEIGHTS_URL overrides it (tests, mirrors).
+WEIGHTS_SOURCE_URL = "https://storage.googleapis.com/"
+WEIGHTS_SOURCE_ENV = "STUDIO_WEIGHTS_URL"
 PREPROCESS_NONE = "none"                 # the backbone rescales its own 0..255 input
 PREPROCESS_TF = "tf"                     # x / 127.5 - 1, as a Rescaling layer
 
@@ -198,6 +202,30 @@ def keras_cache_dir() -> Path:
     """Where Keras keeps downloaded weights: ``$KERAS_HOME/models`` (default ~/.keras/models)."""
     home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
     return Path(home) / KERAS_WEIGHTS_SUBDIR
+
+
+def weights_source_url() -> str:
+    """The address :func:`weights_source_reachable` asks (``$STUDIO_WEIGHTS_URL`` or Keras's)."""
+    return os.environ.get(WEIGHTS_SOURCE_ENV) or WEIGHTS_SOURCE_URL
+
+
+def weights_source_reachable(url: str | None = None, timeout_s: float = 3.0) -> bool:
+    """True when the place Keras downloads ImageNet weights from answers now (one HEAD
+    request to ``url``, default :func:`weights_source_url`, at most ``timeout_s`` seconds): a
+    pretrained run can then fetch its file when it starts. Offline machines answer False at
+    once (no name resolution)."""
+    import urllib.error
+    import urllib.request
+
+    url = url or weights_source_url()
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, method="HEAD"),
+                                    timeout=timeout_s):
+            return True
+    except urllib.error.HTTPError:
+        return True   # it answered (e.g. 403 on the bucket root): the files can be fetched
+    except (OSError, ValueError):
+        return False
 
 
 def install_weights_file(path: str | Path, variant: str, image_size_px: int | None = None) -> Path:

@@ -2,8 +2,11 @@
 an interrupted run's Resume, errors as st.error, and a real launch from the page."""
 from __future__ import annotations
 
+import http.server
+import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +19,7 @@ from engine.training.config import TrainConfig
 from engine.events import BatchEnded, CheckpointSaved, EpochEnded, PhaseStarted, RunStarted
 from engine.ingest.importing import import_folder
 from engine.runs import create_run, update_run
-from engine.training.variants import VARIANTS
+from engine.training.variants import VARIANTS, WEIGHTS_SOURCE_ENV
 from engine.worker import DatabaseEventSink
 from engine.workspace import WORKSPACE_ENV, Workspace, open_workspace
 from tests.factories import make_class_tree
@@ -31,7 +34,27 @@ PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "3_Train.py")
 def page_workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Workspace:
     workspace = open_workspace(tmp_path / "ws")
     monkeypatch.setenv(WORKSPACE_ENV, str(workspace.root))
+    # Offline, as this machine is, whatever the network: nothing listens on this port.
+    monkeypatch.setenv(WEIGHTS_SOURCE_ENV, f"http://127.0.0.1:{_closed_port()}/")
     return workspace
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def weights_source(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A real HTTP server standing in for the place Keras downloads weights from."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/"
+    monkeypatch.setenv(WEIGHTS_SOURCE_ENV, url)
+    yield url
+    server.shutdown()
 
 
 @pytest.fixture
@@ -112,6 +135,17 @@ def test_without_imagenet_the_form_asks_for_a_weights_file_first(labeled_workspa
 
     app.radio(key="train_form_weights").set_value("none").run()
     assert any("expect a weak model" in w.value for w in app.warning)
+    assert not app.button(key="train_start").disabled
+
+
+@pytest.mark.skipif(imagenet_available("B0", None), reason="ImageNet weights are on this machine")
+def test_online_without_the_file_pretrained_stays_the_default_and_downloads_at_the_start(
+        labeled_workspace: Workspace, weights_source: str) -> None:
+    app = _run()
+    assert not app.exception
+    assert app.radio(key="train_form_weights").value == "imagenet"
+    assert any("downloaded when training starts" in c.value for c in app.caption)
+    assert not any("not on this computer" in i.value for i in app.info)
     assert not app.button(key="train_start").disabled
 
 

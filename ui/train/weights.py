@@ -13,7 +13,8 @@ import streamlit as st
 
 from engine.errors import EngineError
 from engine.training.settings import keep_weights_file, scratch_expectation
-from engine.training.variants import VARIANTS, keras_cache_dir, offline_message
+from engine.training.variants import (VARIANTS, keras_cache_dir, offline_message,
+                                      weights_source_reachable, weights_source_url)
 from engine.workspace import Workspace
 from ui.errors import show_error
 
@@ -37,18 +38,31 @@ def imagenet_available(variant: str, image_size_px: int | None) -> bool:
     return (keras_cache_dir() / spec.keras_weights_file(image_size_px)).is_file()
 
 
+@st.cache_data(ttl=300, show_spinner=False)
+def _can_download(url: str) -> bool:
+    return weights_source_reachable(url)
+
+
+def imagenet_usable(variant: str, image_size_px: int | None) -> bool:
+    """Pretrained can start: the file is on this computer, or it can be downloaded now."""
+    return imagenet_available(variant, image_size_px) or _can_download(weights_source_url())
+
+
 def default_choice(variant: str, image_size_px: int | None) -> str:
-    """Pretrained when this computer has the file, else ask for a weights file first."""
-    return "imagenet" if imagenet_available(variant, image_size_px) else "file"
+    """Pretrained when this computer has the file or can download it, else ask for a file."""
+    return "imagenet" if imagenet_usable(variant, image_size_px) else "file"
 
 
 def render_weights(workspace: Workspace, variant: str, image_size_px: int | None,
                    summary: pd.DataFrame) -> str | None:
     """The weights choice; returns 'imagenet', 'none' or a file path, None when not usable."""
     spec = VARIANTS[variant]
-    has_imagenet = imagenet_available(variant, image_size_px)
+    has_imagenet = imagenet_usable(variant, image_size_px)
     choice = st.radio("Starting point", list(CHOICES), format_func=CHOICES.get, key=CHOICE,
                       horizontal=True, help=CHOICE_HELP)
+    if choice == "imagenet" and has_imagenet and not imagenet_available(variant, image_size_px):
+        st.caption(f"The pretrained file for {variant} is downloaded when training starts "
+                   "(once; then it stays on this computer).")
     if not has_imagenet and choice != "none":
         st.info(f"Pretrained weights for {variant} are not on this computer, and it cannot "
                 "download them, so give a weights file: a pretrained start learns well from "

@@ -230,3 +230,27 @@ def test_unfreeze_zero_blocks_means_all_but_batchnorm():
     for layer in studio.backbone.layers:
         if layer.weights:
             assert layer.trainable != isinstance(layer, keras.layers.BatchNormalization)
+
+
+def test_the_weights_source_probe_answers_true_only_when_something_answers():
+    import http.server
+    import socket
+    import threading
+
+    from engine.training.variants import weights_source_reachable
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0),
+                                             http.server.SimpleHTTPRequestHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        port = server.server_address[1]
+        assert weights_source_reachable(f"http://127.0.0.1:{port}/")
+        assert weights_source_reachable(f"http://127.0.0.1:{port}/no-such-file")  # 404 answers
+    finally:
+        server.shutdown()
+        server.server_close()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    assert not weights_source_reachable(f"http://127.0.0.1:{closed}/", timeout_s=1)
+    assert not weights_source_reachable("http://no-such-host.invalid/", timeout_s=1)
