@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from engine.errors import TrainingError
 from engine.events import CheckpointSaved, EventSink, Message
 from engine.runs import RunFolder
 from engine.training.artefacts import (EpochRow, TrainingState, save_weights_atomic,
@@ -88,10 +89,28 @@ class KeptWeights:
         """After a resume: load the phase's best file when it is current, then the state."""
         best_file = best_weights_file(self.run_dir, resumed_phase)
         if file_phase == resumed_phase and best_file.is_file():
-            model.load_weights(best_file)
+            load_kept_weights(model, best_file)
             self.weights = self.dwell_weights = model.get_weights()
         self.epoch, self.phase, self.file_phase = epoch, phase, file_phase
         self.val_loss = val_loss if val_loss is not None and math.isfinite(val_loss) else math.inf
+
+
+def load_kept_weights(model: Any, path: Path) -> None:
+    """Load a run's kept weights file into the model built for it.
+
+    Raises:
+        TrainingError: the file does not fit the model: the run was trained by an earlier
+            version of the app whose model was laid out differently (such a run can still be
+            used for predictions, but not trained further).
+    """
+    try:
+        model.load_weights(path)
+    except ValueError as err:
+        raise TrainingError(
+            "This run's saved model does not fit the model this version of the app builds (it "
+            "was trained by an earlier version), so it cannot train further. Its results and "
+            "predictions still work; start a new run with the same settings instead.",
+            detail=str(err)) from err
 
 
 class Checkpointing:
@@ -130,7 +149,7 @@ class Checkpointing:
         kept = [row.val_loss for row in self.rows if row.epoch == state.best_epoch]
         self.kept.restore(model, state.best_epoch, state.best_phase, state.best_file_phase,
                           kept[0] if kept else None, resumed_phase=state.phase)
-        model.load_weights(last_weights_file(self.run_dir))
+        load_kept_weights(model, last_weights_file(self.run_dir))
         self.epochs_done = state.epochs_done
         self.fine_tune_planned = state.fine_tune_planned_epochs
         self.train_seconds, self.train_images = state.train_seconds, state.train_images
@@ -147,7 +166,6 @@ def extend_for_continue(run_dir: Path, epochs: int) -> int:
     Raises:
         TrainingError: the run has no checkpoint to continue from.
     """
-    from engine.errors import TrainingError
     from engine.training.artefacts import read_state, write_state
 
     state = read_state(run_dir)

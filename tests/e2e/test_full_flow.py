@@ -200,23 +200,24 @@ def test_step2_data_quarantine_one_restore_then_all(tab, app_url, workspace_path
 
 def test_step3_train_tiny_b0(tab, app_url, workspace_path):
     tab.goto(f"{app_url}/Train")
-    tab.get_by_text("Backbone (variant)").wait_for()
+    tab.get_by_text("Model and settings").wait_for()
     _wait_idle(tab)
-    # Variant B0 is the default; check it rather than trust it.
-    assert tab.get_by_role("combobox", name="Backbone (variant)").input_value() == "B0"
-    # Image size: the slider's first stop is "native (224 px)", the next one 32 px.
-    size = tab.get_by_role("slider", name="Image size")
+    # Model B0 is the default; check it rather than trust it.
+    assert tab.get_by_role("combobox", name="Model", exact=True).input_value() == "B0"
+    # Photo size: the slider's first stop is "as made (224 px)", the next one 32 px.
+    size = tab.get_by_role("slider", name="Photo size")
     size.focus()
     size.press("Home")
     size.press("ArrowRight")
     tab.wait_for_function(
-        "() => document.querySelector(\"input[type=range][aria-label='Image size']\")"
-        ".getAttribute('aria-valuetext') === '32'")
+        "() => document.querySelector(\"input[type=range][aria-label='Photo size'],"
+        " [role=slider][aria-label='Photo size']\")"
+        "?.getAttribute('aria-valuetext') === '32 px'")
     _wait_idle(tab)
-    tab.get_by_text("None: train from scratch").click()
+    tab.get_by_text("From scratch", exact=True).click()
     _wait_idle(tab)
-    for label, value in (("Epochs, phase 1 (head only)", "1"),
-                         ("Fine-tuning epochs, phase 2", "0")):
+    for label, value in (("Epochs, step 1 (quick)", "1"),
+                         ("Epochs, step 2: fine-tuning (slower)", "0")):
         field = tab.get_by_role("spinbutton", name=label, exact=True)
         field.fill(value)
         field.press("Enter")
@@ -234,7 +235,7 @@ def test_step3_train_tiny_b0(tab, app_url, workspace_path):
         " && [...document.querySelectorAll('button')].some(e => /\\bHalt\\s*$/.test(e.innerText))",
         timeout=TRAIN_TIMEOUT_MS)
     screenshot(tab, "flow-3b-training-live")
-    tab.get_by_text(re.compile(r"Training (finished|halted)\. Test accuracy")).wait_for(
+    tab.get_by_text(re.compile(r"Training (finished|was halted)\. On the test photos")).wait_for(
         timeout=TRAIN_TIMEOUT_MS)
     _wait_idle(tab)
     _no_exception(tab)
