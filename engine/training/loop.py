@@ -180,8 +180,8 @@ class Trainer(Checkpointing):
         if self.kept.weights is not None and self.kept.phase == PHASE_HEAD:
             self._phase_one_model().set_weights(self.kept.weights)
         keep_statistics = config.weights_kind != "none"
-        num_trainable = unfreeze_top_blocks(self.studio, self.spec, config.fine_tune_blocks,
-                                            freeze_batch_norm=keep_statistics)
+        unfreeze_top_blocks(self.studio, self.spec, config.fine_tune_blocks,
+                            freeze_batch_norm=keep_statistics)
         learning_rate = config.effective_fine_tune_learning_rate
         planned, done = self.fine_tune_planned, 0
         if state is not None:
@@ -202,10 +202,9 @@ class Trainer(Checkpointing):
                   else f"the top {config.fine_tune_blocks} blocks")
         self.sink(PhaseStarted(PHASE_FINE_TUNE, planned - done, steps, self.epochs_done,
                                self.controller.learning_rate,
-                               f"fine-tuning {blocks} ({num_trainable} layers with weights; "
-                               + ("BatchNormalization stays frozen)" if keep_statistics else
-                                  "BatchNormalization trains too: no pretrained statistics)")
-                               + (", with augmentation" if config.augment else "")))
+                               f"fine-tuning {blocks} of the model"
+                               + (", on varied copies of the photos (turned, zoomed, shifted)"
+                                  if config.augment else "")))
         outcome = self._epoch_loop(PHASE_FINE_TUNE, model, fitted, fit, planned, done, steps,
                                    int(train.sum()))
         self._end_phase(PHASE_FINE_TUNE, model, planned, outcome)

@@ -107,8 +107,8 @@ def test_empty_workspace_explains_and_disables_train(page_workspace: Workspace) 
 def test_new_run_form_shows_split_variants_estimates_and_device(labeled_workspace: Workspace) -> None:
     app = _run()
     assert not app.exception
-    split = _frame(app, "unassigned")
-    assert list(split["class"]) == ["cat", "dog", "All"] and list(split["total"]) == [10, 10, 20]
+    split = _frame(app, "No split yet")
+    assert list(split["Class"]) == ["cat", "dog", "All"] and list(split["Total"]) == [10, 10, 20]
     variants = _frame(app, "Made for (px)")
     assert list(variants["Model"]) == ["B0 ◀ chosen", *[f"B{i}" for i in range(1, 8)]]
     b0, b7 = variants.iloc[0], variants[variants["Model"] == "B7"].iloc[0]

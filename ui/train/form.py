@@ -43,6 +43,9 @@ PLAIN_FIELDS = {"variant": "variant", "epochs": "epochs", "fine_epochs": "fine_t
                 "smoothing": "label_smoothing", "head": "head", "pooling": "pooling",
                 "dropout": "dropout"}
 
+SUMMARY_HEADINGS = {"class": "Class", "train": "Training", "val": "Validation",
+                    "test": "Test", "unassigned": "No split yet", "total": "Total"}
+
 
 def render_split_summary(workspace: Workspace) -> pd.DataFrame:
     """Show class x split counts; returns the summary (empty when nothing is labeled)."""
@@ -52,8 +55,8 @@ def render_split_summary(workspace: Workspace) -> pd.DataFrame:
                    "Label page; training needs at least two classes.")
         return summary
     totals = summary[["train", "val", "test", "unassigned", "total"]].sum()
-    st.dataframe(pd.concat([summary, pd.DataFrame([{"class": "All", **totals}])]),
-                 hide_index=True, key=f"{KEY}split")
+    table = pd.concat([summary, pd.DataFrame([{"class": "All", **totals}])])
+    st.dataframe(table.rename(columns=SUMMARY_HEADINGS), hide_index=True, key=f"{KEY}split")
     if totals["unassigned"]:
         st.info(f"{totals['unassigned']} labeled images have no split yet; training assigns them "
                 "(stratified 80/10/10 unless you changed the ratios on the Label page).")
