@@ -14,6 +14,7 @@ from ui.errors import show_error
 
 NEW_NAME = "project_new_name"
 NEW_NAME_HOME = "project_new_name_home"
+NEW_POPOVER = "project_new_popover"
 SWITCHER = "project_switcher"
 RENAME_TO = "project_rename_to"
 CONFIRM_DELETE = "project_confirm_delete"
@@ -42,6 +43,8 @@ def _create(root: Path, key: str = NEW_NAME) -> None:
         _fail(err)
         return
     state.choose_project(workspace.root.name)
+    st.session_state[key] = ""                  # an empty box and a closed "New project"
+    st.session_state[NEW_POPOVER] = False
     st.session_state[FLASH] = (f"Created the project '{workspace.root.name}'. It is empty: "
                                "add photos on the Data page.")
 
@@ -91,7 +94,8 @@ def render_messages() -> None:
 
 
 def _render_create(root: Path) -> None:
-    with st.popover("New project", icon=":material/add:", use_container_width=True):
+    with st.popover("New project", icon=":material/add:", use_container_width=True,
+                    key=NEW_POPOVER, on_change="rerun"):
         st.text_input("Name of the new project", key=NEW_NAME, max_chars=80,
                       placeholder="Ants and bees")
         st.button("Create", key="project_create", type="primary", on_click=_create,

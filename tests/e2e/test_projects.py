@@ -15,6 +15,7 @@ def test_create_a_second_project_from_the_sidebar(page, app_url, projects_root):
     page.get_by_label("Name of the new project").fill("Ants and bees")
     page.get_by_role("button", name="Create", exact=True).click()
     page.get_by_text("Created the project 'Ants and bees'").wait_for()
+    page.get_by_label("Name of the new project").wait_for(state="hidden")   # the pop-up closed
     page.get_by_role("heading", name="Ants and bees").wait_for()
     assert "project=Ants+and+bees" in page.url or "project=Ants%20and%20bees" in page.url
     page.get_by_text("122 photos · 3 classes · 0 training runs").wait_for()

@@ -74,6 +74,8 @@ def test_create_from_the_sidebar_opens_the_new_empty_project(projects):
     assert not test.exception
     assert test.sidebar.selectbox(key="project_switcher").value == "Wasps"
     assert {p.name: p.photos for p in list_projects(projects)}["Wasps"] == 0
+    assert test.text_input(key="project_new_name").value == ""   # ready for the next one
+    assert test.session_state["project_new_popover"] is False     # "New project" closes
     test.text_input(key="project_new_name").input("wasps")
     test.sidebar.button(key="project_create").click().run()
     assert "already a project" in test.error[0].value
