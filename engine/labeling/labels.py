@@ -257,6 +257,21 @@ def delete_class(workspace: Workspace, name: str, *, source: str = "label_page",
     return action_id
 
 
+def _next_undo(connection: sqlite3.Connection) -> sqlite3.Row | None:
+    return connection.execute(
+        f"SELECT * FROM label_actions WHERE is_undone = 0 AND kind IN "
+        f"({','.join('?' * len(UNDOABLE_KINDS))}) AND {_UNDO_ALLOWED} "
+        "ORDER BY id DESC LIMIT 1", UNDOABLE_KINDS).fetchone()
+
+
+def next_undo(workspace: Workspace) -> str | None:
+    """The description of the action :func:`undo_last_action` would undo now, or None when
+    there is nothing to undo (so a page can disable its Undo button)."""
+    with workspace.connect() as connection:
+        row = _next_undo(connection)
+    return None if row is None else str(row["description"])
+
+
 def undo_last_action(workspace: Workspace, *, source: str = "label_page") -> str | None:
     """Undo the latest label action not undone yet (repeat to walk further back).
 
@@ -266,11 +281,7 @@ def undo_last_action(workspace: Workspace, *, source: str = "label_page") -> str
         LabelError: the inverse is impossible now (e.g. a class of that name exists again).
     """
     with workspace.connect() as connection:
-        row = connection.execute(
-            f"SELECT * FROM label_actions WHERE is_undone = 0 AND kind IN "
-            f"({','.join('?' * len(UNDOABLE_KINDS))}) AND {_UNDO_ALLOWED} "
-            "ORDER BY id DESC LIMIT 1",
-            UNDOABLE_KINDS).fetchone()
+        row = _next_undo(connection)
         if row is None:
             return None
         detail = json.loads(row["detail_json"] or "{}")

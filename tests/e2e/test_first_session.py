@@ -375,5 +375,5 @@ def test_first_session(tab, app_url, projects_root, inputs):
         picked = page.get_by_role("combobox", name="Run", exact=True).input_value()
         assert picked.startswith(f"Run 1 · {VARIANT}"), picked
         assert "test accuracy" in picked, picked
-        page.get_by_text("Test accuracy").first.wait_for()
+        page.get_by_text("Right on test photos").first.wait_for()
         _no_exception(page)

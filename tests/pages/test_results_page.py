@@ -65,8 +65,8 @@ def test_headline_figures_and_every_section_render(canned):
     assert not test.exception, test.exception
     assert test.selectbox(key="results_run_picker").value == record.id
     metrics = {metric.label: metric.value for metric in test.metric}
-    assert metrics["Test accuracy"] == "62.5%" and metrics["Test images"] == "8"
-    assert metrics["Seconds / epoch"] == "3.5"
+    assert metrics["Right on test photos"] == "62.5%" and metrics["Test photos"] == "8"
+    assert metrics["Seconds per epoch"] == "3.5"
     for section in ("Mistakes", "Check the data", "Calibration", "Overview"):
         test.session_state["results_section"] = section
         test.run()
@@ -149,6 +149,13 @@ def test_retrain_with_fixes_starts_a_child_run_and_it_lists_what_changed(canned)
     test = _app()
     test.session_state["results_section"] = "Mistakes"
     test.run()
+    # Nothing to retrain with or to undo yet: both buttons wait for a fix.
+    assert test.button(key="results_retrain").disabled and test.button(key="results_undo").disabled
+    test.checkbox(key=f"{gallery.PICK_PREFIX}{ids[4]}").check().run()
+    test.selectbox(key=f"{gallery.BULK_CLASS}_gallery").set_value("cat")
+    test.button(key="results_relabel_gallery").click().run()
+    assert not test.button(key="results_retrain").disabled
+    assert not test.button(key="results_undo").disabled
     test.button(key="results_retrain").click().run()
     assert not test.exception, test.exception
     children = [run for run in list_runs(workspace) if run.parent_run_id == record.id]

@@ -10,6 +10,7 @@ import streamlit as st
 
 from engine.results import evaluation, retraining, run_results
 from engine.errors import EngineError
+from engine.labeling.labels import next_undo
 from engine.runs import RunRecord, get_run, list_runs, usable_runs
 from engine.workspace import Workspace
 from ui import charts as shared_charts
@@ -86,18 +87,36 @@ def _label(run: RunRecord, name: str) -> str:
     retrained = " · retrained" if run.parent_run_id else ""
     return f"{name} · {accuracy}{retrained}"
 
+# The per-class report in words; the usual names are in each column's help.
+CLASS_TABLE_HEADINGS = {"precision": "Right when it says this class",
+                        "recall": "Found of this class", "f1": "Balanced score",
+                        "support": "Test photos"}
+CLASS_TABLE_ROWS = {"macro avg": "All classes (average)",
+                    "weighted avg": "All classes (by photos)"}
+CLASS_TABLE_HELP = {
+    "Right when it says this class": "Precision: of the test photos the model puts in this "
+                                     "class, the share that really are of it.",
+    "Found of this class": "Recall: of the test photos of this class, the share the model finds.",
+    "Balanced score": "F1: the balance (harmonic mean) of the two columns before."}
+
 
 def render_header(results: run_results.RunResults, run: RunRecord) -> None:
     """Headline figures: test accuracy, log loss, macro F1, images, timing."""
     report, timing = results.report, results.report.get("timing", {}) or {}
     metrics = evaluation.split_metrics(results.predictions, results.class_names, "test")
-    cells = st.columns(6)
-    cells[0].metric("Test accuracy", _percent(report.get("accuracy", metrics["accuracy"])))
-    cells[1].metric("Log loss", _number(report.get("log_loss", metrics["log_loss"]), 3))
-    cells[2].metric("Macro F1", _number(report.get("macro_f1"), 3))
-    cells[3].metric("Test images", metrics["num_images"])
-    cells[4].metric("Seconds / epoch", _number(timing.get("seconds_per_epoch"), 1))
-    cells[5].metric("Time per photo, in batches (ms)",
+    cells = st.columns(5)
+    cells[0].metric("Right on test photos", _percent(report.get("accuracy", metrics["accuracy"])),
+                    help="Test accuracy: the share of the test photos (never used in training) "
+                         "whose class the model gets right.")
+    cells[1].metric("Test photos", metrics["num_images"])
+    cells[2].metric("Balanced score, all classes", _percent(report.get("macro_f1")),
+                    help="Macro F1: per class, the balance of how often the model is right when "
+                         "it names the class and how many of the class it finds, averaged over "
+                         f"the classes. Log loss: "
+                         f"{_number(report.get('log_loss', metrics['log_loss']), 3)} "
+                         "(lower is better).")
+    cells[3].metric("Seconds per epoch", _number(timing.get("seconds_per_epoch"), 1))
+    cells[4].metric("Time per photo, in batches (ms)",
                     _number(timing.get("inference_ms_per_image_batched"), 1),
                     help="Measured after training, 32 photos at a time; one photo at a time "
                          f"takes {_number(timing.get('inference_ms_per_image_single'), 1)} ms.")
@@ -116,10 +135,13 @@ def render_retrain(workspace: Workspace, results: run_results.RunResults, run: R
         counts = fixes["fix"].value_counts()
         text = ", ".join(f"{count} {kind}" for kind, count in counts.items())
         left.markdown(f"**Fixes since this run:** {text}.")
-    middle.button("Undo last relabel", key="results_undo", icon=":material/undo:", on_click=gallery.undo_label,
-                  args=(workspace,), help="Undo the latest label change (any page).")
+    undo = next_undo(workspace)
+    middle.button("Undo last relabel", key="results_undo", icon=":material/undo:",
+                  on_click=gallery.undo_label, args=(workspace,), disabled=undo is None,
+                  help=f"Undo: {undo} (the latest label change, any page)." if undo
+                  else "There is no label change to undo.")
     if right.button(f"Retrain with fixes ({len(fixes)})", key="results_retrain", type="primary",
-                    icon=":material/refresh:",
+                    icon=":material/refresh:", disabled=fixes.empty,
                     help="Start a new run with this run's settings on the corrected data. "
                          "When it finishes, its results list which images changed outcome."):
         _retrain(workspace, run)
@@ -165,8 +187,11 @@ def render_overview(workspace: Workspace, results: run_results.RunResults, run: 
     with left:
         st.subheader("Per class (test split)")
         table = evaluation.classification_table(results.predictions, names, "test")
-        st.dataframe(table.style.format({"precision": "{:.3f}", "recall": "{:.3f}",
-                                         "f1": "{:.3f}"}), width="stretch")
+        plain = table.rename(columns=CLASS_TABLE_HEADINGS, index=CLASS_TABLE_ROWS)
+        plain.index.name = "Class"
+        st.dataframe(plain, width="stretch", column_config={
+            heading: st.column_config.NumberColumn(heading, help=text, format="percent")
+            for heading, text in CLASS_TABLE_HELP.items()})
     with right:
         st.subheader("Errors by class")
         errors = evaluation.errors_by_class(results.predictions, names, "test")
@@ -184,7 +209,7 @@ def render_overview(workspace: Workspace, results: run_results.RunResults, run: 
         st.subheader("Timing")
         st.dataframe(pd.DataFrame({"figure": [TIMING_NAMES.get(key, key.replace("_", " "))
                                               for key in timing],
-                                   "value": [round(float(v), 3) for v in timing.values()]}),
+                                   "value": [round(float(v), 1) for v in timing.values()]}),
                      hide_index=True)
     if not results.epoch_log.empty:
         with st.expander("Expert details: epoch table"):
