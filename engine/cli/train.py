@@ -21,7 +21,7 @@ from engine.events import (
     RunStarted,
 )
 from engine.training.backends import installed_backends, select_backend
-from engine.training.config import Backend
+from engine.training.config import Backend, Head, Optimizer
 from engine.training.hosts import (
     ENV_JOB_ADDRESSES,
     ENV_NUM_PROCESSES,
@@ -33,6 +33,8 @@ from engine.training.hosts import (
     process_count,
 )
 from engine.training.variants import VARIANTS
+
+DEFAULTS = TrainConfig()   # the flags' defaults are the Train page's (one set of defaults)
 from engine.workspace import Workspace, open_workspace
 
 BACKENDS = tuple(member.value for member in Backend.concrete())
@@ -47,27 +49,37 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "fine-tuning. A workspace without a split is split 80/10/10 (seed 0) first.")
     parser.add_argument("--workspace", help="workspace folder (default: $STUDIO_WORKSPACE or "
                                             "./workspace)")
-    parser.add_argument("--variant", default="B0", choices=list(VARIANTS), metavar="VARIANT",
-                        help=f"backbone: {', '.join(VARIANTS)} (default B0)")
-    parser.add_argument("--weights", default="imagenet",
+    parser.add_argument("--variant", default=DEFAULTS.variant, choices=list(VARIANTS),
+                        metavar="VARIANT",
+                        help=f"backbone: {', '.join(VARIANTS)} (default {DEFAULTS.variant})")
+    parser.add_argument("--weights", default=DEFAULTS.weights,
                         help="imagenet (download), none (from scratch) or a weights file path")
-    parser.add_argument("--epochs", type=int, default=10, help="phase-1 (head) epochs")
-    parser.add_argument("--fine-tune-epochs", type=int, default=5,
+    parser.add_argument("--epochs", type=int, default=DEFAULTS.epochs,
+                        help=f"phase-1 (head) epochs at most (default {DEFAULTS.epochs}); it "
+                             "stops earlier when validation loss stops improving")
+    parser.add_argument("--head-patience", type=int, default=DEFAULTS.head_patience,
+                        help="phase 1 stops after this many epochs without a lower validation "
+                             f"loss (default {DEFAULTS.head_patience})")
+    parser.add_argument("--fine-tune-epochs", type=int, default=DEFAULTS.fine_tune_epochs,
                         help="phase-2 epochs (0 = phase 1 only)")
-    parser.add_argument("--fine-tune-blocks", type=int, default=0,
+    parser.add_argument("--fine-tune-blocks", type=int, default=DEFAULTS.fine_tune_blocks,
                         help="top backbone blocks to unfreeze (0 = all)")
     parser.add_argument("--image-size", type=int, default=None, help="input side in pixels "
                         "(default: the variant's native size)")
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--learning-rate", type=float, default=1e-3)
-    parser.add_argument("--optimizer", default="adamax", choices=["adamax", "adam", "rmsprop"])
-    parser.add_argument("--head", default="seed", choices=["seed", "simple"])
+    parser.add_argument("--batch-size", type=int, default=DEFAULTS.batch_size)
+    parser.add_argument("--learning-rate", type=float, default=DEFAULTS.learning_rate,
+                        help="phase-1 learning rate (fine-tuning uses 1/100 of it unless the "
+                             "config says otherwise)")
+    parser.add_argument("--optimizer", default=DEFAULTS.optimizer.value,
+                        choices=[choice.value for choice in Optimizer])
+    parser.add_argument("--head", default=DEFAULTS.head.value,
+                        choices=[choice.value for choice in Head])
     parser.add_argument("--augment-phase1", action="store_true",
                         help="augment in phase 1 too (slower: no feature cache)")
     parser.add_argument("--no-augment", action="store_true", help="no augmentation in phase 2")
     parser.add_argument("--early-stopping", action="store_true",
                         help="plain early stopping instead of the learning-rate controller")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=DEFAULTS.seed)
     parser.add_argument("--backend", default="auto", choices=["auto", *BACKENDS],
                         help="Keras backend: auto ($KERAS_BACKEND, else tensorflow), "
                              f"{', '.join(BACKENDS)}; installed here: "
@@ -98,6 +110,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _config(arguments: argparse.Namespace) -> TrainConfig:
     return TrainConfig(
         variant=arguments.variant, weights=arguments.weights, epochs=arguments.epochs,
+        head_patience=arguments.head_patience,
         fine_tune_epochs=arguments.fine_tune_epochs, fine_tune_blocks=arguments.fine_tune_blocks,
         image_size_px=arguments.image_size, batch_size=arguments.batch_size,
         learning_rate=arguments.learning_rate, optimizer=arguments.optimizer,
