@@ -65,21 +65,22 @@ def measure_inference(run_dir: str | Path, *, batch_size: int = 32,
     Raises:
         RunError: the run has no usable model.
     """
-    import tensorflow as tf
+    from engine.training.devices import detect_device
 
     run_dir = Path(run_dir)
     model = load_model(run_dir)
     height, width = read_image_size(run_dir)
-    forward = tf.function(lambda images: model(images, training=False), reduce_retracing=True)
+    # The compiled forward pass prediction uses, on whichever Keras backend is active.
+    forward = model.predict_on_batch
     rng = np.random.default_rng(0)
-    single = tf.constant(rng.uniform(0, 255, (1, height, width, 3)).astype(np.float32))
-    batch = tf.constant(rng.uniform(0, 255, (batch_size, height, width, 3)).astype(np.float32))
+    single = rng.uniform(0, 255, (1, height, width, 3)).astype(np.float32)
+    batch = rng.uniform(0, 255, (batch_size, height, width, 3)).astype(np.float32)
     single_ms, single_calls = _time_calls(forward, single, min_seconds, max_calls)
     batch_ms, batch_calls = _time_calls(forward, batch, min_seconds, max_calls)
     timing = InferenceTiming(
         ms_per_image_single=single_ms, ms_per_image_batched=batch_ms / batch_size,
         batch_size=batch_size, num_single_calls=single_calls, num_batched_calls=batch_calls,
-        device="GPU" if tf.config.list_logical_devices("GPU") else "CPU",
+        device=detect_device().kind,
         cpu_count=os.cpu_count() or 0, measured_at=utc_now())
     target = RunFolder(run_dir).inference_timing
     staging = target.with_name(f".{target.name}.tmp")
@@ -92,11 +93,11 @@ def measure_inference(run_dir: str | Path, *, batch_size: int = 32,
 def _time_calls(forward, inputs, min_seconds: float, max_calls: int) -> tuple[float, int]:
     """(mean ms per call, number of timed calls) after two warm-up calls."""
     for _ in range(2):
-        forward(inputs).numpy()
+        np.asarray(forward(inputs))
     calls = 0
     started = time.perf_counter()
     while calls < max_calls and (calls < 3 or time.perf_counter() - started < min_seconds):
-        forward(inputs).numpy()
+        np.asarray(forward(inputs))
         calls += 1
     return 1000 * (time.perf_counter() - started) / calls, calls
 
