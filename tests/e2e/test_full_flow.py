@@ -266,8 +266,9 @@ def _gallery_count(page) -> int:
 def test_step4_results_confusion_and_gallery(tab, app_url, workspace_path):
     tab.locator(".st-key-train_open_results").get_by_role("button").click()
     tab.get_by_role("heading", name="Results", exact=True).wait_for()
-    (run_id,) = _rows(workspace_path, "SELECT id FROM runs")[0]
-    assert run_id in tab.get_by_role("combobox", name="Run").input_value()
+    assert len(_rows(workspace_path, "SELECT id FROM runs")) == 1
+    picked = tab.get_by_role("combobox", name="Run").input_value()
+    assert picked.startswith("Run 1 · B0 · "), picked     # runs are named in words
     tab.get_by_role("tab", name="Mistakes").click()
     chart = tab.locator(".st-key-results_confusion_chart")
     chart.locator(".heatmaplayer").wait_for()     # plotly drew the heatmap trace
