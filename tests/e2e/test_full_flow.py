@@ -218,7 +218,11 @@ def test_step3_train_tiny_b0(tab, app_url, workspace_path):
     _wait_idle(tab)
     for label, value in (("Epochs, step 1 (quick)", "1"),
                          ("Epochs, step 2: fine-tuning (slower)", "0")):
-        field = tab.get_by_role("spinbutton", name=label, exact=True).first  # one, mid-rerun two
+        field = tab.get_by_role("spinbutton", name=label, exact=True)
+        for _ in range(100):  # mid-rerun the faded old field and the new one both exist
+            if field.count() == 1:
+                break
+            tab.wait_for_timeout(100)
         field.fill(value)
         field.press("Enter")
         _wait_idle(tab)
