@@ -26,6 +26,7 @@ from engine import jobs
 from engine.projects import SAMPLE_PROJECT_NAME, open_project
 from tests.e2e.conftest import ARTIFACTS, screenshot
 from tests.planted import jpeg_bytes, scene
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -151,13 +152,7 @@ def _choose(page, label: str, option: str) -> None:
 
 
 def _wait_until(condition, timeout_s: float, what: str):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+    return wait_until(condition, timeout_s, what)
 
 
 def _fine_tune_batches(workspace, run_id: str):

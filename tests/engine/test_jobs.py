@@ -21,6 +21,7 @@ from engine.runs import RunFolder, create_run, get_run, update_run
 from engine.worker import DatabaseCommandSource, DatabaseEventSink
 from engine.workspace import Workspace
 from tests.factories import make_class_tree
+from tests.waiting import wait_until
 
 POLL_TIMEOUT_SECONDS = 420
 
@@ -175,13 +176,7 @@ def _head_only(**changes) -> TrainConfig:
 
 
 def _wait_until(condition, timeout: float = POLL_TIMEOUT_SECONDS, what: str = ""):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
+    return wait_until(condition, timeout, what, interval=0.2)
 
 
 @pytest.mark.slow

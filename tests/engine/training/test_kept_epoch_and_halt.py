@@ -3,7 +3,6 @@ worker process, then "continue N more epochs" on the halted run."""
 from __future__ import annotations
 
 import json
-import time
 
 import numpy as np
 import pandas as pd
@@ -16,6 +15,7 @@ from engine.runs import get_run
 from engine.training.api import prepare_images, start_run
 from engine.training.loop import Trainer
 from tests.engine.training_helpers import tiny_config, tiny_workspace
+from tests.waiting import wait_until
 
 # Epochs 1-5 are phase 1, 6-8 fine-tuning. Training accuracy stays below the controller's
 # threshold, so the controller monitors training accuracy, and fine-tuning (augmented) never
@@ -73,13 +73,7 @@ def test_the_run_keeps_the_lowest_validation_loss_over_both_phases(tmp_path):
 
 
 def _wait_until(condition, timeout: float = 600, what: str = ""):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
+    return wait_until(condition, timeout, what)
 
 
 def _fine_tune_batches(workspace, run_id):
