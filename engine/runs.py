@@ -255,9 +255,9 @@ def get_run(workspace: Workspace, run_id: str) -> RunRecord:
 
 
 def list_runs(workspace: Workspace) -> list[RunRecord]:
-    """All runs, newest first."""
+    """All runs, newest first (runs started in the same second: the later one first)."""
     with workspace.connect() as connection:
-        rows = connection.execute("SELECT * FROM runs ORDER BY created_at DESC, id DESC").fetchall()
+        rows = connection.execute("SELECT * FROM runs ORDER BY created_at DESC, rowid DESC").fetchall()
     return [_record(workspace, row) for row in rows]
 
 
