@@ -55,7 +55,7 @@ def _render_new_run() -> None:
     summary = train_form.render_split_summary(workspace)
     st.markdown("**Model and settings** (the last ones you used are kept)")
     config = train_form.render_form(workspace, summary)
-    device, device_detail = train_form.expected_device()
+    device, device_detail = train_form.expected_device(train_form.chosen_backend())
     st.caption(f"Runs on: **{device}**", help=device_detail)
     if active is not None:
         st.info(f"{names[active.id]} is training; wait for it, or halt or cancel it above, "

@@ -15,6 +15,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from engine import jobs
+from engine.training.backends import installed_backends
 from engine.training.config import TrainConfig
 from engine.events import BatchEnded, CheckpointSaved, EpochEnded, PhaseStarted, RunStarted
 from engine.ingest.importing import import_folder
@@ -181,6 +182,25 @@ def test_settings_and_the_weights_file_stick_across_a_refresh(labeled_workspace:
     assert gone.radio(key="train_form_weights").value == "file"
     assert gone.button(key="train_start").disabled
     assert load_train_settings(labeled_workspace).missing_weights_file == str(kept)
+
+
+def test_the_training_engine_is_chosen_on_the_page_and_sticks(labeled_workspace: Workspace,
+                                                              monkeypatch: pytest.MonkeyPatch
+                                                              ) -> None:
+    monkeypatch.delenv("KERAS_BACKEND", raising=False)
+    app = _run()
+    app.radio(key="train_form_weights").set_value("none").run()    # a usable form is stored
+    engine = app.selectbox(key="train_form_backend")
+    assert engine.value == "auto" and "TensorFlow" in engine.options
+    assert any("Runs on" in c.value and "TensorFlow" in c.value for c in app.caption)
+    if "jax" not in installed_backends():
+        return
+    engine.set_value("jax").run()
+    assert not app.exception
+    assert any("Runs on" in c.value and "JAX" in c.value for c in app.caption)
+    assert load_train_settings(labeled_workspace).values["backend"] == "jax"
+    fresh = _run()                  # a refresh keeps it (the worker trains with the stored choice)
+    assert fresh.selectbox(key="train_form_backend").value == "jax"
 
 
 def test_running_job_renders_progress_table_and_controls(labeled_workspace: Workspace,

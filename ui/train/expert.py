@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from engine.training.config import ClassWeights, Head, Optimizer, Pooling
+from engine.errors import ConfigError
+from engine.training.backends import installed_backends, requested_backend
+from engine.training.config import Backend, ClassWeights, Head, Optimizer, Pooling
 
 KEY = "train_form_"
 HEAD_NAMES = {Head.SEED.value: "Dense layer + dropout (the original recipe)",
@@ -15,8 +17,25 @@ HEAD_NAMES = {Head.SEED.value: "Dense layer + dropout (the original recipe)",
 CLASS_WEIGHT_NAMES = {ClassWeights.AUTO.value: "Balance rare classes",
                       ClassWeights.NONE.value: "Off"}
 POOLING_NAMES = {Pooling.MAX.value: "Strongest signal (max)", Pooling.AVG.value: "Average"}
+BACKEND_NAMES = {Backend.TENSORFLOW.value: "TensorFlow", Backend.JAX.value: "JAX",
+                 Backend.TORCH.value: "PyTorch"}
 OPTIMIZER_NAMES = {Optimizer.ADAMAX.value: "Adamax", Optimizer.ADAM.value: "Adam (recommended)",
                    Optimizer.RMSPROP.value: "RMSprop"}
+
+
+def backend_options() -> list[str]:
+    """``auto`` and the backends installed here."""
+    return [Backend.AUTO.value, *installed_backends()]
+
+
+def _backend_name(choice: str) -> str:
+    if choice != Backend.AUTO.value:
+        return BACKEND_NAMES.get(choice, choice)
+    try:
+        chosen = requested_backend(choice).value
+    except ConfigError:
+        return "Automatic"
+    return f"Automatic ({BACKEND_NAMES.get(chosen, chosen)})"
 
 
 def render_expert() -> dict:
@@ -65,7 +84,7 @@ def render_expert() -> dict:
         }
         col1, col2, col3 = st.columns(3)
         fine_lr = col1.number_input(
-            "Fine-tuning learning rate (0 = a tenth of the first)", 0.0, 1.0, format="%.6f",
+            "Fine-tuning learning rate (0 = a hundredth of the first)", 0.0, 1.0, format="%.6f",
             step=1e-5, key=f"{KEY}fine_lr")
         values |= {
             "fine_tune_learning_rate": fine_lr or None,
@@ -76,7 +95,8 @@ def render_expert() -> dict:
             "fine_tune_blocks": col3.number_input(
                 "Parts retrained when fine-tuning (0 = whole model)", 0, 100, key=f"{KEY}blocks",
                 help="How many of the backbone's top blocks learn in step 2. Whole blocks are "
-                     "unfrozen; BatchNormalization layers stay frozen."),
+                     "unfrozen; with pretrained weights, the batch-normalisation statistics "
+                     "stay as they were."),
         }
         col1, col2, col3 = st.columns(3)
         values |= {
@@ -91,4 +111,11 @@ def render_expert() -> dict:
                                       format_func=POOLING_NAMES.get),
             "dropout": col3.number_input("Dropout", 0.0, 0.9, step=0.05, key=f"{KEY}dropout"),
         }
+        values["backend"] = st.selectbox(
+            "Training engine", backend_options(), key=f"{KEY}backend", format_func=_backend_name,
+            help="The Keras backend that runs the training: TensorFlow (the default), JAX or "
+                 "PyTorch, as installed on this computer. Automatic uses the KERAS_BACKEND "
+                 "environment variable when it is set, else TensorFlow. JAX or PyTorch can use "
+                 "a graphics card where TensorFlow cannot (Windows, Apple computers); the "
+                 "README says which to install.")
     return values

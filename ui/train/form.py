@@ -19,13 +19,14 @@ import streamlit as st
 from engine.errors import EngineError
 from engine.labeling.split import split_summary
 from engine.training import estimates
+from engine.training.backends import requested_backend
 from engine.training.config import TrainConfig
 from engine.training.settings import TrainSettings, load_train_settings, save_train_settings
 from engine.training.variants import VARIANTS
 from engine.workspace import Workspace
 from ui.errors import show_error
 from ui.train import weights as weights_view
-from ui.train.expert import render_expert
+from ui.train.expert import BACKEND_NAMES, backend_options, render_expert
 
 KEY = "train_form_"           # prefix of this form's widget keys
 SIZE_CHOICES = (32, 64, 96, 128, 160, 192, 224, 240, 260, 300, 380, 456, 528, 600)
@@ -41,7 +42,7 @@ PLAIN_FIELDS = {"variant": "variant", "epochs": "epochs", "fine_epochs": "fine_t
                 "threshold": "threshold", "factor": "factor", "dwell": "dwell",
                 "early": "early_stopping", "class_weights": "class_weights", "seed": "seed",
                 "smoothing": "label_smoothing", "head": "head", "pooling": "pooling",
-                "dropout": "dropout"}
+                "dropout": "dropout", "backend": "backend"}
 
 SUMMARY_HEADINGS = {"class": "Class", "train": "Training", "val": "Validation",
                     "test": "Test", "unassigned": "No split yet", "total": "Total"}
@@ -64,11 +65,15 @@ def render_split_summary(workspace: Workspace) -> pd.DataFrame:
 
 
 @st.cache_resource(show_spinner=False)
-def expected_device() -> tuple[str, str]:
-    """(plain words, expert detail) of where a worker will train: a GPU when nvidia-smi lists
-    one, else the CPU, with the Keras backend and the precision it will use."""
-    backend = os.environ.get("KERAS_BACKEND", "tensorflow")
-    backend_name = {"tensorflow": "TensorFlow", "jax": "JAX", "torch": "PyTorch"}.get(backend, backend)
+def expected_device(backend_choice: str = "auto") -> tuple[str, str]:
+    """(plain words, expert detail) of where a worker will train with the form's backend
+    choice: a GPU when nvidia-smi lists one, else the CPU, with the Keras backend and the
+    precision it will use."""
+    try:
+        backend = requested_backend(backend_choice).value
+    except EngineError:                 # a KERAS_BACKEND the app cannot train with
+        backend = os.environ.get("KERAS_BACKEND", "")
+    backend_name = BACKEND_NAMES.get(backend, backend)
     gpus: list[str] = []
     if shutil.which("nvidia-smi"):
         try:
@@ -87,6 +92,11 @@ def expected_device() -> tuple[str, str]:
             "Precision: float32.")
 
 
+def chosen_backend() -> str:
+    """The form's "Training engine" choice (``auto`` before the form is shown)."""
+    return str(st.session_state.get(f"{KEY}backend", "auto"))
+
+
 def seed_widgets(workspace: Workspace) -> TrainSettings:
     """Put the project's stored settings into every form widget not yet in this session."""
     settings = load_train_settings(workspace)
@@ -99,6 +109,8 @@ def seed_widgets(workspace: Workspace) -> TrainSettings:
         state.setdefault(f"{KEY}{suffix}", value)
     state.setdefault(f"{KEY}fine_lr", float(values["fine_tune_learning_rate"] or 0.0))
     state.setdefault(f"{KEY}size", values["image_size_px"] or NATIVE)
+    if state[f"{KEY}backend"] not in backend_options():   # stored, then uninstalled
+        state[f"{KEY}backend"] = "auto"
     if not settings.is_stored:
         kind = weights_view.default_choice(values["variant"], values["image_size_px"])
     else:
@@ -146,7 +158,8 @@ def _render_model_choice(workspace: Workspace, summary: pd.DataFrame) -> tuple[s
         st.session_state[f"{KEY}size"] = NATIVE      # the new model cannot take the old size
     size_choice = right.select_slider(
         "Photo size", options, key=f"{KEY}size",
-        format_func=lambda size: f"as made ({spec.native_size_px} px)" if size == NATIVE else f"{size} px",
+        format_func=lambda size: (f"as made ({spec.native_size_px} px)" if size == NATIVE
+                                  else f"{size} px"),
         help="Photos are resized to this square side. Smaller trains much faster; the size the "
              "model was made for is the one it was pretrained at.")
     image_size_px = None if size_choice == NATIVE else int(size_choice)
@@ -192,7 +205,8 @@ def render_form(workspace: Workspace, summary: pd.DataFrame) -> TrainConfig | No
     aug_col, aug1_col = st.columns(2)
     augment = aug_col.toggle("Vary the photos while fine-tuning", key=f"{KEY}augment",
                              help="Random flips, small turns, zoom, shifts and contrast "
-                                  "(augmentation), so the model does not learn the photos by heart.")
+                                  "(augmentation), so the model does not learn the photos by "
+                                  "heart.")
     augment_phase1 = aug1_col.toggle("Vary them in step 1 too (slower)", key=f"{KEY}augment1",
                                      help="Runs the whole model on every step instead of reusing "
                                           "its first pass.")
