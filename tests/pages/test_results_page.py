@@ -71,6 +71,8 @@ def test_headline_figures_and_every_section_render(canned):
         test.session_state["results_section"] = section
         test.run()
         assert not test.exception, (section, test.exception)
+    assert any("The model is the one of epoch 2, the lowest validation loss" in caption.value
+               for caption in test.caption)      # Overview: the curves name the kept epoch
     test.session_state["results_section"] = "Calibration"
     test.run()
     assert any(metric.label.startswith("Expected calibration error") for metric in test.metric)

@@ -201,9 +201,16 @@ def render_overview(workspace: Workspace, results: run_results.RunResults, run: 
     if curves.empty:
         st.caption("This run has no history.csv.")
     else:
-        st.plotly_chart(shared_charts.curves_figure(curves, best), key="results_curves")
-        st.caption(f"Lowest validation loss at epoch {best['val_loss']}; highest validation "
-                   f"accuracy at epoch {best['val_accuracy']}.")
+        kept = results.report.get("best_epoch") or best["val_loss"]
+        marked = {**best, "val_loss": kept}       # the star on the loss is the kept epoch
+        st.plotly_chart(shared_charts.curves_figure(curves, marked), key="results_curves")
+        if kept == best["val_loss"]:
+            words = f"The model is the one of epoch {kept}, the lowest validation loss"
+        else:
+            words = (f"The model is the one of epoch {kept}: fine-tuning's lowest validation "
+                     f"loss (epoch {best['val_loss']}) was within chance of step 1's, so step "
+                     "1's model was kept")
+        st.caption(f"{words}; highest validation accuracy at epoch {best['val_accuracy']}.")
     timing = results.report.get("timing") or {}
     if timing:
         st.subheader("Timing")

@@ -19,12 +19,24 @@ PLAIN_EPOCH_COLUMNS = ["Epoch", "Step", "Right, training photos", "Right, valida
 STEP_NAMES = {"features": "1", "head": "1", "fine_tune": "2"}
 
 
+def _planned(progress: Progress) -> int:
+    """The run's planned epochs as its latest epoch sees them, or the epochs it ran once it
+    ended: every row shows this one total (a Continue or an early stop changes the plan;
+    older rows would show the old one)."""
+    rows = progress.epoch_rows
+    if not rows:
+        return 0
+    if progress.finished is not None:
+        return rows[-1].epoch
+    return max(rows[-1].planned_epochs, rows[-1].epoch)
+
+
 def plain_epoch_table(progress: Progress) -> pd.DataFrame:
     """Per epoch in plain words: step, share right (%) on training and validation photos,
     loss, seconds; the best epoch is marked with a star."""
-    best = progress.best_epoch
+    best, planned = progress.best_epoch, _planned(progress)
     rows = [{
-        "Epoch": f"{row.epoch}/{row.planned_epochs}" + (" ★" if row.epoch == best else ""),
+        "Epoch": f"{row.epoch}/{planned}" + (" ★" if row.epoch == best else ""),
         "Step": STEP_NAMES.get(row.phase, row.phase),
         "Right, training photos": row.accuracy * 100,
         "Right, validation photos": row.val_accuracy * 100,
@@ -36,9 +48,9 @@ def plain_epoch_table(progress: Progress) -> pd.DataFrame:
 def epoch_table(progress: Progress) -> pd.DataFrame:
     """The 000 seed's epoch table: Epoch, Loss, Accuracy (%), V_loss, V_acc (%), LR, Next LR,
     Monitor, Duration (s); the best epoch is marked with a star."""
-    best = progress.best_epoch
+    best, planned = progress.best_epoch, _planned(progress)
     rows = [{
-        "Epoch": f"{row.epoch}/{row.planned_epochs}" + (" ★" if row.epoch == best else ""),
+        "Epoch": f"{row.epoch}/{planned}" + (" ★" if row.epoch == best else ""),
         "Loss": row.loss, "Accuracy": row.accuracy * 100, "V_loss": row.val_loss,
         "V_acc": row.val_accuracy * 100, "LR": row.learning_rate,
         "Next LR": row.next_learning_rate, "Monitor": row.monitor,
