@@ -7,8 +7,8 @@ cached features, or the exact augmented path), phase 2 (fine-tuning), then the a
 keeps the best weights and writes a checkpoint; :mod:`engine.training.callbacks` turns batch
 logs into events and ends ``fit`` within a batch when a command asks to.
 
-The run ends on the epoch with the lowest validation loss over both phases
-(:mod:`engine.training.checkpoints`).
+The run ends on the epoch with the lowest validation loss over both phases, fine-tuning
+replacing phase 1 only when it beats it by more than chance (:mod:`engine.training.checkpoints`).
 """
 from __future__ import annotations
 
@@ -190,7 +190,7 @@ class Trainer(Checkpointing):
         else:
             self.controller.start_phase(learning_rate)
             # The phase-1 best, as whole-model weights: fine-tuning must beat it to replace it.
-            self.kept.carry_into(model, PHASE_FINE_TUNE)
+            self.kept.carry_into(model, PHASE_FINE_TUNE, self._chance_margin())
         with self.distribution.strategy.scope():  # the wrapper trains under the strategy
             fitted = training_model(model, config.seed, augment=config.augment)
         self._compile(fitted, self.controller.learning_rate)
@@ -293,6 +293,8 @@ class Trainer(Checkpointing):
             self.sink(Message(f"Restored the best weights (epoch {self.kept.epoch})."))
             if self.kept.phase != PHASE_FINE_TUNE:
                 self.backbone_modified = False
+                if phase == PHASE_FINE_TUNE:
+                    self._say_why_fine_tuning_was_not_kept()
         if outcome == PhaseOutcome.HALT:
             self.sink(Message("Halted by the user; the run keeps its best weights."))
         progress = self.progress or PhaseProgress(planned, 0)
