@@ -114,17 +114,11 @@ def assemble_model(spec: VariantSpec, config: TrainConfig, num_classes: int,
 
 
 def augmentation(seed: int) -> keras.Sequential:
-    """Random flip, rotation, zoom, shift and contrast for 0..255 float images (train only)."""
-    import keras
-    from keras import layers
+    """Random flip, rotation, zoom, shift and contrast for 0..255 float images (train only);
+    rotation, zoom and shift as one affine transform (:mod:`engine.training.augmentation`)."""
+    from engine.training.augmentation import build_augmentation
 
-    return keras.Sequential([
-        layers.RandomFlip("horizontal", seed=seed),
-        layers.RandomRotation(0.05, fill_mode="reflect", seed=seed + 1),
-        layers.RandomZoom(0.1, fill_mode="reflect", seed=seed + 2),
-        layers.RandomTranslation(0.1, 0.1, fill_mode="reflect", seed=seed + 3),
-        layers.RandomContrast(0.15, value_range=(0, 255), seed=seed + 4),
-    ], name="augmentation")
+    return build_augmentation(seed)
 
 
 def freeze_backbone(studio: StudioModel) -> None:
