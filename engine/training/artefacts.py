@@ -157,7 +157,7 @@ class TrainingState:
     best_phase: str | None = None
     best_file_phase: str | None = None   # the phase whose checkpoints/best_<phase>.weights.h5 is current
     phase_complete: bool = False
-    fine_tune_margin: float = 0.0   # see engine.training.checkpoints (the kept epoch)
+    carried_epoch: int | None = None   # phase 1's best while fine-tuning (checkpoints.py)
     history: list[dict[str, Any]] = field(default_factory=list)
     train_seconds: float = 0.0
     train_images: int = 0

@@ -3,15 +3,15 @@
 **The kept epoch** is the epoch with the lowest validation loss over *both* phases (the value
 the learning-rate controller steers by once training accuracy passes its threshold; ties keep
 the earlier epoch, as ``history.csv``'s first minimum), with one rule between the phases:
-fine-tuning starts from the phase-1 best and replaces it only when its validation loss is lower
-by more than chance, by more than one standard error of the phase-1 model's mean validation
-loss (:func:`chance_margin`; the "one-standard-error rule" of model selection, which prefers
-the simpler model, here the one whose backbone is unchanged, when the better score is within
-noise). On a small validation set a slightly lower loss says nothing: on pets-dev at
-10/10/80 (120 validation photos) fine-tuning lowered it from 0.1757 to 0.1749 and lost 6 of
-960 test photos. Once a fine-tuning epoch is kept, later ones replace it on any lower loss.
-``EpochEnded.is_best``, ``RunFinished.best_epoch`` and ``report.json``'s ``best_epoch`` all name
-this epoch.
+fine-tuning starts from the phase-1 best and, when its own best has a lower validation loss,
+replaces it only if the gain is larger than chance. When fine-tuning ends, both models score
+every validation photo; fine-tuning is kept when its mean per-photo loss is lower by more than
+one standard error of the per-photo differences (:func:`paired_gain`; the "one-standard-error
+rule" of model selection, which prefers the simpler model, here the one whose backbone is
+unchanged, when the better score is within noise). On pets-dev at 10/10/80 (120 validation
+photos) fine-tuning once lowered the validation loss from 0.1757 to 0.1749 and lost 6 of 960
+test photos. ``EpochEnded.is_best`` marks the lowest loss so far as the epochs go;
+``RunFinished.best_epoch`` and ``report.json``'s ``best_epoch`` name the epoch kept in the end.
 
 The controller's own best (by *its* monitor, training accuracy early on) is kept apart: it is
 where a "dwell" goes back to, as in the 000 seed. After a resume both start from the kept
@@ -56,15 +56,15 @@ class KeptWeights:
         self.val_loss = math.inf
         self.file_phase: str | None = None   # whose best_<phase>.weights.h5 is current
         self.dwell_weights: list[np.ndarray] | None = None
-        self.margin = 0.0   # how much lower a new phase's validation loss must be (see above)
+        # Phase 1's best as whole-model weights while fine-tuning (see the module docstring).
+        self.carried: tuple[list[np.ndarray], int, float] | None = None
 
     def consider(self, model: Any, epoch: int, phase: str, val_loss: float,
                  controller_best: bool) -> bool:
         """After epoch ``epoch``: keep ``model``'s weights when its validation loss is the
         lowest so far (returns True then) and remember them for dwelling when the controller
         called the epoch its best."""
-        bar = self.val_loss - (self.margin if phase != self.phase else 0.0)
-        is_kept = math.isfinite(val_loss) and val_loss < bar
+        is_kept = math.isfinite(val_loss) and val_loss < self.val_loss
         if not (is_kept or controller_best):
             return False
         current = model.get_weights()
@@ -82,18 +82,28 @@ class KeptWeights:
         if target is not None:
             model.set_weights(target)
 
-    def carry_into(self, model: Any, phase: str, margin: float = 0.0) -> None:
+    def carry_into(self, model: Any, phase: str) -> None:
         """A new phase on ``model`` (the whole model, after the head's phase 1 was restored
-        into it): the kept weights become ``model``'s, so the new phase must beat their
-        validation loss by more than ``margin`` to replace them."""
+        into it): the kept weights become ``model``'s, so the new phase must beat them, and
+        they are remembered (and saved) to go back to (:meth:`go_back`)."""
         if self.epoch is None:
-            self.weights = self.dwell_weights = None
-            self.margin = 0.0
+            self.weights = self.dwell_weights = self.carried = None
             return
-        self.margin = margin
         self.weights = self.dwell_weights = model.get_weights()
         save_weights_atomic(model, best_weights_file(self.run_dir, phase))
+        save_weights_atomic(model, RunFolder(self.run_dir).before_fine_tune)
+        self.carried = (self.weights, self.epoch, self.val_loss)
         self.file_phase = phase
+
+    def go_back(self, model: Any) -> None:
+        """Make the carried phase-1 best the kept weights again (and ``model``'s)."""
+        assert self.carried is not None
+        self.weights, self.epoch, self.val_loss = self.carried
+        self.phase = "head"
+        model.set_weights(self.weights)
+        # As right after carry_into: best_fine_tune holds these weights (whole model).
+        save_weights_atomic(model, best_weights_file(self.run_dir, "fine_tune"))
+        self.file_phase = "fine_tune"
 
     def restore(self, model: Any, epoch: int | None, phase: str | None,
                 file_phase: str | None, val_loss: float | None, resumed_phase: str) -> None:
@@ -105,16 +115,31 @@ class KeptWeights:
         self.epoch, self.phase, self.file_phase = epoch, phase, file_phase
         self.val_loss = val_loss if val_loss is not None and math.isfinite(val_loss) else math.inf
 
+    def restore_carried(self, model: Any, epoch: int | None, val_loss: float | None) -> None:
+        """After a resume in fine-tuning: reload phase 1's best from its file (into
+        ``model``, which the caller then loads the last weights into)."""
+        before = RunFolder(self.run_dir).before_fine_tune
+        if epoch is None or val_loss is None or not before.is_file():
+            return
+        load_kept_weights(model, before)
+        self.carried = (model.get_weights(), epoch, val_loss)
 
-def chance_margin(probabilities: np.ndarray, onehot: np.ndarray) -> float:
-    """One standard error of the mean validation loss (cross-entropy, clipped like Keras's)
-    of a model's ``probabilities`` on validation photos with one-hot labels ``onehot``; 0 for
-    fewer than two photos."""
-    if len(onehot) < 2:
-        return 0.0
+
+def per_photo_loss(probabilities: np.ndarray, onehot: np.ndarray) -> np.ndarray:
+    """Cross-entropy of each photo (clipped like Keras's)."""
     right = np.clip(np.sum(np.asarray(probabilities) * onehot, axis=1), 1e-7, 1.0)
-    losses = -np.log(right)
-    return float(np.std(losses, ddof=1) / math.sqrt(len(losses)))
+    return -np.log(right)
+
+
+def paired_gain(before: np.ndarray, after: np.ndarray) -> tuple[float, float]:
+    """(mean gain, its standard error) of per-photo losses ``before`` -> ``after`` on the same
+    photos: the gain is ``mean(before - after)`` (positive: ``after`` is better); the standard
+    error is 0 for fewer than two photos."""
+    differences = np.asarray(before, dtype=np.float64) - np.asarray(after, dtype=np.float64)
+    if len(differences) < 2:
+        return float(differences.mean()) if len(differences) else 0.0, 0.0
+    return (float(differences.mean()),
+            float(differences.std(ddof=1) / math.sqrt(len(differences))))
 
 
 def load_kept_weights(model: Any, path: Path) -> None:
@@ -154,30 +179,46 @@ class Checkpointing:
     masks: dict[str, np.ndarray]
     studio: Any
 
-    def _chance_margin(self) -> float:
-        """:func:`chance_margin` of the phase-1 best (in the model now) on the validation
-        photos: the head on the cached features, or the whole model when there are none."""
-        val = self.masks["val"]
-        if self.kept.epoch is None or int(val.sum()) < 2:
-            return 0.0
+    def _validation_photo_losses(self, model: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Per validation photo: the loss of phase 1's best and of fine-tuning's (the head on
+        the cached features for the first when there are any); leaves ``model`` on phase
+        1's best."""
+        kept, val = self.kept, self.masks["val"]
+        assert kept.carried is not None and kept.weights is not None
+        onehot = self.inputs.onehot[val]
+        model.set_weights(kept.weights)
+        tuned = per_photo_loss(self.inputs.predict_images(model, val), onehot)
+        model.set_weights(kept.carried[0])
         if len(self.inputs.features):
-            probabilities = self.inputs.predict_features(self.studio.head, self.config.batch_size)
+            first = self.inputs.predict_features(self.studio.head, self.config.batch_size, val)
         else:
-            probabilities = self.inputs.predict_images(self.studio.model)
-        return chance_margin(probabilities[val], self.inputs.onehot[val])
+            first = self.inputs.predict_images(model, val)
+        return per_photo_loss(first, onehot), tuned
 
-    def _say_why_fine_tuning_was_not_kept(self) -> None:
-        """After fine-tuning that never beat phase 1 by more than chance: say so."""
-        tuned = [row.val_loss for row in self.rows if row.phase == "fine_tune"
-                 and math.isfinite(row.val_loss)]
-        if not tuned or self.kept.phase == "fine_tune" or self.kept.epoch is None:
+    def _judge_fine_tuning(self, model: Any) -> None:
+        """When fine-tuning ends with a best of its own: keep it only when it beats phase 1's
+        best on the validation photos by more than chance (see the module docstring); else go
+        back to phase 1's. Says which, and why."""
+        kept, val = self.kept, self.masks["val"]
+        if kept.phase != "fine_tune" or kept.carried is None or int(val.sum()) < 2:
             return
+        first, tuned = self._validation_photo_losses(model)
+        gain, error = paired_gain(first, tuned)
+        figures = (f"mean loss per validation photo {first.mean():.4f} after step 1, "
+                   f"{tuned.mean():.4f} after fine-tuning: a gain of {gain:.4f}, and one "
+                   f"standard error of it is {error:.4f}")
+        if gain > error:
+            model.set_weights(kept.weights)
+            self.sink(Message(f"Fine-tuning did better than chance on the validation photos, "
+                              f"so the run keeps its model (epoch {kept.epoch}): {figures}."))
+            return
+        tuned_epoch = kept.epoch
+        kept.go_back(model)
         self.sink(Message(
             f"Fine-tuning did not do better than chance on the validation photos, so the run "
-            f"keeps the model of step 1 (epoch {self.kept.epoch}): its lowest validation loss "
-            f"was {min(tuned):.4f} against step 1's {self.kept.val_loss:.4f}, and it had to be "
-            f"below {self.kept.val_loss - self.kept.margin:.4f} (one standard error lower) to "
-            "count. More validation photos make smaller gains visible."))
+            f"keeps the model of step 1 (epoch {kept.epoch}) rather than fine-tuning's best "
+            f"(epoch {tuned_epoch}): {figures}. More validation photos make smaller gains "
+            "visible."))
 
     def _checkpoint(self, phase: str, model: Any, phase_done: int, planned: int,
                     complete: bool) -> None:
@@ -188,7 +229,8 @@ class Checkpointing:
             phase_planned_epochs=planned, fine_tune_planned_epochs=self.fine_tune_planned,
             controller=self.controller.state_dict(), best_epoch=self.kept.epoch,
             best_phase=self.kept.phase, best_file_phase=self.kept.file_phase,
-            phase_complete=complete, fine_tune_margin=self.kept.margin,
+            phase_complete=complete,
+            carried_epoch=self.kept.carried[1] if self.kept.carried else None,
             history=[asdict(row) for row in self.rows], train_seconds=self.train_seconds,
             train_images=self.train_images))
         if not complete:
@@ -200,7 +242,8 @@ class Checkpointing:
         kept = [row.val_loss for row in self.rows if row.epoch == state.best_epoch]
         self.kept.restore(model, state.best_epoch, state.best_phase, state.best_file_phase,
                           kept[0] if kept else None, resumed_phase=state.phase)
-        self.kept.margin = state.fine_tune_margin
+        carried = [row.val_loss for row in self.rows if row.epoch == state.carried_epoch]
+        self.kept.restore_carried(model, state.carried_epoch, carried[0] if carried else None)
         load_kept_weights(model, last_weights_file(self.run_dir))
         self.epochs_done = state.epochs_done
         self.fine_tune_planned = state.fine_tune_planned_epochs

@@ -156,22 +156,25 @@ class RunInputs:
         paths = [path for path, keep in zip(self.decoded, mask) if keep]
         return lambda rows: read_images([paths[row] for row in rows], self.size)
 
-    def predict_features(self, model: Any, batch_size: int) -> np.ndarray:
-        """``model`` (the head) on the cached features of every image, in order."""
+    def predict_features(self, model: Any, batch_size: int,
+                         mask: np.ndarray | None = None) -> np.ndarray:
+        """``model`` (the head) on the cached features of every image (or of ``mask``'s), in
+        order."""
+        mask = np.ones(len(self.images), dtype=bool) if mask is None else mask
         if not self.plan.pads:
-            return np.asarray(model.predict(self.features, verbose=0, batch_size=batch_size))
-        everything = np.ones(len(self.images), dtype=bool)
-        return predict_rows(make_predictor(model, self.plan), self._reader(everything,
-                            self.features), len(self.images), self.plan)
+            return np.asarray(model.predict(self.features[mask], verbose=0,
+                                            batch_size=batch_size))
+        return predict_rows(make_predictor(model, self.plan), self._reader(mask, self.features),
+                            int(mask.sum()), self.plan)
 
-    def predict_images(self, model: Any) -> np.ndarray:
-        """``model`` (image -> outputs) on the cached image of every image, in order."""
-        everything = np.ones(len(self.images), dtype=bool)
+    def predict_images(self, model: Any, mask: np.ndarray | None = None) -> np.ndarray:
+        """``model`` (image -> outputs) on the cached image of every image (or of
+        ``mask``'s), in order."""
+        mask = np.ones(len(self.images), dtype=bool) if mask is None else mask
         if not self.plan.pads:
-            return np.asarray(model.predict(self.image_batches(everything, labels=False),
-                                            verbose=0))
-        return predict_rows(make_predictor(model, self.plan), self._reader(everything, None),
-                            len(self.images), self.plan)
+            return np.asarray(model.predict(self.image_batches(mask, labels=False), verbose=0))
+        return predict_rows(make_predictor(model, self.plan), self._reader(mask, None),
+                            int(mask.sum()), self.plan)
 
     def image_batches(self, mask: np.ndarray, *, shuffle: bool = False,
                       labels: bool = True) -> Any:

@@ -190,7 +190,7 @@ class Trainer(Checkpointing):
         else:
             self.controller.start_phase(learning_rate)
             # The phase-1 best, as whole-model weights: fine-tuning must beat it to replace it.
-            self.kept.carry_into(model, PHASE_FINE_TUNE, self._chance_margin())
+            self.kept.carry_into(model, PHASE_FINE_TUNE)
         with self.distribution.strategy.scope():  # the wrapper trains under the strategy
             fitted = training_model(model, config.seed, augment=config.augment)
         self._compile(fitted, self.controller.learning_rate)
@@ -288,13 +288,13 @@ class Trainer(Checkpointing):
                    outcome: PhaseOutcome) -> None:
         if outcome == PhaseOutcome.CANCEL:
             return
+        if phase == PHASE_FINE_TUNE:
+            self._judge_fine_tuning(model)
         if self.kept.weights is not None:
             model.set_weights(self.kept.weights)
             self.sink(Message(f"Restored the best weights (epoch {self.kept.epoch})."))
             if self.kept.phase != PHASE_FINE_TUNE:
                 self.backbone_modified = False
-                if phase == PHASE_FINE_TUNE:
-                    self._say_why_fine_tuning_was_not_kept()
         if outcome == PhaseOutcome.HALT:
             self.sink(Message("Halted by the user; the run keeps its best weights."))
         progress = self.progress or PhaseProgress(planned, 0)

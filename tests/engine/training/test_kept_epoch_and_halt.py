@@ -9,12 +9,11 @@ import pandas as pd
 import pytest
 
 from engine import jobs
-from engine.events import CommandAcknowledged, EpochEnded, EventCollector, Message, RunFinished
+from engine.events import CommandAcknowledged, EpochEnded, Message, RunFinished
 from engine.results.evaluation import training_curves
-from engine.runs import get_run
-from engine.training.api import prepare_images, start_run
 from engine.training.loop import Trainer
-from tests.engine.training_helpers import tiny_config, tiny_workspace
+from tests.engine.training_helpers import (SnapshotsEachEpoch, run_scripted, tiny_config,
+                                           tiny_workspace)
 from tests.waiting import wait_until
 
 # Epochs 1-5 are phase 1, 6-8 fine-tuning. Training accuracy stays below the controller's
@@ -23,21 +22,18 @@ from tests.waiting import wait_until
 # (the run that kept epoch 5 at 81.7 % over epoch 7's 86.7 %).
 SCRIPTED_VAL_LOSS = [0.9, 0.8, 0.7, 0.6, 0.5, 0.55, 0.4, 0.45]
 SCRIPTED_ACCURACY = [0.5, 0.6, 0.7, 0.8, 0.85, 0.6, 0.65, 0.7]
-# One standard error of phase 1's validation loss, scripted too: epoch 7 beats epoch 5 by
-# 0.1, more than chance; fine-tuning that only reaches 0.47 (0.03 lower) does not.
-SCRIPTED_MARGIN = 0.05
+# The per-photo validation losses of phase 1's best and fine-tuning's best, scripted too:
+# 0.1 lower on every photo is more than chance; lower on half, higher on the rest is not.
+CLEAR_GAIN = (np.full(8, 0.5), np.full(8, 0.4))
+NO_CLEAR_GAIN = (np.full(8, 0.5), np.array([0.2, 0.2, 0.2, 0.2, 0.74, 0.74, 0.74, 0.74]))
 
 
-class ScriptedTrainer(Trainer):
+class ScriptedTrainer(SnapshotsEachEpoch, Trainer):
     """The real trainer whose epochs are judged by a scripted history; it also snapshots the
     model's weights at every epoch end (before any bookkeeping)."""
 
-    snapshots: dict[int, list[np.ndarray]]
     val_losses = SCRIPTED_VAL_LOSS
-
-    def after_epoch(self, phase, model, logs, duration, num_images, progress):
-        self.snapshots[self.epochs_done + 1] = model.get_weights()
-        return super().after_epoch(phase, model, logs, duration, num_images, progress)
+    photo_losses = CLEAR_GAIN
 
     def epoch_logs(self, phase, logs):
         epoch = self.epochs_done + 1
@@ -45,22 +41,15 @@ class ScriptedTrainer(Trainer):
                     if key in ("val_loss", "val_cross_entropy")}   # val_loss, data loss
         return {**logs, **scripted, "accuracy": SCRIPTED_ACCURACY[epoch - 1]}
 
-    def _chance_margin(self):
-        self.carried = self.studio.model.get_weights()    # phase 1's best, whole model
-        return SCRIPTED_MARGIN
+    def _validation_photo_losses(self, model):
+        self.carried = self.kept.carried[0]    # phase 1's best, whole model
+        return self.photo_losses
 
 
-def _scripted_run(tmp_path, val_losses=SCRIPTED_VAL_LOSS):
-    import engine.training.layers  # noqa: F401  (loaders import it first)
-
-    workspace = tiny_workspace(tmp_path)
+def _scripted_run(tmp_path, val_losses=SCRIPTED_VAL_LOSS, photo_losses=CLEAR_GAIN):
     config = tiny_config(epochs=5, fine_tune_epochs=3, patience=100, stop_patience=100)
-    run = start_run(workspace, config)
-    events = EventCollector()
-    trainer = ScriptedTrainer(workspace, get_run(workspace, run.id), config,
-                              prepare_images(workspace, events), events, lambda: [])
-    trainer.snapshots, trainer.val_losses = {}, val_losses
-    return run, trainer, trainer.run(), events
+    return run_scripted(tmp_path, ScriptedTrainer, config, val_losses=val_losses,
+                        photo_losses=photo_losses)
 
 
 @pytest.mark.slow
@@ -87,14 +76,12 @@ def test_the_run_keeps_the_lowest_validation_loss_over_both_phases(tmp_path):
 def test_fine_tuning_within_chance_of_phase_one_keeps_phase_one(tmp_path):
     import keras
 
-    within_noise = [*SCRIPTED_VAL_LOSS[:5], 0.55, 0.47, 0.48]   # 0.03 < the 0.05 margin
-    run, trainer, outcome, events = _scripted_run(tmp_path, within_noise)
+    run, trainer, outcome, events = _scripted_run(tmp_path, photo_losses=NO_CLEAR_GAIN)
     assert outcome.best_epoch == 5 and outcome.epochs_run == 8
-    assert not [event.epoch for event in events.events
-                if isinstance(event, EpochEnded) and event.is_best and event.epoch > 5]
     assert json.loads((run.run_dir / "report.json").read_text())["best_epoch"] == 5
     said = " ".join(event.text for event in events.events if isinstance(event, Message))
-    assert "keeps the model of step 1 (epoch 5)" in said and "0.4700" in said, said
+    assert "keeps the model of step 1 (epoch 5) rather than fine-tuning's best (epoch 7)" in said
+    assert "a gain of 0.0300" in said, said
     saved = keras.models.load_model(run.run_dir / "model.keras", safe_mode=True)
     assert all(np.allclose(a, b) for a, b in zip(saved.get_weights(), trainer.carried))
 
