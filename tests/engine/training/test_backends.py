@@ -20,8 +20,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.engine.training_helpers import TINY_SIZE, TINY_VARIANT, tiny_workspace
-from tests.factories import photo_array
+from tests.engine.training_helpers import (TINY_SIZE, TINY_VARIANT, calibrated_weights,
+                                           tiny_workspace)
 
 ROOT = Path(__file__).resolve().parents[3]
 BLOCKS_TENSORFLOW = ("jax", "torch")   # training on these must not import TensorFlow
@@ -65,35 +65,6 @@ def _environment(backend: str, *first_on_path: Path) -> dict[str, str]:
             "TF_CPP_MIN_LOG_LEVEL": "3"}
 
 
-def _calibrated_weights(folder: Path) -> Path:
-    """A weights file for the tiny backbone: random kernels, BatchNorm statistics measured on
-    photos like the test's. A random start keeps BatchNorm's initial statistics (mean 0,
-    variance 1), so its activations vanish within a few blocks (pooled features ~1e-18) and
-    every image gets the same probabilities: a parity check on those proves nothing. Measured
-    statistics, as a pretrained file has, keep the features apart."""
-    import keras
-
-    from engine.training.variants import build_backbone, get_variant
-
-    images = np.stack([photo_array(label, seed, (TINY_SIZE, TINY_SIZE))
-                       for label in (0, 1) for seed in range(10)]).astype("float32")
-    keras.utils.set_random_seed(0)
-    backbone = build_backbone(get_variant(TINY_VARIANT), TINY_SIZE, None)
-    # MobileNet is a plain chain of layers, so one eager pass in order calibrates each
-    # BatchNormalization on what the calibrated layers before it produce (no model to
-    # compile per layer: on JAX that alone took minutes).
-    tensor = keras.ops.convert_to_tensor(images)
-    for layer in backbone.layers[1:]:
-        if isinstance(layer, keras.layers.BatchNormalization):
-            seen = keras.ops.convert_to_numpy(tensor)
-            layer.moving_mean.assign(seen.mean(axis=(0, 1, 2)))
-            layer.moving_variance.assign(seen.var(axis=(0, 1, 2)))
-        tensor = layer(tensor, training=False)
-    path = folder / "calibrated.weights.h5"
-    backbone.save_weights(path)
-    return path
-
-
 def _train(workspace_root: Path, weights: Path, backend: str, tmp_path: Path) -> Path:
     """The train CLI on ``backend`` (TensorFlow made unimportable for jax and torch); the run
     folder."""
@@ -123,7 +94,7 @@ def _train(workspace_root: Path, weights: Path, backend: str, tmp_path: Path) ->
 def test_a_run_trained_on_one_backend_predicts_the_same_on_another(tmp_path, trained_on,
                                                                    predicted_on):
     workspace = tiny_workspace(tmp_path)
-    run_dir = _train(workspace.root, _calibrated_weights(tmp_path), trained_on, tmp_path)
+    run_dir = _train(workspace.root, calibrated_weights(tmp_path), trained_on, tmp_path)
 
     from engine.labeling.dataset import trainable_images
     from engine.training.input_pipeline import decoded_cache_dir, decoded_path

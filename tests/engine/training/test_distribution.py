@@ -36,8 +36,7 @@ from engine.runs import RunFolder, get_run, list_runs
 from engine.training.api import start_run, train
 from engine.training.input_pipeline import decoded_cache_dir, decoded_path, read_images
 from engine.workspace import Workspace, open_workspace
-from tests.engine.training_helpers import tiny_config, tiny_workspace
-from tests.engine.training.test_backends import _calibrated_weights
+from tests.engine.training_helpers import calibrated_weights, tiny_config, tiny_workspace
 from tests.factories import write_photo
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -282,7 +281,7 @@ def uneven_workspace(root: Path) -> Workspace:
 
 def tiny_train_command(workspace: Workspace, weights: Path, *extra: str) -> list[str]:
     """The train CLI on JAX data_parallel, 4 images per device. The backbone's weights file
-    (``_calibrated_weights``) has BatchNorm statistics measured on such photos, so every
+    (``calibrated_weights``) has BatchNorm statistics measured on such photos, so every
     image gets its own probabilities (with a random start all get the same, and a row-order
     check proves nothing)."""
     return ["-m", "engine", "train", "--workspace", str(workspace.root), "--variant",
@@ -313,7 +312,7 @@ def assert_complete_run(workspace: Workspace, run_dir: Path) -> pd.DataFrame:
 @requires_jax
 def test_two_virtual_devices_train_a_whole_run_on_sizes_that_do_not_divide(tmp_path):
     workspace = uneven_workspace(tmp_path)
-    weights = _calibrated_weights(tmp_path)
+    weights = calibrated_weights(tmp_path)
     output = _finish(_python(tiny_train_command(workspace, weights, "--epochs", "1",
                                                 "--fine-tune-epochs", "0"),
                              {"XLA_FLAGS": "--xla_force_host_platform_device_count=2",
@@ -347,7 +346,7 @@ def _free_port() -> int:
 def test_two_processes_on_localhost_train_one_complete_run_through_the_cli(tmp_path):
     workspace = uneven_workspace(tmp_path)
     coordinator = f"127.0.0.1:{_free_port()}"
-    weights = _calibrated_weights(tmp_path)
+    weights = calibrated_weights(tmp_path)
     # (no augmentation: it would only add compile time to a check of shards and gathering)
     processes = [_python(tiny_train_command(workspace, weights, "--epochs", "1",
                                             "--fine-tune-epochs", "1", "--no-augment",

@@ -5,25 +5,17 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from engine.events import EpochEnded, EventCollector, Message
-from engine.runs import get_run
-from engine.training.api import prepare_images, start_run
+from engine.events import EpochEnded, Message
 from engine.training.loop import Trainer
-from tests.engine.training_helpers import tiny_config, tiny_workspace
+from tests.engine.training_helpers import SnapshotsEachEpoch, run_scripted, tiny_config
 
 # Lowest at epoch 4; with head_patience 3, epochs 5-7 do not improve and phase 1 stops at 7
 # of a cap of 30.
 SCRIPTED_VAL_LOSS = [0.9, 0.8, 0.7, 0.6, 0.65, 0.6, 0.7] + [0.1] * 23
 
 
-class ScriptedTrainer(Trainer):
+class ScriptedTrainer(SnapshotsEachEpoch, Trainer):
     """The real trainer, its validation (data) loss scripted; snapshots the weights each epoch."""
-
-    snapshots: dict[int, list[np.ndarray]]
-
-    def after_epoch(self, phase, model, logs, duration, num_images, progress):
-        self.snapshots[self.epochs_done + 1] = model.get_weights()
-        return super().after_epoch(phase, model, logs, duration, num_images, progress)
 
     def epoch_logs(self, phase, logs):
         assert "val_cross_entropy" in logs  # the data loss is a compiled metric
@@ -34,17 +26,9 @@ class ScriptedTrainer(Trainer):
 def test_phase_one_stops_when_validation_loss_stops_improving_and_keeps_the_best(tmp_path):
     import keras
 
-    import engine.training.layers  # noqa: F401  (loaders import it first)
-
-    workspace = tiny_workspace(tmp_path)
     # The seed's head has L1/L2 penalties, so Keras' loss and the data loss differ.
     config = tiny_config(epochs=30, head_patience=3, head="seed")
-    run = start_run(workspace, config)
-    events = EventCollector()
-    trainer = ScriptedTrainer(workspace, get_run(workspace, run.id), config,
-                              prepare_images(workspace, events), events, lambda: [])
-    trainer.snapshots = {}
-    outcome = trainer.run()
+    run, trainer, outcome, events = run_scripted(tmp_path, ScriptedTrainer, config)
 
     assert outcome.epochs_run == 7 and outcome.best_epoch == 4
     epochs = [event for event in events.events if isinstance(event, EpochEnded)]
