@@ -9,7 +9,10 @@
   bookkeeping (the 000 seed's LRA callback, made non-blocking). A halt, cancel or "fine-tune
   now" ends ``fit`` *within the batch*: the callback raises :class:`StopPhase`, so ``fit``
   does not first run the epoch's validation pass (which took most of the 55 s a halt once
-  took in fine-tuning); the trainer catches it and restores the best weights anyway.
+  took in fine-tuning); the trainer catches it and restores the best weights anyway. One
+  that arrives during the validation pass ends it within a validation batch the same way
+  (that epoch's training is done, its bookkeeping is not); one read at the epoch's last
+  training batch lets that epoch end as usual.
 """
 from __future__ import annotations
 
@@ -158,6 +161,16 @@ class PhaseCallback(keras.callbacks.Callback):
         self.commands.poll()
         outcome = self.commands.outcome(self.phase)
         if outcome is not None and batch + 1 < self.steps:
+            raise StopPhase(outcome)
+
+    def on_test_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        # fit's validation pass. A stop received at the epoch's last training batch lets the
+        # epoch end as usual (validated and kept); one received during this pass ends it now,
+        # instead of after all of its batches.
+        pending = self.commands.outcome(self.phase)
+        self.commands.poll()
+        outcome = self.commands.outcome(self.phase)
+        if outcome is not None and pending is None:
             raise StopPhase(outcome)
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
