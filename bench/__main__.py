@@ -8,8 +8,9 @@ prints one table with each figure beside its target and writes bench/results.jso
 
 Steps (each also runs alone, see its module docstring; the slow ones are marked):
   scan     bench/scan.py             scan/clean images/s on pets-dev (full decode)
-  train    bench/train.py --quick    phase 1 vs the 002 seed; fine-tuning vs train_on_batch and
-                                     the 000 seed's flow_from_dataframe        (slow: ~3 min)
+  train    bench/train.py --quick    phase 1 vs the 002 seed; fine-tuning on TensorFlow and JAX
+                                     vs train_on_batch, the tf.data path and the 000 seed's
+                                     flow_from_dataframe                       (slow: ~15 min)
   predict  bench/predict.py          batched prediction vs bare forward
   scale    bench/scale.py            20k-image import + scan + training: time and peak memory
                                                                                (slow: ~2 min)
@@ -90,6 +91,13 @@ def _rows(results: dict) -> list[tuple[str, str, str, str]]:
         throughput.get("engine_vs_bare"), 0.9, "x")
     add(f"fine-tuning images/s vs 000 seed flow_from_dataframe ({size}px)",
         throughput.get("engine_vs_seed000"), None, "x")
+    add(f"fine-tuning images/s vs the previous tf.data path ({size}px, TensorFlow)",
+        throughput.get("engine_vs_tfdata"), 0.95, "x")
+    for backend, figures in throughput.get("backends", {}).items():
+        add(f"fine-tuning {throughput.get('variant')} {size}px, images/s on {backend} (CPU)",
+            figures.get("engine_images_per_second"), None)
+        add(f"  the same without augmentation, images/s on {backend}",
+            figures.get("engine_no_augment_images_per_second"), None)
     add("batched prediction vs bare forward", results.get("predict", {}).get("ratio"), 0.9, "x")
     scale = results.get("scale", {})
     if scale:

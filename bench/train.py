@@ -4,6 +4,7 @@ a bare ``train_on_batch`` loop and the 000 seed's input pipeline.
     python -m bench.train                 # full: 1,200 pets-dev images at 224 px
     python -m bench.train --quick         # 400 images, throughput at 160 px (a few minutes)
     python -m bench.train --images 600 --throughput-size 192 --steps 15 --skip-phase1
+    python -m bench.train --quick --skip-phase1 --backends jax   # fine-tuning on JAX only
 
 Every measured program runs as its own process, end to end (Python start, TensorFlow import,
 model build, data, training, evaluation), on the same images and split:
@@ -14,8 +15,9 @@ model build, data, training, evaluation), on the same images and split:
 - fine-tuning throughput, B0 with every layer trainable, same batch size: the engine's real
   training (``engine.training.api.train``: uint8 batches from the decode cache through a
   ``keras.utils.PyDataset``, augmentation inside the compiled step, events, command polling)
-  on TensorFlow and on JAX (JAX: the first 6 batches after the warm-up, then the run is
-  cancelled, as its CPU augmentation is slow), against a bare ``train_on_batch`` loop on
+  on each backend of ``--backends`` (default TensorFlow and JAX, with and without augmentation;
+  JAX: the first 6 batches after the warm-up, then the run is cancelled, as a CPU runs its
+  training step several times slower than TensorFlow's), against a bare ``train_on_batch`` loop on
   in-memory tensors (target >= 0.9), against the previous tf.data input path (``--worker tfdata``: the same
   cache read by ``tf.data`` with the augmentation mapped in the pipeline, as the engine did
   before; target: the engine >= 0.95 of it) and against the 000 seed's
@@ -42,13 +44,12 @@ if str(ROOT) not in sys.path:
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from bench.common import WEIGHTS_DIR, record, require_pets_dev
+from bench.train_workers import worker_bare, worker_engine, worker_tfdata
 
 MOBILENET_V2_050 = WEIGHTS_DIR / "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.5_224_no_top.h5"
 PHASE1_TARGET = 8.0
 BARE_TARGET = 0.9
 TFDATA_TARGET = 0.95
-WARMUP_BATCHES = 3
-JAX_TIMED_BATCHES = 6
 
 
 # ------------------------------------------------------------------ preparing the data
@@ -125,159 +126,62 @@ def bench_phase1(workspace_root: Path, split_csv: Path, variant: str, weights: s
             "seed_test_accuracy": round(seed["test_accuracy"], 4)}
 
 
-# ------------------------------------------------------------------ throughput workers
-def worker_engine(workspace_root: str, variant: str, size: int, batch_size: int,
-                  augment: bool) -> dict:
-    """Images/s of the engine's own fine-tuning (one epoch of engine.training.api.train)."""
-    from engine.training.config import TrainConfig
-    from engine.events import BatchEnded, Command, CommandKind
-    from engine.training.backends import active_backend as keras_backend
-    from engine.training.api import start_run, train
-    from engine.workspace import open_workspace
-
-    workspace = open_workspace(workspace_root)
-    config = TrainConfig(variant=variant, weights="none", image_size_px=size, epochs=0,
-                         fine_tune_epochs=1, batch_size=batch_size, augment=augment)
-    stamps: list[tuple[float, int]] = []
-    # On JAX the CPU runs the augmentation's affine transforms (rotation, zoom, translation)
-    # many times slower than TensorFlow, so a whole epoch would take tens of minutes: the
-    # run is cancelled (the engine's own Cancel command) once enough batches are timed.
-    cap = JAX_TIMED_BATCHES + WARMUP_BATCHES if keras_backend() == "jax" else None
-
-    def sink(event):
-        if isinstance(event, BatchEnded) and event.phase == "fine_tune":
-            stamps.append((time.perf_counter(), event.batch))
-
-    def commands() -> list[Command]:
-        done = cap is not None and bool(stamps) and stamps[-1][1] >= cap
-        return [Command(CommandKind.CANCEL)] if done else []
-
-    run = start_run(workspace, config)
-    train(workspace, run.id, sink=sink, commands=commands)
-    timed = [(moment, batch) for moment, batch in stamps if batch >= WARMUP_BATCHES]
-    if len(timed) < 2 or timed[-1][1] == timed[0][1]:
-        raise SystemExit("Too few batches to time: use more images or a smaller batch size.")
-    (first_time, first_batch), (last_time, last_batch) = timed[0], timed[-1]
-    return {"images_per_second": (last_batch - first_batch) * batch_size / (last_time - first_time),
-            "batches_timed": last_batch - first_batch}
-
-
-class _BatchClock:
-    """Times fine-tuning batches after the warm-up ones (a Keras callback, built lazily)."""
-
-    def __init__(self) -> None:
-        self.stamps: list[tuple[float, int]] = []
-
-    def images_per_second(self, batch_size: int) -> dict:
-        timed = [(moment, batch) for moment, batch in self.stamps if batch >= WARMUP_BATCHES]
-        if len(timed) < 2 or timed[-1][1] == timed[0][1]:
-            raise SystemExit("Too few batches to time: use more images or a smaller batch size.")
-        (first_time, first_batch), (last_time, last_batch) = timed[0], timed[-1]
-        return {"images_per_second": (last_batch - first_batch) * batch_size
-                / (last_time - first_time), "batches_timed": last_batch - first_batch}
-
-
-def worker_tfdata(workspace_root: str, variant: str, size: int, batch_size: int) -> dict:
-    """Images/s of the previous input path on the same model, compiled the same: the decode
-    cache read by tf.data, augmentation mapped on batches in the pipeline (CPU threads)."""
-    import keras
-    import numpy as np
-    import tensorflow as tf
-
-    from engine.labeling.dataset import trainable_images
-    from engine.training.config import TrainConfig
-    from engine.training.input_pipeline import ensure_decoded
-    from engine.training.layers import (assemble_model, augmentation, compile_for_training,
-                                        unfreeze_top_blocks)
-    from engine.training.variants import get_variant
-    from engine.workspace import open_workspace
-
-    workspace = open_workspace(workspace_root)
-    images = trainable_images(workspace)
-    images = images[images["split"] == "train"]
-    paths, _ = ensure_decoded(workspace, images["sha256"].tolist(), images["path"].tolist(), size)
-    classes = sorted(images["label"].unique())
-    onehot = np.eye(len(classes), dtype="float32")[images["label"].map(classes.index).to_numpy()]
-    config = TrainConfig(variant=variant, weights="none", image_size_px=size, batch_size=batch_size)
-    keras.utils.set_random_seed(0)
-    spec = get_variant(variant)
-    studio = assemble_model(spec, config, len(classes), "none")
-    unfreeze_top_blocks(studio, spec, 0, freeze_batch_norm=False)
-    compile_for_training(studio.model, config.optimizer, 1e-4, 0.0, jit=False)
-    augment = augmentation(0)
-
-    def load(path, label):
-        raw = tf.io.decode_raw(tf.io.read_file(path), tf.uint8)
-        return tf.cast(tf.reshape(raw, (size, size, 3)), tf.float32), label
-
-    dataset = (tf.data.Dataset.from_tensor_slices((paths, onehot)).shuffle(len(paths), seed=0)
-               .map(load, num_parallel_calls=tf.data.AUTOTUNE).batch(batch_size)
-               .map(lambda x, y: (augment(x, training=True), y),
-                    num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE))
-    clock = _BatchClock()
-    callback = keras.callbacks.LambdaCallback(
-        on_train_batch_end=lambda batch, logs: clock.stamps.append((time.perf_counter(),
-                                                                    batch + 1)))
-    studio.model.fit(dataset, epochs=1, verbose=0, callbacks=[callback])
-    return clock.images_per_second(batch_size)
-
-
-def worker_bare(variant: str, size: int, batch_size: int, steps: int) -> dict:
-    """Images/s of train_on_batch on one in-memory batch: the same model, compiled the same."""
-    import keras
-    import numpy as np
-
-    from engine.training.config import TrainConfig
-    from engine.training.layers import assemble_model, unfreeze_top_blocks
-    from engine.training.variants import get_variant
-
-    keras.utils.set_random_seed(0)
-    spec = get_variant(variant)
-    studio = assemble_model(spec, TrainConfig(variant=variant, weights="none", image_size_px=size),
-                            2, "none")
-    unfreeze_top_blocks(studio, spec, 0, freeze_batch_norm=False)
-    studio.model.compile(optimizer=keras.optimizers.Adamax(1e-4),
-                         loss=keras.losses.CategoricalCrossentropy(), metrics=["accuracy"],
-                         jit_compile=False)
-    rng = np.random.default_rng(0)
-    images = rng.uniform(0, 255, (batch_size, size, size, 3)).astype("float32")
-    labels = np.eye(2, dtype="float32")[rng.integers(0, 2, batch_size)]
-    for _ in range(WARMUP_BATCHES):
-        studio.model.train_on_batch(images, labels)
-    started = time.perf_counter()
-    for _ in range(steps):
-        studio.model.train_on_batch(images, labels)
-    return {"images_per_second": steps * batch_size / (time.perf_counter() - started)}
-
-
 def bench_throughput(workspace_root: Path, split_csv: Path, size: int, batch_size: int,
-                     steps: int, variant: str = "B0") -> dict:
+                     steps: int, variant: str = "B0",
+                     backends: tuple[str, ...] = ("tensorflow", "jax")) -> dict:
+    """Fine-tuning images/s of the engine on each backend, with and without augmentation;
+    with TensorFlow among ``backends`` also its references (tf.data path, measured right after
+    the engine, bare loop, 000 seed). Keys without a backend name are TensorFlow's."""
     me = [sys.executable, "-m", "bench.train", "--worker"]
     common = ["--variant", variant, "--throughput-size", str(size), "--batch-size", str(batch_size)]
+    on_workspace = ["--workspace", str(workspace_root)] + common
+    figures: dict = {"variant": variant, "image_size_px": size, "batch_size": batch_size,
+                     "backends": {}}
+    for backend in backends:
+        _, augmented = run_process(me + ["engine"] + on_workspace, backend=backend)
+        if backend == "tensorflow":
+            _, tfdata = run_process(me + ["tfdata"] + on_workspace)
+        _, plain = run_process(me + ["engine-no-augment"] + on_workspace, backend=backend)
+        figures["backends"][backend] = {
+            "engine_images_per_second": round(augmented["images_per_second"], 2),
+            "engine_no_augment_images_per_second": round(plain["images_per_second"], 2)}
+    if "jax" in backends:
+        for key, value in figures["backends"]["jax"].items():
+            figures[key.replace("engine_", "engine_jax_")] = value
+    if "tensorflow" not in backends:
+        return figures
     _, bare = run_process(me + ["bare", "--steps", str(steps)] + common)
-    _, engine = run_process(me + ["engine", "--workspace", str(workspace_root)] + common)
-    _, engine_plain = run_process(me + ["engine-no-augment", "--workspace", str(workspace_root)]
-                                  + common)
-    _, tfdata = run_process(me + ["tfdata", "--workspace", str(workspace_root)] + common)
-    _, engine_jax = run_process(me + ["engine", "--workspace", str(workspace_root)] + common,
-                                backend="jax")
     _, seed = run_process([sys.executable, "-m", "bench.seed_recipes", "seed000", "--split-csv",
                            str(split_csv), "--variant", variant, "--size", str(size),
                            "--batch-size", str(batch_size), "--steps", str(steps)])
-    return {"variant": variant, "image_size_px": size, "batch_size": batch_size,
-            "bare_train_on_batch_images_per_second": round(bare["images_per_second"], 2),
-            "engine_images_per_second": round(engine["images_per_second"], 2),
-            "engine_no_augment_images_per_second": round(engine_plain["images_per_second"], 2),
+    figures.update(figures["backends"]["tensorflow"])
+    engine, bare_speed = figures["engine_images_per_second"], bare["images_per_second"]
+    return {**figures,
+            "bare_train_on_batch_images_per_second": round(bare_speed, 2),
             "seed000_images_per_second": round(seed["images_per_second"], 2),
             "tfdata_images_per_second": round(tfdata["images_per_second"], 2),
-            "engine_jax_images_per_second": round(engine_jax["images_per_second"], 2),
-            "engine_vs_tfdata": round(engine["images_per_second"] / tfdata["images_per_second"], 3),
+            "engine_vs_tfdata": round(engine / tfdata["images_per_second"], 3),
             "target_vs_tfdata": TFDATA_TARGET,
-            "engine_vs_bare": round(engine["images_per_second"] / bare["images_per_second"], 3),
-            "engine_no_augment_vs_bare": round(engine_plain["images_per_second"]
-                                               / bare["images_per_second"], 3),
-            "engine_vs_seed000": round(engine["images_per_second"] / seed["images_per_second"], 2),
+            "engine_vs_bare": round(engine / bare_speed, 3),
+            "engine_no_augment_vs_bare": round(figures["engine_no_augment_images_per_second"]
+                                               / bare_speed, 3),
+            "engine_vs_seed000": round(engine / seed["images_per_second"], 2),
             "target_vs_bare": BARE_TARGET}
+
+
+def print_throughput(figures: dict) -> None:
+    print(f"fine-tuning {figures['variant']} at {figures['image_size_px']} px, batch "
+          f"{figures['batch_size']} (1-min load at start, end: {figures['load_average_1min']}):", flush=True)
+    for backend, numbers in figures["backends"].items():
+        print(f"  engine on {backend}: {numbers['engine_images_per_second']} img/s "
+              f"(no augmentation {numbers['engine_no_augment_images_per_second']})", flush=True)
+    if "tfdata_images_per_second" in figures:
+        print(f"  TensorFlow: bare train_on_batch {figures['bare_train_on_batch_images_per_second']}"
+              f" -> {figures['engine_vs_bare']} of it (target >= {BARE_TARGET}); previous tf.data "
+              f"path {figures['tfdata_images_per_second']} -> {figures['engine_vs_tfdata']} of it "
+              f"(target >= {TFDATA_TARGET}); 000 seed pipeline "
+              f"{figures['seed000_images_per_second']} -> {figures['engine_vs_seed000']}x",
+              flush=True)
 
 
 # ------------------------------------------------------------------ command line
@@ -292,6 +196,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--steps", type=int, default=15, help="timed bare / seed batches")
     parser.add_argument("--variant", default="B0", help="throughput variant")
+    parser.add_argument("--backends", default="tensorflow,jax",
+                        help="Keras backends the engine's fine-tuning is timed on (comma-separated;"
+                             " the TensorFlow references run when tensorflow is among them)")
     parser.add_argument("--cases", default="b0,mobilenetv2",
                         help="phase-1 cases: b0 (weights none), mobilenetv2 (ImageNet file)")
     parser.add_argument("--skip-phase1", action="store_true")
@@ -336,18 +243,17 @@ def main(argv: list[str] | None = None) -> int:
                   f"seed {case['seed_test_accuracy']}", flush=True)
         del entry
     if not arguments.skip_throughput:
+        backends = tuple(name.strip() for name in arguments.backends.split(",") if name.strip())
+        # The CPU may be shared with other work: the load beside the figures says how much.
+        load_at_start = round(os.getloadavg()[0], 2)
         figures = bench_throughput(workspace_root, split_csv, throughput_size,
-                                   arguments.batch_size, arguments.steps, arguments.variant)
-        record("train_throughput", {"images": images, **figures})
-        print(f"fine-tuning {figures['variant']} at {throughput_size} px, batch "
-              f"{arguments.batch_size}: engine {figures['engine_images_per_second']} img/s "
-              f"(no augmentation {figures['engine_no_augment_images_per_second']}), bare "
-              f"train_on_batch {figures['bare_train_on_batch_images_per_second']}, 000 seed "
-              f"pipeline {figures['seed000_images_per_second']} -> {figures['engine_vs_bare']} of "
-              f"bare (target >= {BARE_TARGET}), {figures['engine_vs_seed000']}x the seed's; "
-              f"previous tf.data path {figures['tfdata_images_per_second']} -> "
-              f"{figures['engine_vs_tfdata']} of it (target >= {TFDATA_TARGET}); JAX engine "
-              f"{figures['engine_jax_images_per_second']} img/s", flush=True)
+                                   arguments.batch_size, arguments.steps, arguments.variant,
+                                   backends)
+        figures["load_average_1min"] = [load_at_start, round(os.getloadavg()[0], 2)]
+        name = ("train_throughput" if "tensorflow" in backends
+                else f"train_throughput_{'_'.join(backends)}")
+        record(name, {"images": images, **figures})
+        print_throughput(figures)
     if not arguments.work_dir:
         shutil.rmtree(work, ignore_errors=True)
     return 0
