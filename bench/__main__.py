@@ -16,7 +16,7 @@ Steps (each also runs alone, see its module docstring; the slow ones are marked)
                                                                                (slow: ~2 min)
   quality  bench/quality.py          default phase 1 vs a tuned logistic regression on the same
                                      features (10/10/80 and 80/10/10 splits of pets-dev), then
-                                     default fine-tuning vs phase 1 on 10/10/80  (slow: 5-11 min)
+                                     default fine-tuning vs phase 1 on both    (slow: 12-16 min)
   signals  bench/data_signals.py     cleanlab data signals on pets-dev with 20 planted label
                                      flips and a placeholder image (~2 min cold, 30 s when its
                                      features are cached in /tmp)
