@@ -300,3 +300,12 @@ def test_resume_during_fine_tuning_keeps_the_phase_one_best(tmp_path):
     history = pd.read_csv(result.run_dir / "history.csv")
     assert list(history["phase"]) == ["head", "fine_tune", "fine_tune"]
     assert result.best_epoch is not None and (RunFolder(result.run_dir).model).is_file()
+    # Phase 1's best came back from its file after the resume: when fine-tuning beat its
+    # validation loss, the run judged the gain against it (and said how).
+    assert RunFolder(result.run_dir).before_fine_tune.is_file()
+    judged = [e.text for e in events.events if isinstance(e, Message)
+              and "better than chance on the validation photos" in e.text]
+    if history["val_loss"].iloc[1:].min() < history["val_loss"].iloc[0]:
+        assert len(judged) == 1, judged
+    else:
+        assert not judged and result.best_epoch == 1
