@@ -16,8 +16,7 @@ spells its file names. It holds (written by engine.training)::
                        computed once on first look and kept with the person's 'keep' choices
     inference_timing.json  inference ms/image measured on the Compare page
     checkpoints/       last.weights.h5 (last completed epoch, for resume), best_<phase>.weights.h5
-                       (the best weights of each phase), before_fine_tune.weights.h5 (phase
-                       1's best as whole-model weights) and state.json (controller, history)
+                       (each phase's best; before_fine_tune: phase 1's, whole model), state.json
     exports/<name>/    exported models (engine.serving.export), each with a <name>.zip
     gradcam/           Grad-CAM overlays (a cache, safe to delete)
     worker.log         stdout/stderr of the worker process
@@ -133,12 +132,6 @@ class RunFolder:
         """The best weights so far of one phase: the phase-1 model and the whole model have
         different variables, so each phase keeps its own file."""
         return self.checkpoints / f"best_{phase}.weights.h5"
-
-    @property
-    def before_fine_tune(self) -> Path:
-        """Phase 1's best as whole-model weights, saved when fine-tuning starts: what the run
-        goes back to when fine-tuning does not beat it by more than chance."""
-        return self.checkpoints / "before_fine_tune.weights.h5"
 
     @property
     def state(self) -> Path:

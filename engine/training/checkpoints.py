@@ -40,6 +40,12 @@ def best_weights_file(run_dir: Path, phase: str) -> Path:
     return RunFolder(run_dir).best_weights(phase)
 
 
+def before_fine_tune_file(run_dir: Path) -> Path:
+    """Phase 1's best as whole-model weights, saved when fine-tuning starts: what the run goes
+    back to when fine-tuning does not beat it by more than chance."""
+    return RunFolder(run_dir).checkpoints / "before_fine_tune.weights.h5"
+
+
 def last_weights_file(run_dir: Path) -> Path:
     return RunFolder(run_dir).last_weights
 
@@ -91,7 +97,7 @@ class KeptWeights:
             return
         self.weights = self.dwell_weights = model.get_weights()
         save_weights_atomic(model, best_weights_file(self.run_dir, phase))
-        save_weights_atomic(model, RunFolder(self.run_dir).before_fine_tune)
+        save_weights_atomic(model, before_fine_tune_file(self.run_dir))
         self.carried = (self.weights, self.epoch, self.val_loss)
         self.file_phase = phase
 
@@ -118,7 +124,7 @@ class KeptWeights:
     def restore_carried(self, model: Any, epoch: int | None, val_loss: float | None) -> None:
         """After a resume in fine-tuning: reload phase 1's best from its file (into
         ``model``, which the caller then loads the last weights into)."""
-        before = RunFolder(self.run_dir).before_fine_tune
+        before = before_fine_tune_file(self.run_dir)
         if epoch is None or val_loss is None or not before.is_file():
             return
         load_kept_weights(model, before)

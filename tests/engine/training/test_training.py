@@ -23,6 +23,7 @@ from engine.events import (
 )
 from engine.runs import RunFolder, get_run
 from engine.training.api import start_run, train
+from engine.training.checkpoints import before_fine_tune_file
 from engine.training.outcome import class_weights
 from tests.engine.training_helpers import kinds, tiny_config, tiny_workspace
 from tests.factories import MOBILENET_V2_035_WEIGHTS, requires_weights
@@ -302,7 +303,7 @@ def test_resume_during_fine_tuning_keeps_the_phase_one_best(tmp_path):
     assert result.best_epoch is not None and (RunFolder(result.run_dir).model).is_file()
     # Phase 1's best came back from its file after the resume: when fine-tuning beat its
     # validation loss, the run judged the gain against it (and said how).
-    assert RunFolder(result.run_dir).before_fine_tune.is_file()
+    assert before_fine_tune_file(result.run_dir).is_file()
     judged = [e.text for e in events.events if isinstance(e, Message)
               and "better than chance on the validation photos" in e.text]
     if history["val_loss"].iloc[1:].min() < history["val_loss"].iloc[0]:
