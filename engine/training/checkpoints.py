@@ -213,8 +213,7 @@ class Checkpointing:
         figures = (f"mean loss per validation photo {first.mean():.4f} after step 1, "
                    f"{tuned.mean():.4f} after fine-tuning: a gain of {gain:.4f}, and one "
                    f"standard error of it is {error:.4f}")
-        if gain > error:
-            model.set_weights(kept.weights)
+        if gain > error:   # the caller (Trainer._end_phase) restores kept.weights next
             self.sink(Message(f"Fine-tuning did better than chance on the validation photos, "
                               f"so the run keeps its model (epoch {kept.epoch}): {figures}."))
             return
