@@ -16,10 +16,16 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from engine.errors import (ConfigError, DatasetError, EngineError, ExportError,
+from engine.machine import limit_threads_to_usable_cores
+
+# Before TensorFlow loads anywhere in this process: its thread pools fit the cores this
+# process may use, not the host's count (engine/machine.py).
+limit_threads_to_usable_cores()
+
+from engine.errors import (ConfigError, DatasetError, EngineError, ExportError,  # noqa: E402
                            ImportFailedError, JobError, LabelError, RunError, TrainingError,
                            WeightsUnavailableError, WorkspaceError)
-from engine.workspace import Workspace, open_workspace
+from engine.workspace import Workspace, open_workspace  # noqa: E402
 
 # public name -> module that defines it
 _LAZY: dict[str, str] = {}

@@ -99,6 +99,10 @@ class CommandAcknowledged:
     phase: str                        # where training was: phase, global epoch, batch
     epoch: int
     batch: int
+    # Training and validation batches that ended between the command being stored and being
+    # read (None: its send time is unknown). Commands are read after every batch, so this is
+    # at most 1 while batches run: the measure a halt is judged by, in batches, not seconds.
+    steps_waited: int | None = None
 
 
 @dataclass(frozen=True)
@@ -148,10 +152,11 @@ class CommandKind(str, enum.Enum):
 class Command:
     kind: CommandKind
     argument: int | None = None
+    sent_at: float | None = None      # time.time() when the app stored it
 
 
 # Returns the commands that arrived since the last call (possibly none). Must be cheap:
-# training calls it after every batch.
+# training calls it after every training and validation batch.
 CommandSource = Callable[[], list[Command]]
 
 

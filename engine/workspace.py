@@ -228,7 +228,7 @@ class Workspace:
     @contextmanager
     def connect(self) -> Iterator[sqlite3.Connection]:
         """A connection in a transaction: commits on success, rolls back on any exception."""
-        connection = _connect(self.database_path)
+        connection = connect_database(self.database_path)
         try:
             with connection:
                 yield connection
@@ -247,7 +247,7 @@ class Workspace:
                 "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, value))
 
 
-def _connect(database_path: Path) -> sqlite3.Connection:
+def connect_database(database_path: Path) -> sqlite3.Connection:
     # timeout: the worker and the app write concurrently; WAL lets readers proceed and
     # writers wait up to 30 s instead of failing with "database is locked".
     connection = sqlite3.connect(database_path, timeout=30.0)
@@ -297,7 +297,7 @@ def open_workspace(path: str | Path | None = None) -> Workspace:
 
 
 def _migrate(database_path: Path) -> None:
-    connection = _connect(database_path)
+    connection = connect_database(database_path)
     try:
         connection.execute("PRAGMA journal_mode = WAL")
         connection.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")

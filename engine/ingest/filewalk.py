@@ -16,6 +16,8 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from pathlib import Path
 from typing import TypeVar
 
+from engine.machine import usable_cores
+
 # Side files that live next to photos and are not meant as photos (a dataset's README, a
 # checksum list, a labels CSV). Everything else is looked at, whatever its name: an HTML
 # page saved as .jpg or a Windows Thumbs.db is reported, not skipped.
@@ -81,10 +83,7 @@ def place_from_path(relative_path: str) -> tuple[str | None, str | None]:
 
 def default_workers() -> int:
     """CPU cores this process may use."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - not Linux
-        return max(1, os.cpu_count() or 1)
+    return usable_cores()
 
 
 def chunked(items: Iterable[Item], size: int, max_bytes: int | None = None,

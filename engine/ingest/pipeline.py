@@ -23,7 +23,7 @@ from engine.ingest.issues import refresh_group_issues
 from engine.ingest.report import ImportProgress, ImportReport, Problem
 from engine.labeling.folder_split import record_given_split
 from engine.labeling.labels import ensure_class
-from engine.workspace import Workspace, _connect, utc_now
+from engine.workspace import Workspace, connect_database, utc_now
 
 CHUNK_FILES = 16
 # Zip members and uploads travel to the workers with their bytes: cap a chunk's payload.
@@ -206,7 +206,7 @@ def run_import(workspace: Workspace, source: str, kind: str, items: Iterable[Imp
             (source, kind, utc_now())).lastrowid)
     # One connection for the whole import: opening and closing one per chunk costs a WAL
     # checkpoint each time (tens of ms); commits still happen per chunk.
-    connection = _connect(workspace.database_path)
+    connection = connect_database(workspace.database_path)
     recorder = _Recorder(connection, import_id, source)
     workers = workers or filewalk.default_workers()
     if total is not None and total < filewalk.MIN_FILES_FOR_POOL:

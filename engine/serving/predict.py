@@ -24,6 +24,7 @@ import pandas as pd
 
 from engine.errors import RunError
 from engine.ingest.imaging import decode_for_model
+from engine.machine import usable_cores
 from engine.serving.ensemble import load_ensemble_predictor
 from engine.serving.models import Predictor, is_ensemble_dir, load_member, probability_column
 
@@ -114,7 +115,7 @@ def decode_batches(paths: Sequence[str], image_sizes: Sequence[tuple[int, int]],
                        for index in range(len(image_sizes)))
         return images, [error for _, error in decoded]
 
-    workers = max(1, min(8, os.cpu_count() or 1))
+    workers = min(8, usable_cores())
     starts = range(0, len(paths), batch_size)
     with ThreadPoolExecutor(max_workers=workers) as pool:
         pending = None

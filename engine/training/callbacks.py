@@ -16,6 +16,7 @@
 """
 from __future__ import annotations
 
+import collections
 import enum
 import math
 import time
@@ -25,13 +26,14 @@ from typing import Any
 
 import keras
 
-from engine.events import (BatchEnded, CommandAcknowledged, CommandKind, CommandSource,
-                           EventSink)
+from engine.events import (BatchEnded, Command, CommandAcknowledged, CommandKind,
+                           CommandSource, EventSink)
 
 PHASE_FEATURES = "features"
 PHASE_HEAD = "head"
 PHASE_FINE_TUNE = "fine_tune"
 BATCH_EVENT_SECONDS = 0.25   # at most 4 BatchEnded per second (the last batch always passes)
+STEPS_REMEMBERED = 64        # batch end times kept to count how long a command waited
 
 
 class PhaseOutcome(str, enum.Enum):
@@ -52,7 +54,8 @@ class PhaseOutcome(str, enum.Enum):
 
 class CommandState:
     """Commands received so far (polled from the CommandSource); each is acknowledged with a
-    :class:`engine.events.CommandAcknowledged` event the moment it is read."""
+    :class:`engine.events.CommandAcknowledged` event the moment it is read, saying how many
+    batches ended while it waited (from the batch end times :meth:`step_ended` keeps)."""
 
     def __init__(self, source: CommandSource, sink: EventSink) -> None:
         self.source = source
@@ -63,6 +66,16 @@ class CommandState:
         self.fine_tune_epochs: int | None = None
         self.extend = 0
         self.where: tuple[str, int, int] = (PHASE_FEATURES, 0, 0)  # phase, epoch, batch
+        self.step_ends: collections.deque[float] = collections.deque(maxlen=STEPS_REMEMBERED)
+
+    def step_ended(self) -> None:
+        """A training or validation batch just ended (wall-clock time, as commands carry)."""
+        self.step_ends.append(time.time())
+
+    def _steps_waited(self, command: Command) -> int | None:
+        if command.sent_at is None:
+            return None
+        return sum(1 for ended in self.step_ends if ended > command.sent_at)
 
     def poll(self) -> None:
         for command in self.source():
@@ -77,7 +90,7 @@ class CommandState:
                 self.extend += max(1, int(command.argument or 1))
             phase, epoch, batch = self.where
             self.sink(CommandAcknowledged(command.kind.value, command.argument, phase, epoch,
-                                          batch))
+                                          batch, self._steps_waited(command)))
 
     def stops(self, phase: str) -> bool:
         return self.halt or self.cancel or (self.fine_tune and phase == PHASE_HEAD)
@@ -158,6 +171,7 @@ class PhaseCallback(keras.callbacks.Callback):
                                      float(logs.get("loss", math.nan)),
                                      float(logs.get("accuracy", math.nan))))
         self.commands.where = (self.phase, self.epoch, batch + 1)
+        self.commands.step_ended()
         self.commands.poll()
         outcome = self.commands.outcome(self.phase)
         if outcome is not None and batch + 1 < self.steps:
@@ -168,6 +182,7 @@ class PhaseCallback(keras.callbacks.Callback):
         # epoch end as usual (validated and kept); one received during this pass ends it now,
         # instead of after all of its batches.
         pending = self.commands.outcome(self.phase)
+        self.commands.step_ended()
         self.commands.poll()
         outcome = self.commands.outcome(self.phase)
         if outcome is not None and pending is None:

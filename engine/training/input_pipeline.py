@@ -30,6 +30,7 @@ import keras
 import numpy as np
 
 from engine.ingest.imaging import decode_for_model
+from engine.machine import usable_cores
 from engine.workspace import Workspace
 
 # Bump when decoding or resizing changes: old cache entries are then simply not found.
@@ -70,7 +71,7 @@ def ensure_decoded(workspace: Workspace, sha256s: Sequence[str], paths: Sequence
         _write_atomic(target, decode_for_model(source, image_size_px).tobytes())
 
     if items:
-        with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+        with ThreadPoolExecutor(max_workers=min(8, usable_cores())) as pool:
             for start in range(0, len(items), DECODE_CHUNK):
                 list(pool.map(decode, items[start:start + DECODE_CHUNK]))
                 if progress is not None:

@@ -68,7 +68,8 @@ class RunInputs:
             self.throttle(BatchEnded(PHASE_FEATURES, 0, math.ceil(done / batch),
                                      math.ceil(total / batch), 0.0, 0.0))
 
-        def should_stop() -> bool:
+        def should_stop() -> bool:   # called after every batch of the backbone
+            self.commands.step_ended()
             self.commands.poll()
             return self.commands.cancel
 

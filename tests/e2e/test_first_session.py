@@ -4,8 +4,8 @@ fresh projects root -> the app opens on the sample project -> create "Ants and b
 upload a zip of ``train/{ants,bees}`` + ``val/{ants,bees}`` -> the import says the folders'
 split was kept and the counts match the folders -> the Label page's Split section carves the
 missing test photos out of train -> train with a weights file -> refresh: the form still shows
-the model and the file -> Halt during fine-tuning: acknowledged within two batches of the
-click -> continue 1 epoch -> the Results page shows the run.
+the model and the file -> Halt during fine-tuning: read by the worker at the first batch
+end after the click stored it -> continue 1 epoch -> the Results page shows the run.
 
 Screenshots: test-artifacts/e2e/first-session-N-*.png; the halt timing goes to
 test-artifacts/e2e/first-session-halt.json.
@@ -39,9 +39,6 @@ TEST_SHARE_PERCENT = 25      # of each class (36 photos): 9 per class move from 
 VARIANT, SIZE_PX, BATCH = "MobileNetV2-1.0", 128, 8
 FINE_TUNE_EPOCHS = 20
 TRAIN_TIMEOUT_S = 600
-# At most this long for the page to deliver a click to the database while the worker trains
-# on the same cores (the halt's click-to-acknowledgement budget is 2 batches plus this).
-PAGE_CLICK_SECONDS = 3.0
 
 
 def _make_zip(path: Path) -> Path:
@@ -165,14 +162,14 @@ def _ended(workspace, run_id: str) -> bool:
     return not jobs.job_status(workspace, run_id).is_active
 
 
-def _batch_seconds(batches) -> float:
+def _batch_seconds(batches) -> float | None:
     """Median duration of one fine-tuning batch, from consecutive batch events of the same
-    epoch (an epoch's end -- validation, checkpoint -- is not a batch)."""
+    epoch (an epoch's end -- validation, checkpoint -- is not a batch); a figure for the
+    artefact, never a bound."""
     gaps = [(later.created_at - earlier.created_at) / (later.event.batch - earlier.event.batch)
             for earlier, later in zip(batches, batches[1:])
             if later.event.epoch == earlier.event.epoch and later.event.batch > earlier.event.batch]
-    assert gaps, "no two batch events of one epoch to time a batch by"
-    return statistics.median(gaps)
+    return statistics.median(gaps) if gaps else None
 
 
 def test_first_session(tab, app_url, projects_root, inputs):
@@ -318,24 +315,21 @@ def test_first_session(tab, app_url, projects_root, inputs):
             (stored_at,) = connection.execute(
                 "SELECT created_at FROM run_commands WHERE run_id = ? AND kind = 'halt'",
                 (run.id,)).fetchone()
-        batch_seconds = _batch_seconds(_fine_tune_batches(workspace, run.id))
         timing = {"click_to_acknowledged_s": round(acknowledged.created_at - clicked_at, 3),
                   "click_to_command_stored_s": round(stored_at - clicked_at, 3),
                   "command_to_acknowledged_s": round(acknowledged.created_at - stored_at, 3),
-                  "batch_s": round(batch_seconds, 3),
+                  "batch_s": _batch_seconds(_fine_tune_batches(workspace, run.id)),
+                  "steps_waited": acknowledged.event.steps_waited,
                   "acknowledged_at": [acknowledged.event.phase, acknowledged.event.epoch,
                                       acknowledged.event.batch]}
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         (ARTIFACTS / "first-session-halt.json").write_text(json.dumps(timing, indent=2))
-        print("halt timing:", timing)
+        print("halt timing (figures only; the halt is judged in batches):", timing)
         assert acknowledged.event.kind == "halt" and acknowledged.event.phase == "fine_tune"
-        assert batch_seconds > 0.25, f"batches too short to time a halt against: {timing}"
-        # The worker acts within two batches of the command (issue 12's measure) ...
-        assert timing["command_to_acknowledged_s"] < 2 * batch_seconds, timing
-        # ... and the whole way from the click, with the page's own share on top: it handles
-        # the click in a script run that shares the 2 CPU cores with the training worker
-        # (measured 0.4-2.8 s on this machine while other test suites ran beside it).
-        assert timing["click_to_acknowledged_s"] < 2 * batch_seconds + PAGE_CLICK_SECONDS, timing
+        # The click reached the worker, which read it at the first batch end after the page
+        # stored it (seconds depend on the machine and its load; batches do not).
+        assert acknowledged.event.steps_waited is not None \
+            and acknowledged.event.steps_waited <= 1, timing
         page.get_by_text("Training was halted.").wait_for(timeout=120_000)
         _wait_idle(page)
         _no_exception(page)

@@ -111,11 +111,13 @@ def test_send_command_validates_and_the_worker_source_consumes_each_once(workspa
         assert [c.kind for c in jobs.job_status(workspace, run_id).pending_commands] == \
             ["continue", "halt"]
 
-        source = DatabaseCommandSource(workspace, run_id, poll_seconds=0)
+        source = DatabaseCommandSource(workspace, run_id)
         received = source()
         assert [(c.kind, c.argument) for c in received] == \
             [(CommandKind.CONTINUE, 2), (CommandKind.HALT, None)]
+        assert all(c.sent_at is not None and c.sent_at <= time.time() for c in received)
         assert source() == []
+        source.close()
         assert jobs.pending_commands(workspace, run_id) == []
     finally:
         process.kill()

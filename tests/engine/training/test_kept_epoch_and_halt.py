@@ -96,48 +96,33 @@ def _fine_tune_batches(workspace, run_id):
             if stored.event.phase == "fine_tune"]
 
 
-def _in_second_fine_tune_epoch(workspace, run_id, batch: int) -> bool:
-    batches = _fine_tune_batches(workspace, run_id)
-    first_epoch = min((s.event.epoch for s in batches), default=None)
-    return any(s.event.epoch > first_epoch and s.event.batch >= batch for s in batches)
-
-
 @pytest.mark.slow
 def test_halt_acts_within_a_batch_in_fine_tuning_and_the_run_can_continue(tmp_path):
-    # Batches long enough to measure (B0 at 96 px: a good fraction of a second each here).
     # Augmentation off: it does not change how a halt acts, and on a CPU it costs JAX far
     # more time than TensorFlow.
     workspace = tiny_workspace(tmp_path, per_class=24)
     config = tiny_config(variant="B0", image_size_px=96, batch_size=8, epochs=1,
                          fine_tune_epochs=20, patience=100, stop_patience=100, augment=False)
     run_id = jobs.start_training_job(workspace, config)
-    # Past the first fine-tuning epoch, whose training step and validation step are traced
-    # (on JAX compiling the validation step alone took over a minute here, a pause no halt
-    # can shorten): then time a halt.
-    _wait_until(lambda: _in_second_fine_tune_epoch(workspace, run_id, batch=2),
-                what="fine-tuning batches of a second epoch")
-    command_id = jobs.send_command(workspace, run_id, "halt")
-    with workspace.connect() as connection:
-        sent_at = connection.execute("SELECT created_at FROM run_commands WHERE id = ?",
-                                     (command_id,)).fetchone()["created_at"]
+    _wait_until(lambda: _fine_tune_batches(workspace, run_id), what="a fine-tuning batch")
+    jobs.send_command(workspace, run_id, "halt")
     acknowledged = _wait_until(lambda: jobs.read_events(workspace, run_id,
                                                         kinds=("CommandAcknowledged",)),
                                what="the halt to be acknowledged")[0]
     assert isinstance(acknowledged.event, CommandAcknowledged)
     assert acknowledged.event.kind == "halt" and acknowledged.event.phase == "fine_tune"
-    batches = [s for s in _fine_tune_batches(workspace, run_id) if s.created_at <= sent_at]
-    last = batches[-1]
-    first = next(s for s in batches if s.event.epoch == last.event.epoch)   # after tracing
-    steps = (last.event.epoch - first.event.epoch) * last.event.steps_per_epoch \
-        + last.event.batch - first.event.batch
-    batch_seconds = (last.created_at - first.created_at) / max(1, steps)
-    latency = acknowledged.created_at - sent_at
-    assert batch_seconds > 0.05, "batches too short to measure a halt against"
-    assert latency < 2 * batch_seconds, (latency, batch_seconds)
+    # Read at the first batch end after it was stored: judged in batches, not seconds (a
+    # batch that compiles the step or the validation pass takes long, and counts as one).
+    assert acknowledged.event.steps_waited is not None and acknowledged.event.steps_waited <= 1, \
+        acknowledged.event
 
     status = _wait_until(lambda: (s := jobs.job_status(workspace, run_id)).is_active is False and s,
                          what="the halted run to end")
     assert status.run.status == "halted", status.run.error
+    # Acted on where it was read: no training batch after that one.
+    read_at = (acknowledged.event.epoch, acknowledged.event.batch)
+    assert max((s.event.epoch, s.event.batch) for s in _fine_tune_batches(workspace, run_id)) \
+        <= read_at
     epochs_before = max(s.event.epoch for s in jobs.read_events(workspace, run_id,
                                                                 kinds=("EpochEnded",)))
     assert epochs_before < 21
