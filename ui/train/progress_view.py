@@ -18,7 +18,7 @@ from engine.runs import RunRecord, RunStatus
 from engine.training.progress import Progress, format_seconds  # noqa: F401  (format_seconds: the Train page)
 from engine.workspace import Workspace
 from ui.errors import show_error
-from ui import charts
+from ui import charts, kept_model
 from ui.train import controls
 from ui.train import epochs as epochs_view
 from ui.train.epochs import EPOCH_COLUMNS  # noqa: F401  (re-exported)
@@ -135,8 +135,10 @@ def _render_outcome(workspace: Workspace, run: RunRecord, progress: Progress,
     if RunStatus(run.status).has_model:
         accuracy = f"{run.test_accuracy * 100:.1f} %" if run.test_accuracy is not None else "–"
         done = "Training finished" if run.status == "finished" else "Training was halted"
-        st.success(f"{done}. On the test photos it is right {accuracy} of the time"
-                   + (f"; the best epoch was {progress.best_epoch}." if progress.best_epoch else "."))
+        st.success(f"{done}. On the test photos it is right {accuracy} of the time.")
+        results = kept_model.load_results(run)
+        if results is not None:
+            kept_model.render_kept_model(results)
         controls.render_continue(workspace, run.id, lambda: _restart_view(run.id))
     elif run.status == "interrupted":
         st.warning(f"{run.error or 'The training stopped unexpectedly.'} "
