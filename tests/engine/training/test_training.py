@@ -305,7 +305,7 @@ def test_resume_during_fine_tuning_keeps_the_phase_one_best(tmp_path):
     # validation loss, the run judged the gain against it (and said how).
     assert before_fine_tune_file(result.run_dir).is_file()
     judged = [e.text for e in events.events if isinstance(e, Message)
-              and "better than chance on the validation photos" in e.text]
+              and "than step 1 on the" in e.text and "validation photos" in e.text]
     if history["val_loss"].iloc[1:].min() < history["val_loss"].iloc[0]:
         assert len(judged) == 1, judged
     else:
