@@ -117,7 +117,15 @@ def render_header(results: run_results.RunResults, run: RunRecord) -> None:
                          f"the classes. Log loss: "
                          f"{_number(report.get('log_loss', metrics['log_loss']), 3)} "
                          "(lower is better).")
-    cells[3].metric("Seconds per epoch", _number(timing.get("seconds_per_epoch"), 1))
+    phases = evaluation.seconds_per_epoch_by_phase(results.history, results.epoch_log)
+    if len(phases) > 1:
+        cells[3].metric("Seconds per epoch, step 1 / step 2",
+                        " / ".join(_number(phases[name], 1) for name in ("head", "fine_tune")
+                                   if name in phases),
+                        help="Step 1 trains the new last layers only; step 2 (fine-tuning) "
+                             "trains the top of the model too, so its epochs take far longer.")
+    else:
+        cells[3].metric("Seconds per epoch", _number(timing.get("seconds_per_epoch"), 1))
     cells[4].metric("Time per photo, in batches (ms)",
                     _number(timing.get("inference_ms_per_image_batched"), 1),
                     help="Measured after training, 32 photos at a time; one photo at a time "
