@@ -119,9 +119,9 @@ def render_header(results: run_results.RunResults, run: RunRecord) -> None:
                          "(lower is better).")
     phases = evaluation.seconds_per_epoch_by_phase(results.history, results.epoch_log)
     if len(phases) > 1:
-        cells[3].metric("Seconds per epoch, step 1 / step 2",
-                        " / ".join(_number(phases[name], 1) for name in ("head", "fine_tune")
-                                   if name in phases),
+        cells[3].metric("Seconds per epoch",
+                        " · ".join(f"{step}: {_number(phases[name], 1)}" for step, name in
+                                   (("step 1", "head"), ("step 2", "fine_tune")) if name in phases),
                         help="Step 1 trains the new last layers only; step 2 (fine-tuning) "
                              "trains the top of the model too, so its epochs take far longer.")
     else:
