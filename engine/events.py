@@ -31,12 +31,15 @@ class RunStarted:
 
 @dataclass(frozen=True)
 class PhaseStarted:
-    phase: str                        # "features" | "head" | "fine_tune"
+    phase: str                        # "features" | "head" | "fine_tune" | "finishing"
     epochs: int                       # planned epochs in this phase
     steps_per_epoch: int
     initial_epoch: int                # global epoch index the phase starts at (0-based)
     learning_rate: float
     detail: str = ""
+    # Epochs planned after this phase (what the time left adds for the phases to come).
+    later_head_epochs: int = 0
+    later_fine_tune_epochs: int = 0
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,7 @@ class EpochEnded:
     # training objective adds to the training loss (the head's L1/L2 penalties, label
     # smoothing), 0 for the default head.
     penalty: float = 0.0
+    later_epochs: int = 0             # of planned_epochs, those of later phases (fine-tuning)
 
 
 @dataclass(frozen=True)

@@ -121,7 +121,8 @@ def resume_job(workspace: Workspace, run_id: str) -> str:
 
 def continue_run(workspace: Workspace, run_id: str, epochs: int) -> str:
     """Train a halted (or finished) run for ``epochs`` more epochs in a new worker, from the
-    weights it kept; the epochs are appended to the same run and its files rewritten.
+    weights it kept; the epochs are appended to the same run and its files rewritten (the
+    result files as they were are kept in the run's ``before_continue/``).
 
     Returns:
         ``run_id`` (the same run goes on).
@@ -129,6 +130,7 @@ def continue_run(workspace: Workspace, run_id: str, epochs: int) -> str:
         JobError: a bad number, the run is not halted/finished, or another job is running.
         TrainingError: the run has no checkpoint to continue from.
     """
+    from engine.results.kept_model import snapshot_before_continue
     from engine.training.checkpoints import extend_for_continue
 
     if not isinstance(epochs, int) or not 1 <= epochs <= 1000:
@@ -140,6 +142,7 @@ def continue_run(workspace: Workspace, run_id: str, epochs: int) -> str:
                            "continued. An interrupted run can be resumed instead.")
         _refuse_if_active(workspace)
         extend_for_continue(run.run_dir, epochs)
+        snapshot_before_continue(run.run_dir)   # what the page compares the new result with
         update_run(workspace, run_id, status=RunStatus.QUEUED, error=None, pid=None,
                    heartbeat_at=time.time())
         _spawn_worker(workspace, run_id, resume=True)

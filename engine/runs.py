@@ -18,6 +18,7 @@ spells its file names. It holds (written by engine.training)::
     checkpoints/       last.weights.h5 (last completed epoch, for resume), best_<phase>.weights.h5
                        (each phase's best; before_fine_tune: phase 1's, whole model), state.json
     exports/<name>/    exported models (engine.serving.export), each with a <name>.zip
+    before_continue/   the result files as they were when Continue was pressed (a RunFolder)
     gradcam/           Grad-CAM overlays (a cache, safe to delete)
     worker.log         stdout/stderr of the worker process
 """
@@ -69,9 +70,7 @@ class RunFolder:
     """The files of one run folder (paths only; nothing is read or created here)."""
     root: Path
 
-    @property
-    def id(self) -> str:
-        return self.root.name
+    id = property(lambda self: self.root.name)
 
     @property
     def config(self) -> Path:
@@ -143,6 +142,11 @@ class RunFolder:
         return self.root / "exports"
 
     @property
+    def before_continue(self) -> RunFolder:
+        """The results as Continue found them, to compare the continued run with."""
+        return RunFolder(self.root / "before_continue")
+
+    @property
     def gradcam(self) -> Path:
         return self.root / "gradcam"
 
@@ -155,13 +159,8 @@ class RunFolder:
         """Room kept while the run trains, given back to record a failure on a full disk."""
         return self.root / ".disk-reserve"
 
-    @property
-    def has_model(self) -> bool:
-        return self.model.is_file()
-
-    @property
-    def has_predictions(self) -> bool:
-        return self.predictions.is_file()
+    has_model = property(lambda self: self.model.is_file())
+    has_predictions = property(lambda self: self.predictions.is_file())
 
 
 @dataclass(frozen=True)

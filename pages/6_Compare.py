@@ -9,7 +9,7 @@ import streamlit as st
 
 from engine.serving.compare import compare_runs
 from engine.runs import list_runs
-from ui import frame
+from ui import frame, kept_model
 from ui.compare import view as compare_view
 from ui.run_names import run_names
 SELECTED_RUNS = "compare_selected_runs"
@@ -32,6 +32,9 @@ selected = st.multiselect("Runs to compare", run_ids, default=run_ids[:3], key=S
                           format_func=labels.get,
                           help="Used for the inference-time measurement, the confusion "
                                "matrices and the ensemble below.")
+with st.expander("Which model each run keeps, and are the differences real?", expanded=True):
+    folders = dict(zip(table["run_id"], table["run_dir"]))
+    kept_model.render_runs_side_by_side([(labels[run_id], folders[run_id]) for run_id in selected])
 missing = table[table["inference_source"] != "measured"]
 if not missing.empty:
     st.caption(f"{len(missing)} run(s) show times per photo from training (or none); measure "

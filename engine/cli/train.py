@@ -128,7 +128,7 @@ def print_event(event: Event) -> None:
               f"classes {', '.join(event.class_names)}", flush=True)
     elif isinstance(event, PhaseStarted):
         print(f"-- {event.phase.replace('_', '-')}: {event.detail}", flush=True)
-        if event.phase != "features":
+        if event.phase not in ("features", "finishing"):
             print(HEADER, flush=True)
     elif isinstance(event, EpochEnded):
         mark = " *" if event.is_best else ""

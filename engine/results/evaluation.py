@@ -235,3 +235,21 @@ def training_curves(history: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int 
     if "val_accuracy" in curves and curves["val_accuracy"].notna().any():
         best["val_accuracy"] = int(curves.loc[curves["val_accuracy"].idxmax(), "epoch"])
     return curves.reset_index(drop=True), best
+
+
+def seconds_per_epoch_by_phase(history: pd.DataFrame, epoch_log: pd.DataFrame) -> dict[str, float]:
+    """Mean seconds per epoch of each phase ('head': step 1, 'fine_tune': step 2), in the
+    order the phases ran: a fine-tuning epoch can take a hundred times a step-1 epoch, so one
+    mean of both says little.
+
+    Args:
+        history: history.csv (epoch, phase, ...); epoch_log: epoch_log.csv (Epoch, Duration).
+    Returns:
+        {phase: seconds}; {} when either table lacks the columns.
+    """
+    if {"epoch", "phase"} - set(history.columns) or {"Epoch", "Duration"} - set(epoch_log.columns):
+        return {}
+    joined = history[["epoch", "phase"]].merge(
+        epoch_log[["Epoch", "Duration"]].rename(columns={"Epoch": "epoch"}), on="epoch")
+    means = joined.groupby("phase", sort=False)["Duration"].mean()
+    return {str(phase): float(seconds) for phase, seconds in means.items()}

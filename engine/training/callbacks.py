@@ -32,6 +32,7 @@ from engine.events import (BatchEnded, Command, CommandAcknowledged, CommandKind
 PHASE_FEATURES = "features"
 PHASE_HEAD = "head"
 PHASE_FINE_TUNE = "fine_tune"
+PHASE_FINISHING = "finishing"   # scoring every photo with the kept model and saving it
 BATCH_EVENT_SECONDS = 0.25   # at most 4 BatchEnded per second (the last batch always passes)
 STEPS_REMEMBERED = 64        # batch end times kept to count how long a command waited
 

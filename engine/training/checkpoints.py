@@ -210,20 +210,21 @@ class Checkpointing:
             return
         first, tuned = self._validation_photo_losses(model)
         gain, error = paired_gain(first, tuned)
-        figures = (f"mean loss per validation photo {first.mean():.4f} after step 1, "
-                   f"{tuned.mean():.4f} after fine-tuning: a gain of {gain:.4f}, and one "
-                   f"standard error of it is {error:.4f}")
+        count = int(val.sum())
+        # Plain words: the pages say the same from the history (engine.results.kept_model).
+        figures = (f"average loss per validation photo {first.mean():.3f} after step 1, "
+                   f"{tuned.mean():.3f} after fine-tuning")
         if gain > error:   # the caller (Trainer._end_phase) restores kept.weights next
-            self.sink(Message(f"Fine-tuning did better than chance on the validation photos, "
-                              f"so the run keeps its model (epoch {kept.epoch}): {figures}."))
+            self.sink(Message(f"Fine-tuning did clearly better than step 1 on the {count} "
+                              f"validation photos, so the run keeps fine-tuning's model (epoch "
+                              f"{kept.epoch}; {figures})."))
             return
         tuned_epoch = kept.epoch
         kept.go_back(model)
         self.sink(Message(
-            f"Fine-tuning did not do better than chance on the validation photos, so the run "
-            f"keeps the model of step 1 (epoch {kept.epoch}) rather than fine-tuning's best "
-            f"(epoch {tuned_epoch}): {figures}. More validation photos make smaller gains "
-            "visible."))
+            f"Fine-tuning's best (epoch {tuned_epoch}) did only a little better than step 1 on "
+            f"the {count} validation photos, too little to tell apart from chance, so the run "
+            f"keeps the simpler model of step 1 (epoch {kept.epoch}; {figures})."))
 
     def _checkpoint(self, phase: str, model: Any, phase_done: int, planned: int,
                     complete: bool) -> None:

@@ -51,14 +51,16 @@ class RunInputs:
         self.features = np.zeros((0, 0), dtype=np.float32)
         self.feature_counts = (0, 0)
 
-    def prepare(self, studio: Any, variant: str, pooling: str) -> bool:
+    def prepare(self, studio: Any, variant: str, pooling: str,
+                later: tuple[int, int] = (0, 0)) -> bool:
         """Decode what is not cached, then compute the features that are not cached.
+        ``later``: the (step 1, fine-tuning) epochs planned after this (for the time left).
         Returns False when a cancel command arrived meanwhile."""
         batch = self.batch_size
         count = len(self.images)
         self.sink(PhaseStarted(PHASE_FEATURES, 1, math.ceil(count / batch), 0, 0.0,
                                "decoding each image once and running the frozen backbone once "
-                               "per image (both cached for later epochs and runs)"))
+                               "per image (both cached for later epochs and runs)", *later))
         shas, paths = self.images["sha256"].tolist(), self.images["path"].tolist()
         self.decoded, num_decoded = self._decode(shas, paths)
         cache = feature_cache_dir(self.workspace, variant, self.size, pooling,

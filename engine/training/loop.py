@@ -25,8 +25,9 @@ from engine.events import (CommandSource, EpochEnded, EventSink, LearningRateCha
 from engine.runs import RunRecord
 from engine.training.artefacts import EpochRow, TrainingState, read_state, write_histories
 from engine.training.checkpoints import Checkpointing, KeptWeights
-from engine.training.callbacks import (PHASE_FINE_TUNE, PHASE_HEAD, BatchThrottle, CommandState,
-                                       PhaseCallback, PhaseOutcome, PhaseProgress, run_fit)
+from engine.training.callbacks import (PHASE_FINE_TUNE, PHASE_FINISHING, PHASE_HEAD, BatchThrottle,
+                                       CommandState, PhaseCallback, PhaseOutcome, PhaseProgress,
+                                       run_fit)
 from engine.training.config import TrainConfig
 from engine.training.devices import configure_precision, detect_device, make_strategy
 from engine.training.features import weights_fingerprint
@@ -41,7 +42,6 @@ from engine.training.variants import get_variant
 from engine.workspace import Workspace
 
 DEFAULT_FINE_TUNE_ON_COMMAND = 5   # epochs when "fine-tune now" arrives with none planned
-Fit = Callable[[PhaseCallback], Any]
 
 
 class Trainer(Checkpointing):
@@ -106,9 +106,10 @@ class Trainer(Checkpointing):
                               f"{self.global_batch} ({self.config.batch_size} per replica x "
                               f"{self.distribution.replicas})."))
         self.inputs.batch_size = self.global_batch
-        if not self.inputs.prepare(self.studio, self.spec.name, self.config.pooling.value):
-            return self._finish("cancelled")
         state = read_state(self.run_dir) if resume else None
+        if not self.inputs.prepare(self.studio, self.spec.name, self.config.pooling.value,
+                                   later=self._planned_after_features(state)):
+            return self._finish("cancelled")
         if resume and state is None:
             self.sink(Message("No checkpoint was found, so training starts from the beginning."))
         self.controller = self._make_controller(state)
@@ -126,6 +127,15 @@ class Trainer(Checkpointing):
             resumed = state if state is not None and state.phase == PHASE_FINE_TUNE else None
             outcome = self._phase_two(resumed)
         return self._finish(outcome.run_status)
+
+    def _planned_after_features(self, state: TrainingState | None) -> tuple[int, int]:
+        """(step 1, fine-tuning) epochs still to train, as planned (for the time left)."""
+        if state is None:
+            return self.config.epochs, self.fine_tune_planned
+        left = max(0, state.phase_planned_epochs - state.phase_epochs_done)
+        head = state.phase == PHASE_HEAD
+        return (left * (head and not state.phase_complete),
+                state.fine_tune_planned_epochs if head else left)
 
     def _make_controller(self, state: TrainingState | None) -> Any:
         """Phase 1 early stopping on validation loss, fine-tuning the seed's rule
@@ -168,7 +178,8 @@ class Trainer(Checkpointing):
             fit = self.inputs.feature_fit(model, train, val, class_weight=weights)
         self._compile(fitted, config.learning_rate)
         self.sink(PhaseStarted(PHASE_HEAD, planned - done, steps, self.epochs_done,
-                               self.controller.learning_rate, detail))
+                               self.controller.learning_rate, detail,
+                               later_fine_tune_epochs=self.fine_tune_planned))
         outcome = self._epoch_loop(PHASE_HEAD, model, fitted, fit, planned, done, steps,
                                    int(train.sum()))
         self._end_phase(PHASE_HEAD, model, planned, outcome)
@@ -264,7 +275,7 @@ class Trainer(Checkpointing):
         self.sink(EpochEnded(phase, epoch, epoch + remaining + later, loss,
                              logs["accuracy"], val_loss, logs["val_accuracy"],
                              learning_rate, decision.next_learning_rate, decision.monitor,
-                             duration, is_kept, penalty))
+                             duration, is_kept, penalty, later))
         if decision.learning_rate_changed:
             self.sink(LearningRateChanged(epoch, learning_rate, decision.next_learning_rate,
                                           decision.reason))
@@ -322,6 +333,8 @@ class Trainer(Checkpointing):
             self.sink(Message("Cancelled: no model was saved.", level="warning"))
             return TrainingOutcome(status, None, None, seconds_per_epoch, self.kept.epoch,
                                    self.epochs_done, computed, cached)
+        self.sink(PhaseStarted(PHASE_FINISHING, 0, self.plan.steps(len(self.images)),  # a step
+                               self.epochs_done, 0.0, "scoring the photos and saving the model"))
         if self.plan.num_processes > 1:  # lets whoever runs the hosts see that they agree
             self.sink(Message(f"Weights fingerprint {weights_fingerprint(self.studio.model)} "
                               "(every host shows the same one)."))

@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from engine.events import (BatchEnded, CheckpointSaved, EpochEnded, Message, PhaseStarted,
-                           RunFailed, RunFinished, RunStarted)
+from engine.events import (BatchEnded, CheckpointSaved, CommandAcknowledged, EpochEnded,
+                           Message, PhaseStarted, RunFailed, RunFinished, RunStarted)
 from engine.events import StoredEvent
+from engine.training.time_left import TimeLeft
 
 
 @dataclass
@@ -32,6 +33,8 @@ class Progress:
     messages: list[tuple[float, Message]] = field(default_factory=list)
     finished: RunFinished | None = None
     failed: RunFailed | None = None
+    acknowledged: set[str] = field(default_factory=set)   # commands the worker read (kinds)
+    time_left: TimeLeft = field(default_factory=TimeLeft)
 
     def apply(self, stored: Iterable[StoredEvent]) -> Progress:
         """Fold these stored events (oldest first) in; returns self."""
@@ -41,8 +44,12 @@ class Progress:
         return self
 
     def _apply_one(self, event: object, at: float) -> None:
+        self.time_left.observe(event, at)
         if isinstance(event, RunStarted):
             self.started, self.finished, self.failed = event, None, None
+            self.acknowledged = set()
+        elif isinstance(event, CommandAcknowledged):
+            self.acknowledged.add(event.kind)
         elif isinstance(event, PhaseStarted):
             self.phase, self.phase_started_at, self.last_batch = event, at, None
             if event.phase == "fine_tune" and self.fine_tune_from_epoch is None:
@@ -83,33 +90,34 @@ class Progress:
 
     @property
     def planned_epochs(self) -> int | None:
-        rows = self.epoch_rows
-        if rows:
+        phase, rows = self.phase, self.epoch_rows
+        if phase is not None and phase.phase == "finishing":
+            return self.completed_epochs
+        if phase is not None and phase.phase == "features" and (
+                phase.later_head_epochs or phase.later_fine_tune_epochs):
+            return self.completed_epochs + phase.later_head_epochs + phase.later_fine_tune_epochs
+        if rows and (phase is None or rows[-1].phase == phase.phase or phase.phase == "features"):
             return rows[-1].planned_epochs
-        if self.phase is not None and self.phase.phase != "features":
-            return self.phase.initial_epoch + self.phase.epochs
-        return self.planned_from_config
+        if phase is not None and phase.phase != "features":
+            return phase.initial_epoch + phase.epochs + phase.later_fine_tune_epochs
+        return rows[-1].planned_epochs if rows else self.planned_from_config
 
     @property
     def completed_epochs(self) -> int:
         return max(self.epochs, default=0)
 
     def eta_seconds(self, now: float) -> float | None:
-        """Remaining seconds of the planned epochs (not counting the final evaluation)."""
-        planned = self.planned_epochs
-        if planned is None or self.phase is None:
+        """Seconds left of the whole run at ``now``, its last step (scoring and saving)
+        included; None until there is something to estimate from
+        (:mod:`engine.training.time_left`)."""
+        if self.finished is not None or self.failed is not None:
             return None
-        phase_rows = [row for row in self.epoch_rows if row.phase == self.phase.phase]
-        since = max(filter(None, (self.epoch_ended_at, self.phase_started_at)), default=now)
-        in_epoch = max(0.0, now - since)
-        if phase_rows:
-            per_epoch = sum(row.duration_seconds for row in phase_rows[-3:]) / len(phase_rows[-3:])
-        elif self.last_batch is not None and self.last_batch.batch > 0:
-            per_epoch = in_epoch / self.last_batch.batch * self.last_batch.steps_per_epoch
-        else:
-            return None
-        remaining = max(0, planned - self.completed_epochs)
-        return max(0.0, remaining * per_epoch - min(in_epoch, per_epoch))
+        return self.time_left.seconds_left(now, self.completed_epochs)
+
+    @property
+    def is_finishing(self) -> bool:
+        """The run scores the photos with the kept model and saves it (its last step)."""
+        return self.phase is not None and self.phase.phase == "finishing"
 
 
 def format_seconds(seconds: float | None) -> str:

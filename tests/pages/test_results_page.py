@@ -71,8 +71,10 @@ def test_headline_figures_and_every_section_render(canned):
         test.session_state["results_section"] = section
         test.run()
         assert not test.exception, (section, test.exception)
-    assert any("The model is the one of epoch 2, the lowest validation loss" in caption.value
-               for caption in test.caption)      # Overview: the curves name the kept epoch
+    # The header says which model is kept and why, in words; the curves mark it.
+    kept = [item.value for item in test.markdown if "Kept: the model of epoch 2" in item.value]
+    assert kept and "(of 4), chosen on the" in kept[0] and "validation photos" in kept[0]
+    assert any("marks the kept model (epoch 2" in caption.value for caption in test.caption)
     test.session_state["results_section"] = "Calibration"
     test.run()
     assert any(metric.label.startswith("Expected calibration error") for metric in test.metric)

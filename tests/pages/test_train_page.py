@@ -17,7 +17,8 @@ from streamlit.testing.v1 import AppTest
 from engine import jobs
 from engine.training.backends import installed_backends
 from engine.training.config import TrainConfig
-from engine.events import BatchEnded, CheckpointSaved, EpochEnded, PhaseStarted, RunStarted
+from engine.events import (BatchEnded, CheckpointSaved, CommandAcknowledged, EpochEnded,
+                           PhaseStarted, RunStarted)
 from engine.ingest.importing import import_folder
 from engine.runs import create_run, update_run
 from engine.training.variants import VARIANTS, WEIGHTS_SOURCE_ENV
@@ -229,7 +230,27 @@ def test_running_job_renders_progress_table_and_controls(labeled_workspace: Work
     pending = [(c.kind, c.argument) for c in jobs.pending_commands(labeled_workspace, running_run)]
     assert pending == [("continue", 3), ("halt", None)]
     assert any("add epochs 3, halt" in i.value for i in app.info)
-    assert "keep" in app.button(key=f"halt-{running_run}").label
+    halt = app.button(key=f"halt-{running_run}")      # sent: it cannot be pressed twice
+    assert halt.label == "Halting…" and halt.disabled
+
+
+def test_fine_tuning_and_the_last_step_show_what_can_still_be_done(
+        labeled_workspace: Workspace, running_run: str) -> None:
+    sink = DatabaseEventSink(labeled_workspace, running_run)
+    sink(PhaseStarted("fine_tune", 3, 2, 2, 1e-4))
+    sink(CommandAcknowledged("halt", None, "fine_tune", 3, 1))   # read by the worker
+    app = _run()
+    assert not app.exception
+    keys = {button.key for button in app.button}
+    assert f"fine-{running_run}" not in keys          # no "Fine-tune now" while fine-tuning
+    halt = app.button(key=f"halt-{running_run}")
+    assert halt.label == "Halting…" and halt.disabled
+    sink(PhaseStarted("finishing", 0, 2, 2, 0.0, "scoring the photos and saving the model"))
+    app = _run()
+    assert not app.exception
+    assert any("Scoring the test photos and saving the model" in info.value for info in app.info)
+    metrics = {metric.label: metric.value for metric in app.metric}
+    assert metrics["Time left"] not in ("0s", "–")
 
 
 def test_interrupted_run_offers_resume_and_the_run_list(labeled_workspace: Workspace) -> None:

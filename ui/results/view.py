@@ -9,11 +9,13 @@ import pandas as pd
 import streamlit as st
 
 from engine.results import evaluation, retraining, run_results
+from engine.results.significance import compare_accuracy
 from engine.errors import EngineError
 from engine.labeling.labels import next_undo
 from engine.runs import RunRecord, get_run, list_runs, usable_runs
 from engine.workspace import Workspace
 from ui import charts as shared_charts
+from ui import kept_model
 from ui.errors import show_error
 from ui.results import charts
 from ui.results import gallery
@@ -115,13 +117,22 @@ def render_header(results: run_results.RunResults, run: RunRecord) -> None:
                          f"the classes. Log loss: "
                          f"{_number(report.get('log_loss', metrics['log_loss']), 3)} "
                          "(lower is better).")
-    cells[3].metric("Seconds per epoch", _number(timing.get("seconds_per_epoch"), 1))
+    phases = evaluation.seconds_per_epoch_by_phase(results.history, results.epoch_log)
+    if len(phases) > 1:
+        cells[3].metric("Seconds per epoch",
+                        " · ".join(f"{step}: {_number(phases[name], 1)}" for step, name in
+                                   (("step 1", "head"), ("step 2", "fine_tune")) if name in phases),
+                        help="Step 1 trains the new last layers only; step 2 (fine-tuning) "
+                             "trains the top of the model too, so its epochs take far longer.")
+    else:
+        cells[3].metric("Seconds per epoch", _number(timing.get("seconds_per_epoch"), 1))
     cells[4].metric("Time per photo, in batches (ms)",
                     _number(timing.get("inference_ms_per_image_batched"), 1),
                     help="Measured after training, 32 photos at a time; one photo at a time "
                          f"takes {_number(timing.get('inference_ms_per_image_single'), 1)} ms.")
     if run.status == "halted":
-        st.caption("This run was halted early; the figures are those of its best epoch.")
+        st.caption("This run was halted early; the figures are those of its kept model.")
+    kept_model.render_kept_model(results)
 
 
 def render_retrain(workspace: Workspace, results: run_results.RunResults, run: RunRecord) -> None:
@@ -204,13 +215,9 @@ def render_overview(workspace: Workspace, results: run_results.RunResults, run: 
         kept = results.report.get("best_epoch") or best["val_loss"]
         marked = {**best, "val_loss": kept}       # the star on the loss is the kept epoch
         st.plotly_chart(shared_charts.curves_figure(curves, marked), key="results_curves")
-        if kept == best["val_loss"]:
-            words = f"The model is the one of epoch {kept}, the lowest validation loss"
-        else:
-            words = (f"The model is the one of epoch {kept}: fine-tuning's lowest validation "
-                     f"loss (epoch {best['val_loss']}) was within chance of step 1's, so step "
-                     "1's model was kept")
-        st.caption(f"{words}; highest validation accuracy at epoch {best['val_accuracy']}.")
+        st.caption(f"The star on the loss marks the kept model (epoch {kept}; why: at the top "
+                   f"of the page); most validation photos right at epoch "
+                   f"{best['val_accuracy']}.")
     timing = results.report.get("timing") or {}
     if timing:
         st.subheader("Timing")
@@ -258,6 +265,11 @@ def render_changes(workspace: Workspace, results: run_results.RunResults, run: R
                    f"{same.num_label_changed} test photo(s) relabelled, {same.num_removed} no "
                    f"longer tested, {same.num_added} newly tested. On all of each run's test "
                    f"photos: {_percent(old['accuracy'])} → {_percent(new['accuracy'])}.")
+    difference = compare_accuracy(before.predictions, results.predictions)
+    if difference is not None:
+        text, help_text = kept_model.difference_words(difference, "this run",
+                                                      "the run it retrained")
+        st.markdown(text, help=help_text)
     cells = st.columns(len(retraining.OUTCOME_CHANGES))
     for cell, kind in zip(cells, retraining.OUTCOME_CHANGES):
         cell.metric(kind, int((changes["change"] == kind).sum()))

@@ -39,8 +39,11 @@ def _send(workspace, run_id: str, kind: str, count_key: str | None = None) -> No
         st.session_state[f"command-error-{run_id}"] = err.user_message
 
 
-def render_live_controls(workspace, run_id: str, status: jobs.JobStatus) -> None:
-    """Halt / Fine-tune now / Add N epochs / Cancel of a running job."""
+def render_live_controls(workspace, run_id: str, status: jobs.JobStatus,
+                         progress=None) -> None:
+    """Halt / Fine-tune now / Add N epochs / Cancel of a running job. ``progress`` (its
+    :class:`engine.training.progress.Progress`): Halt turns into a greyed "Halting…" once
+    sent, and "Fine-tune now" is left out once fine-tuning (or the last step) has begun."""
     error = st.session_state.pop(f"command-error-{run_id}", None)
     if error:
         st.error(error)
@@ -49,12 +52,19 @@ def render_live_controls(workspace, run_id: str, status: jobs.JobStatus) -> None
         names = ", ".join(COMMAND_NAMES.get(c.kind, c.kind) + (f" {c.argument}" if c.argument else "")
                           for c in pending)
         st.info(f"Sent to the training, acted on within one batch: {names}", icon=":material/send:")
+    phase = progress.phase.phase if progress is not None and progress.phase else None
+    halting = any(command.kind == "halt" for command in pending) or (
+        progress is not None and "halt" in progress.acknowledged)
     halt, fine_tune, more, cancel = st.columns([1.2, 1, 1.6, 1.2])
-    halt.button("Halt: stop, keep the model", icon=":material/stop:", key=f"halt-{run_id}",
-                width="stretch", on_click=_send, args=(workspace, run_id, "halt"), help=HALT_HELP)
-    fine_tune.button("Fine-tune now", icon=":material/lock_open:", key=f"fine-{run_id}",
-                     width="stretch", on_click=_send, args=(workspace, run_id, "fine_tune"),
-                     help="End step 1 now and start step 2, where the top of the model learns too.")
+    halt.button("Halting…" if halting else "Halt: stop, keep the model", icon=":material/stop:",
+                key=f"halt-{run_id}", width="stretch", disabled=halting, on_click=_send,
+                args=(workspace, run_id, "halt"),
+                help="The training is stopping and keeps its best model." if halting else HALT_HELP)
+    if phase not in ("fine_tune", "finishing"):
+        fine_tune.button("Fine-tune now", icon=":material/lock_open:", key=f"fine-{run_id}",
+                         width="stretch", on_click=_send, args=(workspace, run_id, "fine_tune"),
+                         help="End step 1 now and start step 2, where the top of the model "
+                              "learns too.")
     with more:
         number_col, button_col = st.columns([1, 1.3])
         count_key = f"more-n-{run_id}"

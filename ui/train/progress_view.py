@@ -18,7 +18,7 @@ from engine.runs import RunRecord, RunStatus
 from engine.training.progress import Progress, format_seconds  # noqa: F401  (format_seconds: the Train page)
 from engine.workspace import Workspace
 from ui.errors import show_error
-from ui import charts
+from ui import charts, kept_model
 from ui.train import controls
 from ui.train import epochs as epochs_view
 from ui.train.epochs import EPOCH_COLUMNS  # noqa: F401  (re-exported)
@@ -28,7 +28,9 @@ PROGRESS_CACHE = "train_progress_cache"
 POLL_SECONDS = 1.0
 PHASE_LABELS = {"features": "Step 1 · preparing: every photo goes through the model once",
                 "head": "Step 1 · training the new last layers (the rest stays fixed)",
-                "fine_tune": "Step 2 · fine-tuning: the top of the model learns too"}
+                "fine_tune": "Step 2 · fine-tuning: the top of the model learns too",
+                "finishing": "Last step · scoring the test photos and saving the model"}
+FINISHING_TEXT = "Scoring the test photos and saving the model"
 WEIGHTS_NAMES = {"imagenet": "pretrained", "none": "from scratch"}
 # Material icons (bundled with Streamlit, so they render without emoji fonts).
 STATUS_ICONS = {"queued": ":material/hourglass_top:", "running": ":material/play_circle:",
@@ -67,7 +69,7 @@ def _render_run_body(workspace: Workspace, run_id: str, was_active: bool, name: 
     _render_header(run, progress, status, name)
     if status.is_active:
         _render_live_bars(progress, run)
-        controls.render_live_controls(workspace, run_id, status)
+        controls.render_live_controls(workspace, run_id, status, progress)
     else:
         _render_outcome(workspace, run, progress, status)
     if progress.epochs:
@@ -99,8 +101,11 @@ def _render_header(run: RunRecord, progress: Progress, status: jobs.JobStatus,
     cols[1].metric("Epoch", f"{progress.completed_epochs}/{progress.planned_epochs or '?'}")
     cols[2].metric("Elapsed", format_seconds(jobs.run_duration_seconds(run)))
     eta = progress.eta_seconds(time.time()) if status.is_active else None
-    cols[3].metric("Time left", (format_seconds(eta) if eta is not None else "estimating…")
-                   if status.is_active else "–")
+    shown = ("estimating…" if eta is None else "a few seconds" if eta < 1 and
+             progress.is_finishing else format_seconds(eta))
+    cols[3].metric("Time left", shown if status.is_active else "–",
+                   help="Measured from this run's own batches, step by step, and counting the "
+                        "last step (scoring the test photos and saving the model).")
 
 
 def _render_live_bars(progress: Progress, run: RunRecord) -> None:
@@ -108,9 +113,13 @@ def _render_live_bars(progress: Progress, run: RunRecord) -> None:
         st.info("Training is starting (loading the model and the photos)…",
                 icon=":material/hourglass_top:")
         return
+    planned = progress.planned_epochs or 1
+    if progress.is_finishing:
+        st.progress(1.0, text=f"Epochs: {progress.completed_epochs} of {planned} done")
+        st.info(f"{FINISHING_TEXT}…", icon=":material/save:")
+        return
     st.write(PHASE_LABELS.get(progress.phase.phase, progress.phase.phase)
              + (f" — {progress.phase.detail}" if progress.phase.detail else ""))
-    planned = progress.planned_epochs or 1
     st.progress(min(1.0, progress.completed_epochs / planned),
                 text=f"Epochs: {progress.completed_epochs} of {planned} done")
     batch = progress.last_batch
@@ -135,8 +144,10 @@ def _render_outcome(workspace: Workspace, run: RunRecord, progress: Progress,
     if RunStatus(run.status).has_model:
         accuracy = f"{run.test_accuracy * 100:.1f} %" if run.test_accuracy is not None else "–"
         done = "Training finished" if run.status == "finished" else "Training was halted"
-        st.success(f"{done}. On the test photos it is right {accuracy} of the time"
-                   + (f"; the best epoch was {progress.best_epoch}." if progress.best_epoch else "."))
+        st.success(f"{done}. On the test photos it is right {accuracy} of the time.")
+        results = kept_model.load_results(run)
+        if results is not None:
+            kept_model.render_kept_model(results)
         controls.render_continue(workspace, run.id, lambda: _restart_view(run.id))
     elif run.status == "interrupted":
         st.warning(f"{run.error or 'The training stopped unexpectedly.'} "

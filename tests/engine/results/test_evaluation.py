@@ -227,3 +227,13 @@ def test_a_real_trained_run_feeds_every_results_function(tmp_path):
     image_id = int(results.predictions["image_id"].iloc[0])
     overlay = grad_cam_for_image(workspace, run.run_dir, image_id, names[0])
     assert overlay.overlay_path.is_file() and overlay.heatmap is not None
+
+
+def test_seconds_per_epoch_are_told_apart_by_phase():
+    from engine.results.evaluation import seconds_per_epoch_by_phase
+
+    history = pd.DataFrame({"epoch": [1, 2, 3, 4], "phase": ["head", "head", "fine_tune",
+                                                             "fine_tune"]})
+    log = pd.DataFrame({"Epoch": [1, 2, 3, 4], "Duration": [1.0, 3.0, 40.0, 60.0]})
+    assert seconds_per_epoch_by_phase(history, log) == {"head": 2.0, "fine_tune": 50.0}
+    assert seconds_per_epoch_by_phase(pd.DataFrame(), log) == {}

@@ -48,7 +48,11 @@ def test_events_come_in_protocol_order(trained):
     assert names[1:4] == ["RunStarted", "PhaseStarted", "Message"]
     assert names[-1] == "RunFinished"
     phases = [event.phase for event in events if isinstance(event, PhaseStarted)]
-    assert phases == ["features", "head", "fine_tune"]
+    assert phases == ["features", "head", "fine_tune", "finishing"]   # the last step's own
+    started = [event for event in events if isinstance(event, PhaseStarted)]
+    # each phase says what is planned after it, for the time left
+    assert [(event.later_head_epochs, event.later_fine_tune_epochs) for event in started[:2]] == [
+        (2, 1), (0, 1)]
     epochs = [(event.phase, event.epoch) for event in events if isinstance(event, EpochEnded)]
     assert epochs == [("head", 1), ("head", 2), ("fine_tune", 3)]
     checkpoints = [event.epoch for event in events if isinstance(event, CheckpointSaved)]
@@ -305,7 +309,7 @@ def test_resume_during_fine_tuning_keeps_the_phase_one_best(tmp_path):
     # validation loss, the run judged the gain against it (and said how).
     assert before_fine_tune_file(result.run_dir).is_file()
     judged = [e.text for e in events.events if isinstance(e, Message)
-              and "better than chance on the validation photos" in e.text]
+              and "than step 1 on the" in e.text and "validation photos" in e.text]
     if history["val_loss"].iloc[1:].min() < history["val_loss"].iloc[0]:
         assert len(judged) == 1, judged
     else:
