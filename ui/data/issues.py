@@ -112,16 +112,19 @@ def render_issues(workspace: Workspace) -> None:
         f"{KIND_TITLES.get(kind, kind)} **{int((worst['kind'] == kind).sum())}**"
         for kind in present))
     bulk = [kind for kind in present if kind in BULK_KINDS]
-    chosen = st.multiselect("Kinds to quarantine", bulk, default=bulk,
-                            format_func=lambda kind: KIND_TITLES.get(kind, kind),
-                            key=QUARANTINE_KINDS)
-    count = int(plan.to_quarantine["kind"].isin(chosen).sum())
-    st.button(f"Quarantine all flagged ({count})", type="primary",
-              key="data_quarantine_all", disabled=not count,
-              on_click=_quarantine_flagged, args=(workspace, chosen),
-              help="Nothing is deleted: quarantined images leave training and can be restored. "
-                   "Of copies with the same label one is kept; copies with different labels "
-                   "and look-alike photos are left for you to decide.")
+    if bulk:
+        chosen = st.multiselect("Kinds to quarantine", bulk, default=bulk,
+                                format_func=lambda kind: KIND_TITLES.get(kind, kind),
+                                key=QUARANTINE_KINDS)
+        count = int(plan.to_quarantine["kind"].isin(chosen).sum())
+        st.button(f"Quarantine all flagged ({count})", type="primary",
+                  key="data_quarantine_all", disabled=not count,
+                  on_click=_quarantine_flagged, args=(workspace, chosen),
+                  help="Nothing is deleted: quarantined images leave training and can be "
+                       "restored. Of copies with the same label one is kept; copies with "
+                       "different labels and look-alike photos are left for you to decide.")
+    else:
+        st.caption("Nothing left to quarantine in one click: what is listed below is your call.")
     conflicts = [d for d in plan.left_for_you if d.kind == "label_conflict"]
     if conflicts:
         _render_conflicts(workspace, conflicts)
