@@ -192,7 +192,7 @@ def two_flips(workspace, monkeypatch):
 
 
 def test_relabel_is_the_main_button_only_where_both_checks_agree(two_flips):
-    workspace, record, ids = two_flips
+    _, _, ids = two_flips
     test = _open(more=True)      # the sure flip pushes the other below cleanlab's cut
     assert not test.exception, test.exception
     shown = _card_ids(test, "results_accept_")
