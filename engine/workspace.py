@@ -165,7 +165,21 @@ SCHEMA_V2_LABEL_DETAIL = """
 ALTER TABLE label_actions ADD COLUMN detail_json TEXT NOT NULL DEFAULT '{}';
 """
 
-MIGRATIONS: tuple[str, ...] = (SCHEMA_V1, SCHEMA_V2_LABEL_DETAIL)
+# V3 (Check the data): a person's "keep" of a data signal (engine.results.signal_review), so a
+# kept photo stays off the list after "Check again", a refresh or a retrained run.
+SCHEMA_V3_KEPT_SIGNALS = """
+CREATE TABLE kept_signals (
+    id         INTEGER PRIMARY KEY,
+    image_id   INTEGER NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+    kind       TEXT NOT NULL,      -- label | outlier | near_duplicate (engine.results.data_signals)
+    label      TEXT,               -- the photo's label when it was kept
+    run_id     TEXT,               -- the run whose check it was kept in
+    created_at TEXT NOT NULL,
+    UNIQUE (image_id, kind, label)
+);
+"""
+
+MIGRATIONS: tuple[str, ...] = (SCHEMA_V1, SCHEMA_V2_LABEL_DETAIL, SCHEMA_V3_KEPT_SIGNALS)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -9,8 +9,14 @@ each pair together and the Data page lists them) and keeps the table in
 
 A person works through the table without recomputing it: :func:`review_status` says, per row,
 whether it is still ``open``, ``fixed`` since it was found (relabelled, quarantined, excluded or
-deleted) or ``kept`` (the person said the photo is fine, :func:`keep_data_signal`; kept
-choices survive "Check again").
+deleted) or ``kept`` (the person said the photo is fine, :func:`keep_data_signal`). A keep is
+stored in the project (table ``kept_signals``: image, kind, the label it was kept with), not in
+the run folder, so it survives "Check again", a refresh and a retrained run, as long as the
+photo keeps that label.
+
+:func:`label_verdict` weighs a label signal's two pieces of evidence, the second check (out of
+fold) and the run's own model, so the page offers "Relabel" as the main action only when both
+say the same other class with high confidence (:data:`CONFIDENT_SHARE`).
 """
 from __future__ import annotations
 
@@ -22,13 +28,22 @@ import pandas as pd
 
 from engine.results.data_signals import SIGNAL_COLUMNS, find_data_signals, record_look_alikes
 from engine.runs import RunFolder
-from engine.workspace import Workspace
+from engine.workspace import Workspace, utc_now
 
 # Label rows kept beyond the ones cleanlab flags (``is_flagged`` False), for a person who
 # wants to look further down the list.
 REVIEW_LABEL_TOP = 40
 CACHE_COLUMNS = [*SIGNAL_COLUMNS, "is_kept"]
 REVIEW_STATES = ("open", "fixed", "kept")
+# Relabel is offered as a label signal's main action only when the second check (a model that
+# never learned the photo) and the run's own model both name the same other class, each with at
+# least this probability. Two models agreeing at 90 % each is strong evidence; below that, or
+# when they name different classes, only a look at the photo can tell. (Issue 22: on ants/bees
+# the first three cards, all with Relabel as their main button, were right as labelled.) The
+# run's own model learned its training photos with their labels, so on a training photo it
+# seldom names another class: when it does, with the second check, the evidence is strong.
+CONFIDENT_SHARE = 0.9
+VERDICTS = ("relabel", "unsure", "disagree")
 _TEXT_COLUMNS = ("path", "kind", "severity", "detail", "label", "suggested", "related_path",
                  "split", "model_predicted")
 
@@ -44,33 +59,61 @@ def load_data_signals(run_dir: str | Path, workspace: Workspace, refresh: bool =
         refresh: find the signals again on the current labels (earlier 'keep' choices stay).
         label_top: label rows listed beyond cleanlab's flagged ones (see find_data_signals).
     Returns:
-        DataFrame with :data:`CACHE_COLUMNS`: find_data_signals' columns plus ``is_kept``.
+        DataFrame with :data:`CACHE_COLUMNS`: find_data_signals' columns plus ``is_kept`` (a
+        person kept the photo with this label, :func:`keep_data_signal`).
     Raises:
         RunError, DatasetError: as find_data_signals (no features, too few images per class).
     """
     folder = RunFolder(Path(run_dir).expanduser().resolve())
-    cached = None if refresh or _is_stale(folder) else _read(folder.data_signals)
-    if cached is not None:
-        return cached
-    kept = _kept_keys(_read(folder.data_signals))
-    signals = find_data_signals(folder.root, workspace=workspace, label_top=label_top)
-    record_look_alikes(workspace, signals)
-    signals["is_kept"] = [(int(image_id), kind) in kept
-                          for image_id, kind in zip(signals["image_id"], signals["kind"])]
-    _write(folder.data_signals, signals[CACHE_COLUMNS])
-    return _read(folder.data_signals)
+    cached = _read(folder.data_signals)
+    _carry_file_keeps(workspace, cached, folder.root.name)
+    if refresh or cached is None or _is_stale(folder):
+        signals = find_data_signals(folder.root, workspace=workspace, label_top=label_top)
+        record_look_alikes(workspace, signals)
+        _write(folder.data_signals, signals.assign(is_kept=False)[CACHE_COLUMNS])
+        cached = _read(folder.data_signals)
+    return cached.assign(is_kept=_kept_mask(workspace, cached))
 
 
-def keep_data_signal(run_dir: str | Path, image_id: int, kind: str) -> None:
-    """Mark one signal as looked at and fine ('keep'): it leaves the list, also after
-    "Check again". Nothing changes in the workspace."""
-    path = RunFolder(Path(run_dir).expanduser().resolve()).data_signals
-    table = _read(path)
-    if table is None:
-        return
-    chosen = (table["image_id"] == int(image_id)) & (table["kind"] == kind)
-    table.loc[chosen, "is_kept"] = True
-    _write(path, table)
+def keep_data_signal(workspace: Workspace, image_id: int, kind: str,
+                     run_id: str | None = None) -> None:
+    """Mark one signal as looked at and fine ('keep'): it leaves the list at once and stays
+    off it (also after "Check again" and in later runs) while the photo keeps its label.
+    Nothing else changes in the workspace.
+
+    Args:
+        kind: the signal's kind ('label', 'outlier' or 'near_duplicate').
+        run_id: the run whose check it was kept in (recorded, not used to match).
+    """
+    with workspace.connect() as connection:
+        row = connection.execute(
+            "SELECT classes.name FROM images LEFT JOIN classes ON classes.id = images.class_id "
+            "WHERE images.id = ?", (int(image_id),)).fetchone()
+        if row is None:
+            return                 # deleted since: nothing left to keep
+        connection.execute(
+            "INSERT OR IGNORE INTO kept_signals(image_id, kind, label, run_id, created_at) "
+            "VALUES (?, ?, ?, ?, ?)", (int(image_id), str(kind), row[0], run_id, utc_now()))
+
+
+def label_verdict(row: pd.Series) -> str:
+    """What a label signal's evidence supports (see :data:`CONFIDENT_SHARE`).
+
+    Args:
+        row: a label row of :func:`load_data_signals` (suggested, suggested_confidence,
+            model_predicted, model_confidence).
+    Returns:
+        'relabel' (both checks name the suggested class, each at least CONFIDENT_SHARE
+        sure), 'unsure' (they name the same class, less sure, or the run's answer is
+        missing) or 'disagree' (the run's own model names another class, often the label).
+    """
+    model = row["model_predicted"]
+    if model is None or pd.isna(model):
+        return "unsure"
+    if model != row["suggested"]:
+        return "disagree"
+    sure = min(float(row["suggested_confidence"]), float(row["model_confidence"]))
+    return "relabel" if sure >= CONFIDENT_SHARE else "unsure"
 
 
 def review_status(workspace: Workspace, signals: pd.DataFrame) -> pd.Series:
@@ -86,15 +129,16 @@ def review_status(workspace: Workspace, signals: pd.DataFrame) -> pd.Series:
             connection).set_index("image_id")
     gone = set(current.index[(current["status"] != "ok") | (current["is_excluded"] == 1)])
     labels_now = current["label_now"].to_dict()
+    kept = _kept_mask(workspace, signals)
     status = []
-    for row in signals.itertuples(index=False):
+    for row, is_kept in zip(signals.itertuples(index=False), kept):
         image_id = int(row.image_id)
         if row.kind == "near_duplicate":
             related = None if pd.isna(row.related_image_id) else int(row.related_image_id)
             is_fixed = bool({image_id, related} & gone) or image_id not in labels_now
         else:
             is_fixed = image_id in gone or labels_now.get(image_id, object()) != row.label
-        status.append("fixed" if is_fixed else "kept" if bool(row.is_kept) else "open")
+        status.append("fixed" if is_fixed else "kept" if is_kept else "open")
     return pd.Series(status, index=signals.index, dtype=object)
 
 
@@ -133,8 +177,24 @@ def _write(path: Path, table: pd.DataFrame) -> None:
     os.replace(staging, path)
 
 
-def _kept_keys(table: pd.DataFrame | None) -> set[tuple[int, str]]:
-    if table is None:
-        return set()
+def _kept_mask(workspace: Workspace, signals: pd.DataFrame) -> np.ndarray:
+    """Per signal row: a person kept this photo, for this kind, with the label it has here."""
+    with workspace.connect() as connection:
+        kept = {(int(image_id), kind, label) for image_id, kind, label in connection.execute(
+            "SELECT image_id, kind, label FROM kept_signals")}
+    return np.array([(int(image_id), str(kind), label) in kept for image_id, kind, label
+                     in zip(signals["image_id"], signals["kind"], signals["label"])], dtype=bool)
+
+
+def _carry_file_keeps(workspace: Workspace, table: pd.DataFrame | None, run_id: str) -> None:
+    """Earlier versions kept 'keep' choices in the run folder's table: move them into the
+    project, where they are kept from now on."""
+    if table is None or not table["is_kept"].any():
+        return
     kept = table[table["is_kept"]]
-    return {(int(image_id), str(kind)) for image_id, kind in zip(kept["image_id"], kept["kind"])}
+    with workspace.connect() as connection:
+        connection.executemany(
+            "INSERT OR IGNORE INTO kept_signals(image_id, kind, label, run_id, created_at) "
+            "SELECT id, ?, ?, ?, ? FROM images WHERE id = ?",
+            [(str(kind), label, run_id, utc_now(), int(image_id)) for image_id, kind, label
+             in zip(kept["image_id"], kept["kind"], kept["label"])])

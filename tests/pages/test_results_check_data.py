@@ -26,9 +26,10 @@ OUTLIER = 5           # an ant whose features are far from every photo
 LOOK_ALIKE = (45, 50)  # 50 is a near copy of 45 (both wasps)
 
 
-@pytest.fixture
-def planted(workspace, monkeypatch):
-    monkeypatch.setenv(WORKSPACE_ENV, str(workspace.root))
+def plant(workspace, agreed_flip: int | None = None):
+    """The planted run (see the module docstring). With `agreed_flip`, that ant too is
+    labelled bees, in the test split, and the run's model says ants at 97 %: both checks agree
+    the label is wrong."""
     rng = np.random.default_rng(1)
     centres = rng.normal(0, 5, (len(CLASSES), 32))
     labels = np.repeat(np.arange(len(CLASSES)), PER_CLASS)
@@ -40,21 +41,36 @@ def planted(workspace, monkeypatch):
     splits = ["train"] * len(given)
     for position in (2, 22, 42):
         splits[position] = "test"
+    if agreed_flip is not None:    # far out on the ants side: the second check is sure too
+        given[agreed_flip], splits[agreed_flip] = "bees", "test"
+        middle = centres.mean(axis=0)
+        features[agreed_flip] = middle + 3 * (centres[0] - middle)
     ids = insert_images(workspace, given, splits, size_px=40)
     # The run's own model learned every training label, the flipped one too: 99.98 % sure.
-    images = [CannedImage(image_id, f"{label}/{label}_{n:04d}.jpg", split, label,
-                          tuple(0.9998 if name == label else 0.0001 for name in CLASSES))
-              for n, (image_id, label, split) in enumerate(zip(ids, given, splits))]
+    probabilities = [tuple(0.9998 if name == label else 0.0001 for name in CLASSES)
+                     for label in given]
+    if agreed_flip is not None:
+        probabilities[agreed_flip] = (0.97, 0.02, 0.01)
+    images = [CannedImage(image_id, f"{label}/{label}_{n:04d}.jpg", split, label, probs)
+              for n, (image_id, label, split, probs)
+              in enumerate(zip(ids, given, splits, probabilities))]
     record = register_run(workspace, images, CLASSES, features=features,
                           config={"variant": "MobileNetV2-0.35", "weights": "none",
                                   "image_size_px": 32, "epochs": 1})
     return workspace, record, ids
 
 
-def _open(part: str = "label") -> AppTest:
+@pytest.fixture
+def planted(workspace, monkeypatch):
+    monkeypatch.setenv(WORKSPACE_ENV, str(workspace.root))
+    return plant(workspace)
+
+
+def _open(part: str = "label", more: bool = False) -> AppTest:
     test = AppTest.from_file(str(PAGES / "4_Results.py"), default_timeout=120)
     test.session_state["results_section"] = "Check the data"
     test.session_state[queue.PART] = part
+    test.session_state[queue.MORE_LABELS] = more
     return test.run()
 
 
@@ -82,7 +98,9 @@ def test_label_mistake_shows_both_answers_and_says_why_they_disagree(planted):
     why = [c.value for c in test.caption if c.value.startswith("Another model")][0]
     assert re.fullmatch(r"Another model, trained without this photo, thinks it is ants "
                         r"\(\d\d %\); the trained model learned this photo with its label, so it "
-                        r"says bees \(99\.98 %\)\. Look at the photo to decide\.", why), why
+                        r"says bees \(99\.98 %\)\.", why), why
+    assert any(m.value == "**Look at the photo: the checks disagree.**" for m in test.markdown)
+    assert accept.proto.type == "secondary"                  # not the main action here
     everything = " ".join(str(node.value) for node in [*test.markdown, *test.caption])
     assert "looks like" not in everything
     assert RunFolder(record.run_dir).data_signals.is_file()       # found once, kept
@@ -162,3 +180,49 @@ def test_look_alikes_join_the_split_groups_and_the_data_page_lists_them(planted)
                 "SELECT split FROM images WHERE id IN (?, ?)",
                 (ids[LOOK_ALIKE[0]], ids[LOOK_ALIKE[1]]))}
         assert len(splits) == 1, (seed, splits)
+
+
+AGREED_FLIP = 12       # an ant labelled bees, a test photo the run's model calls ants (97 %)
+
+
+@pytest.fixture
+def two_flips(workspace, monkeypatch):
+    monkeypatch.setenv(WORKSPACE_ENV, str(workspace.root))
+    return plant(workspace, agreed_flip=AGREED_FLIP)
+
+
+def test_relabel_is_the_main_button_only_where_both_checks_agree(two_flips):
+    _, _, ids = two_flips
+    test = _open(more=True)      # the sure flip pushes the other below cleanlab's cut
+    assert not test.exception, test.exception
+    shown = _card_ids(test, "results_accept_")
+    assert {ids[FLIPPED], ids[AGREED_FLIP]} <= set(shown)
+    kinds = {image_id: test.button(key=f"results_accept_{image_id}").proto.type
+             for image_id in shown}
+    assert kinds[ids[AGREED_FLIP]] == "primary"          # second check and model: ants
+    assert kinds[ids[FLIPPED]] == "secondary"            # the model learned "bees": disagree
+    sentences = [m.value for m in test.markdown
+                 if m.value == "**Look at the photo: the checks disagree.**"]
+    assert len(sentences) == sum(kind != "primary" for kind in kinds.values()) >= 1
+    assert test.button(key=f"results_keep_{ids[FLIPPED]}").proto.type == "secondary"
+
+
+def test_keep_leaves_the_list_and_check_again_does_not_bring_it_back(planted):
+    workspace, record, ids = planted
+    test = _open()
+    flipped = ids[FLIPPED]
+    assert flipped in _card_ids(test, "results_keep_")
+    test.button(key=f"results_keep_{flipped}").click().run()
+    assert not test.exception, test.exception
+    assert flipped not in _card_ids(test, "results_keep_")
+    assert any("1 kept as they are" in m.value for m in test.markdown)
+    assert _image(workspace, flipped) == ("bees", "ok")            # keep changes nothing
+    test.button(key="results_check_again").click().run()
+    assert not test.exception, test.exception
+    assert flipped not in _card_ids(test, "results_keep_")
+    assert any("Checked again" in s.value for s in test.success)
+    RunFolder(record.run_dir).data_signals.unlink()                # even found anew ...
+    fresh = _open()                                                # ... in a new session
+    assert not fresh.exception, fresh.exception
+    assert flipped not in _card_ids(fresh, "results_keep_")
+    assert any("1 kept as they are" in m.value for m in fresh.markdown)

@@ -1,5 +1,7 @@
 """Data page, Issues and Quarantined sections: one table with thumbnails per issue kind,
-"quarantine all flagged", per-file quarantine (select rows) and restore (buttons)."""
+"quarantine all flagged" (engine.ingest.cleaning: never a photo whose right label only a person
+can tell), "Which is right?" for copies with different labels, per-file quarantine (select
+rows) and restore (buttons)."""
 from __future__ import annotations
 
 import base64
@@ -7,8 +9,10 @@ import base64
 import pandas as pd
 import streamlit as st
 
+from engine.errors import EngineError
 from engine.ingest.checks import KIND_ORDER, KIND_TITLES
-from engine.ingest.issues import find_issues
+from engine.ingest.cleaning import (BULK_KINDS, Decision, plan_cleaning, quarantine_flagged,
+                                    resolve_conflict)
 from engine.ingest.overview import image_table
 from engine.ingest.quarantine import quarantine_images, quarantine_log, restore_images
 from engine.workspace import Workspace
@@ -16,6 +20,7 @@ from ui.images import load_thumbnail, render_grid
 
 TABLE_THUMBNAIL_PX = 64
 MAX_TABLE_ROWS = 200
+MAX_DECISIONS = 30                   # "Which is right?" groups shown at once
 QUARANTINE_KINDS = "data_quarantine_kinds"
 FLASH = "data_flash"                 # session key: message shown once after an action
 KIND_HELP = {
@@ -55,6 +60,27 @@ def _quarantine(workspace: Workspace, frame: pd.DataFrame) -> None:
            "from the Quarantined tab.")
 
 
+def _quarantine_flagged(workspace: Workspace, kinds: list[str]) -> None:
+    """The bulk action: engine.ingest.cleaning decides what is safe to quarantine."""
+    result = quarantine_flagged(workspace, kinds)
+    conflicts = sum(decision.kind == "label_conflict" for decision in result.left_for_you)
+    left = (f" Left for you: {conflicts} photo(s) with copies under different labels; say "
+            "which label is right below." if conflicts else "")
+    _flash(f"Quarantined {len(result.quarantined)} image(s). They stay in the workspace; "
+           f"restore them any time from the Quarantined tab.{left}")
+
+
+def _resolve(workspace: Workspace, decision: Decision, keep_label: str | None) -> None:
+    try:
+        changed = resolve_conflict(workspace, decision.image_ids, keep_label)
+    except EngineError as err:
+        _flash(err.user_message)
+        return
+    kept = (f"Kept it as {keep_label}; quarantined the copy labelled otherwise"
+            if keep_label else "Quarantined every copy")
+    _flash(f"{kept} ({len(changed)} image(s)); restore any time from the Quarantined tab.")
+
+
 def _restore(workspace: Workspace, image_ids: list[int], name: str | None = None) -> None:
     count = restore_images(workspace, image_ids)
     what = name if name and count == 1 else f"{count} image(s)"
@@ -74,10 +100,8 @@ def _thumbnail_uri(workspace: Workspace, image_id: int) -> str | None:
 
 def render_issues(workspace: Workspace) -> None:
     _show_flash()
-    issues = find_issues(workspace)
-    active = issues[issues["status"] == "ok"]
-    # One row per image: its most severe kind (find_issues sorts by severity).
-    worst = active.drop_duplicates("image_id")
+    plan = plan_cleaning(workspace)
+    worst = plan.flagged
     if worst.empty:
         total = len(image_table(workspace, "ok"))
         st.success(f"No problems found in {total:,} images." if total else
@@ -87,16 +111,61 @@ def render_issues(workspace: Workspace) -> None:
     st.write("**Found:** " + " · ".join(
         f"{KIND_TITLES.get(kind, kind)} **{int((worst['kind'] == kind).sum())}**"
         for kind in present))
-    chosen = st.multiselect("Kinds to quarantine", present, default=present,
-                            format_func=lambda kind: KIND_TITLES.get(kind, kind),
-                            key=QUARANTINE_KINDS)
-    flagged = worst[worst["kind"].isin(chosen)]
-    st.button(f"Quarantine all flagged ({len(flagged)})", type="primary",
-              key="data_quarantine_all", disabled=flagged.empty,
-              on_click=_quarantine, args=(workspace, flagged),
-              help="Nothing is deleted: quarantined images leave training and can be restored.")
+    bulk = [kind for kind in present if kind in BULK_KINDS]
+    if bulk:
+        chosen = st.multiselect("Kinds to quarantine", bulk, default=bulk,
+                                format_func=lambda kind: KIND_TITLES.get(kind, kind),
+                                key=QUARANTINE_KINDS)
+        count = int(plan.to_quarantine["kind"].isin(chosen).sum())
+        st.button(f"Quarantine all flagged ({count})", type="primary",
+                  key="data_quarantine_all", disabled=not count,
+                  on_click=_quarantine_flagged, args=(workspace, chosen),
+                  help="Nothing is deleted: quarantined images leave training and can be "
+                       "restored. Of copies with the same label one is kept; copies with "
+                       "different labels and look-alike photos are left for you to decide.")
+    else:
+        st.caption("Nothing left to quarantine in one click: what is listed below is your call.")
+    conflicts = [d for d in plan.left_for_you if d.kind == "label_conflict"]
+    if conflicts:
+        _render_conflicts(workspace, conflicts)
     for kind in present:
-        _render_kind(workspace, kind, worst[worst["kind"] == kind])
+        if kind != "label_conflict":
+            _render_kind(workspace, kind, worst[worst["kind"] == kind])
+
+
+def _render_conflicts(workspace: Workspace, conflicts: list[Decision]) -> None:
+    """One card per photo that carries different labels: the copies, and "Which is right?"."""
+    st.subheader(f"{KIND_TITLES['label_conflict']} · {len(conflicts)}  "
+                 ":red-badge[blocks training]")
+    st.caption("The same picture carries different labels. Only you can tell which label is "
+               "right: keep it under that label (its other copies are quarantined), or "
+               "quarantine every copy. Quarantine all flagged leaves these to you.")
+    for decision in conflicts[:MAX_DECISIONS]:
+        first = decision.image_ids[0]
+        with st.container(border=True, key=f"data_conflict_{first}"):
+            cells = st.columns(max(len(decision.image_ids), 4))
+            for cell, image_id, path, label in zip(cells, decision.image_ids, decision.paths,
+                                                   decision.labels):
+                data = load_thumbnail(workspace, image_id, 160)
+                if data is not None:
+                    cell.image(data, width=160)
+                cell.markdown(f"`{path}`  \nlabelled **{label or 'no label'}**")
+            st.markdown("**Which is right?**")
+            choices = decision.choices
+            buttons = st.columns(max(len(choices) + 1, 4))
+            for cell, label in zip(buttons, choices):
+                cell.button(f"Keep as {label}", key=f"data_conflict_keep_{first}_{label}",
+                            width="stretch", on_click=_resolve, args=(workspace, decision, label),
+                            help=f"Keep the copy labelled {label}; quarantine the others.")
+            everything = "Quarantine both" if len(decision.image_ids) == 2 else (
+                f"Quarantine all {len(decision.image_ids)}")
+            buttons[len(choices)].button(
+                everything, key=f"data_conflict_none_{first}", width="stretch",
+                on_click=_resolve, args=(workspace, decision, None),
+                help="No label is right, or the photo does not belong: quarantine every copy.")
+    if len(conflicts) > MAX_DECISIONS:
+        st.caption(f"Showing the first {MAX_DECISIONS} of {len(conflicts):,}; the next ones "
+                   "appear as you decide.")
 
 
 def _render_kind(workspace: Workspace, kind: str, rows: pd.DataFrame) -> None:

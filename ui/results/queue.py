@@ -8,6 +8,8 @@ The cards (what a person reads per photo) are in ui.results.signal_cards.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 import streamlit as st
 
@@ -25,7 +27,8 @@ PARTS = {"label": "Possible label mistakes", "outlier": "Photos that do not fit"
          "near_duplicate": "Look-alike photos"}
 PART_CAPTIONS = {
     "label": "Photos whose label a second check doubts, least trusted first. Relabel the ones "
-             "that are wrong; keep the ones that are right.",
+             "that are wrong; keep the ones that are right. Relabel is the main button only "
+             "where both checks agree the label is wrong.",
     "outlier": "Photos unlike the rest: maybe not a photo of any class (a placeholder, a "
                "screenshot, another subject). Quarantine the ones that do not belong.",
     "near_duplicate": "Pairs of photos that are nearly the same picture. They are kept in one "
@@ -97,7 +100,7 @@ def _check_fragment(workspace: Workspace, results: run_results.RunResults,
     actions = signal_cards.Actions(
         relabel=lambda image_id, name: gallery.apply_fix(workspace, "relabel", [image_id], name),
         quarantine=lambda image_id: gallery.apply_fix(workspace, "quarantine", [image_id]),
-        keep=lambda image_id, kind: _keep(results, image_id, kind))
+        keep=lambda image_id, kind: _keep(workspace, results, image_id, kind))
     draw = {"label": signal_cards.label_card, "outlier": signal_cards.outlier_card,
             "near_duplicate": signal_cards.look_alike_card}[part]
     columns = COLUMNS[part]
@@ -108,8 +111,11 @@ def _check_fragment(workspace: Workspace, results: run_results.RunResults,
                 draw(workspace, results.class_names, row, actions)
 
 
-def _keep(results: run_results.RunResults, image_id: int, kind: str) -> None:
-    keep_data_signal(results.run_dir, image_id, kind)
+def _keep(workspace: Workspace, results: run_results.RunResults, image_id: int,
+          kind: str) -> None:
+    # Stored in the project: the fragment's rerun reads it (review_status), so the card leaves
+    # at once, and "Check again" or a refresh does not bring it back.
+    keep_data_signal(workspace, image_id, kind, Path(results.run_dir).name)
     st.session_state[gallery.FLASH] = (
         "info", "Kept as it is; it leaves this list (also when you check again).")
 

@@ -15,10 +15,15 @@ from pathlib import PurePosixPath
 import pandas as pd
 import streamlit as st
 
+from engine.results.signal_review import CONFIDENT_SHARE, label_verdict
 from engine.workspace import Workspace
 from ui.results import gallery
 
 SPLIT_WORDS = {"train": "training photo", "val": "validation photo", "test": "test photo"}
+VERDICT_WORDS = {"disagree": "Look at the photo: the checks disagree.",
+                 "unsure": "Look at the photo: the checks are not sure."}
+VERDICT_HELP = (f"Relabel is the main button only when the second check and the trained model "
+                f"both say the same other class, each at least {CONFIDENT_SHARE:.0%} sure.")
 
 
 @dataclass(frozen=True)
@@ -49,14 +54,13 @@ def explain_label(row: pd.Series) -> str:
               f"({share(row['suggested_confidence'])})")
     if model == label and row["split"] == "train":
         return (f"{second}; the trained model learned this photo with its label, so it says "
-                f"{label} ({share(row['model_confidence'])}). Look at the photo to decide.")
+                f"{label} ({share(row['model_confidence'])}).")
     if model == label:
         return (f"{second}; the trained model, which did not learn from this photo either, "
-                f"says {label} ({share(row['model_confidence'])}). Look at the photo to decide.")
+                f"says {label} ({share(row['model_confidence'])}).")
     if model == suggested:
         return f"{second}; the trained model thinks so too ({share(row['model_confidence'])})."
-    return (f"{second}; the trained model says {model} ({share(row['model_confidence'])}). "
-            "Look at the photo to decide.")
+    return f"{second}; the trained model says {model} ({share(row['model_confidence'])})."
 
 
 def label_card(workspace: Workspace, class_names: Sequence[str], row: pd.Series,
@@ -73,15 +77,27 @@ def label_card(workspace: Workspace, class_names: Sequence[str], row: pd.Series,
                      "this photo); the list is ranked by the probability of the given label. "
                      "Trained model: this run's own answer from predictions.csv.")
     st.caption(explain_label(row))
-    st.button(f"Relabel as {suggested}", key=f"results_accept_{image_id}", type="primary",
-              width="stretch", on_click=actions.relabel, args=(image_id, suggested))
-    left, right = st.columns(2)
-    left.button("Quarantine", key=f"results_check_quarantine_label_{image_id}",
-                width="stretch", on_click=actions.quarantine, args=(image_id,),
-                help="Take the photo out of training (undo on the Data page, Quarantined).")
-    right.button(f"Keep {label}", key=f"results_keep_{image_id}", width="stretch",
-                 on_click=actions.keep, args=(image_id, "label"),
-                 help="The label is right: take it off this list.")
+    verdict = label_verdict(row)
+    if verdict != "relabel":
+        st.markdown(f"**{VERDICT_WORDS[verdict]}**", help=VERDICT_HELP)
+    keep_args = {"key": f"results_keep_{image_id}", "width": "stretch", "on_click": actions.keep,
+                 "args": (image_id, "label"), "help": "The label is right: take it off this list."}
+    relabel_args = {"key": f"results_accept_{image_id}", "width": "stretch",
+                    "on_click": actions.relabel, "args": (image_id, suggested)}
+    quarantine_args = {"key": f"results_check_quarantine_label_{image_id}", "width": "stretch",
+                       "on_click": actions.quarantine, "args": (image_id,),
+                       "help": "Take the photo out of training (undo on the Data page, "
+                               "Quarantined)."}
+    if verdict == "relabel":     # the evidence agrees: relabel is the main action
+        st.button(f"Relabel as {suggested}", type="primary", help=VERDICT_HELP, **relabel_args)
+        left, right = st.columns(2)
+        left.button("Quarantine", **quarantine_args)
+        right.button(f"Keep {label}", **keep_args)
+    else:                        # equal buttons: the person decides
+        left, right = st.columns(2)
+        left.button(f"Keep {label}", **keep_args)
+        right.button(f"Relabel as {suggested}", **relabel_args)
+        st.button("Quarantine", **quarantine_args)
     _relabel_choices(image_id, [name for name in class_names if name not in (label, suggested)],
                      actions)
 

@@ -10,8 +10,8 @@ import pytest
 from engine.ingest.quarantine import quarantine_images, set_excluded
 from engine.labeling.labels import assign_labels
 from engine.results.data_signals import LOOK_ALIKE_KIND
-from engine.results.signal_review import (CACHE_COLUMNS, keep_data_signal, load_data_signals,
-                                          review_status)
+from engine.results.signal_review import (CACHE_COLUMNS, CONFIDENT_SHARE, keep_data_signal,
+                                          label_verdict, load_data_signals, review_status)
 from engine.runs import RunFolder
 from tests.canned_runs import insert_images
 from tests.engine.results.test_data_signals import FLIPPED, LOOK_ALIKE, OUTLIER, _planted_run
@@ -53,7 +53,7 @@ def test_fixed_and_kept_photos_leave_the_review_and_check_again_keeps_choices(pl
     assign_labels(workspace, [flip_one], suggestion, source="test")
     quarantine_images(workspace, [OUTLIER + 1], "does not fit")
     set_excluded(workspace, [LOOK_ALIKE[0] + 1], True)      # one photo of the pair
-    keep_data_signal(run_dir, flip_two, "label")
+    keep_data_signal(workspace, flip_two, "label", run_dir.name)
     table = load_data_signals(run_dir, workspace)
     status = review_status(workspace, table).set_axis(
         pd.MultiIndex.from_frame(table[["image_id", "kind"]]))
@@ -79,3 +79,50 @@ def test_a_continued_run_is_checked_again(planted):
     os.utime(folder.predictions, ns=(written + 10**9, written + 10**9))
     load_data_signals(run_dir, workspace)
     assert folder.data_signals.stat().st_mtime_ns != written
+
+
+def test_a_keep_is_stored_in_the_project_and_holds_while_the_label_does(planted):
+    workspace, run_dir = planted
+    table = load_data_signals(run_dir, workspace)
+    flip = FLIPPED[1] + 1
+    keep_data_signal(workspace, flip, "label", run_dir.name)
+    RunFolder(run_dir).data_signals.unlink()                  # the run folder's table is gone
+    again = load_data_signals(run_dir, workspace)
+    assert again.set_index(["image_id", "kind"]).loc[(flip, "label"), "is_kept"]
+    assert (review_status(workspace, again) == "kept").sum() == 1
+    with workspace.connect() as connection:
+        stored = connection.execute("SELECT image_id, kind, run_id FROM kept_signals")
+        assert [tuple(row) for row in stored] == [(flip, "label", run_dir.name)]
+    # Kept with its label: relabelled it is fixed, relabelled back it is kept again.
+    label = table.set_index(["image_id", "kind"]).loc[(flip, "label"), "label"]
+    assign_labels(workspace, [flip], "nobody", source="test")
+    assert (review_status(workspace, again) == "kept").sum() == 0
+    assign_labels(workspace, [flip], label, source="test")
+    assert (review_status(workspace, again) == "kept").sum() == 1
+
+
+def test_keeps_from_an_older_run_folder_table_move_into_the_project(planted):
+    workspace, run_dir = planted
+    table = load_data_signals(run_dir, workspace)
+    path = RunFolder(run_dir).data_signals
+    older = pd.read_csv(path)
+    flip = FLIPPED[0] + 1
+    older.loc[(older["image_id"] == flip) & (older["kind"] == "label"), "is_kept"] = True
+    older.to_csv(path, index=False)
+    again = load_data_signals(run_dir, workspace, refresh=True)
+    assert set(again.loc[again["is_kept"], "image_id"]) == {flip}
+    assert len(table) == len(again)
+
+
+@pytest.mark.parametrize("model, second, confidence, verdict", [
+    ("ants", 0.95, 0.97, "relabel"),                          # both sure, same class
+    ("ants", CONFIDENT_SHARE, CONFIDENT_SHARE, "relabel"),     # the threshold counts
+    ("ants", 0.95, 0.6, "unsure"),                            # the model is not sure
+    ("ants", 0.7, 0.99, "unsure"),                            # the second check is not sure
+    ("bees", 0.99, 0.9998, "disagree"),                       # the model keeps the label
+    ("wasps", 0.99, 0.99, "disagree"),                        # a third class
+    (None, 0.99, None, "unsure")])                            # no answer of the run's model
+def test_label_verdict_weighs_both_checks(model, second, confidence, verdict):
+    row = pd.Series({"label": "bees", "suggested": "ants", "suggested_confidence": second,
+                     "model_predicted": model, "model_confidence": confidence})
+    assert label_verdict(row) == verdict
