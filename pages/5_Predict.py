@@ -91,7 +91,7 @@ with predict_tab:
             bar.empty()
             frame.show_error(err)
         else:
-            bar.progress(1.0, text=f"Predicted {len(table)} image(s)")
+            bar.progress(1.0, text=f"Read {len(table)} file(s)")
             st.session_state[predict_view.RESULTS] = {
                 "table": table, "source": str(chosen.path), "names": display_names,
                 "folder": folder_text}
