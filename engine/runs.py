@@ -15,6 +15,7 @@ spells its file names. It holds (written by engine.training)::
     data_signals.csv   likely label mistakes, outliers, look-alikes (engine.results.data_signals),
                        computed once on first look and kept with the person's 'keep' choices
     inference_timing.json  inference ms/image measured on the Compare page
+    novelty.npz        where the training photos lie in the model's feature space
     checkpoints/       last.weights.h5 (last completed epoch, for resume), best_<phase>.weights.h5
                        (each phase's best; before_fine_tune: phase 1's, whole model), state.json
     exports/<name>/    exported models (engine.serving.export), each with a <name>.zip
@@ -113,6 +114,11 @@ class RunFolder:
     def data_signals(self) -> Path:
         """The data signals found after the run (a cache: 'Check again' rewrites it)."""
         return self.root / "data_signals.csv"
+
+    @property
+    def novelty(self) -> Path:
+        """Kept on first prediction (engine.serving.novelty); stale once model.keras changes."""
+        return self.root / "novelty.npz"
 
     @property
     def inference_timing(self) -> Path:
@@ -325,14 +331,8 @@ def read_test_accuracy(run: RunRecord) -> float | None:
 def best_run(runs: Iterable[RunRecord]) -> RunRecord | None:
     """The usable run with the highest test accuracy (newest on a tie), or None."""
     usable = [run for run in runs if is_usable(run)]
-    if not usable:
-        return None
-    return max(usable, key=lambda run: (_accuracy_or_minus_one(run), run.created_at))
-
-
-def _accuracy_or_minus_one(run: RunRecord) -> float:
-    accuracy = read_test_accuracy(run)
-    return -1.0 if accuracy is None else accuracy
+    return max(usable, default=None, key=lambda run: (
+        -1.0 if (accuracy := read_test_accuracy(run)) is None else accuracy, run.created_at))
 
 
 def read_class_names(run_dir: Path) -> list[str]:

@@ -2,7 +2,8 @@
 
 Pick the model (the best run by test accuracy is preselected), upload photos or name a folder,
 and get thumbnails with the top classes, a table with every class's probability and a CSV
-identical to ``python -m engine predict ... --csv``. Broken files get a row saying why.
+identical to ``python -m engine predict ... --csv``. Every file gets a row: one import would
+refuse says why, a photo unlike the training photos "Looks like none of the classes".
 """
 from __future__ import annotations
 
@@ -50,12 +51,23 @@ with predict_tab:
             else:
                 folder_text = folder.strip()
                 paths = [str(path) for path in predict.expand_paths([folder_text])]
-                st.caption(f"{len(paths)} image files found.")
+                st.caption(f"{len(paths)} files found.")
+    predictor = None
+    if paths:
+        try:
+            predictor = predict_view.load_predictor(chosen.path)
+        except EngineError as err:
+            frame.show_error(err)
+    if predictor is not None and st.session_state.get("predict_threshold_of") != str(chosen.path):
+        st.session_state["predict_threshold_of"] = str(chosen.path)   # a new model: its level
+        st.session_state["predict_threshold"] = predictor.unsure_below
     settings = st.columns(3)
     threshold = settings[0].slider(
-        "Answer “unsure” below", 0.0, 1.0, 0.0, 0.05, key="predict_threshold",
+        "Answer “unsure” below", 0.0, 1.0, None, 0.01, key="predict_threshold",
         help="When the most likely class has a lower probability than this, the answer is "
-             "'unsure'. 0 = always give the most likely class.")
+             "'unsure'. It starts where the model's validation photos put it: below it, the "
+             "model was wrong on them more often than right (or it is less sure than it ever "
+             "was on them).")
     num_classes = predict_view.class_count(chosen)
     if st.session_state.get("predict_top_k", 0) > num_classes:
         st.session_state["predict_top_k"] = num_classes   # another model with fewer classes
@@ -67,11 +79,10 @@ with predict_tab:
                                            help="Batch size: more is faster, and needs more "
                                                 "memory.")
 
-    if st.button(f"🔮 Predict {len(paths)} image(s)", type="primary", key="predict_run",
-                 disabled=not paths):
-        bar = st.progress(0.0, text="Loading the model…")
+    if st.button(f"🔮 Predict {len(paths)} file(s)", type="primary", key="predict_run",
+                 disabled=predictor is None):
+        bar = st.progress(0.0, text="Reading the files…")
         try:
-            predictor = predict_view.load_predictor(chosen.path)
             table = predict.predict_with(
                 predictor, paths, batch_size=int(batch_size),
                 progress=lambda done, total: bar.progress(done / total,
@@ -80,29 +91,26 @@ with predict_tab:
             bar.empty()
             frame.show_error(err)
         else:
-            bar.progress(1.0, text=f"Predicted {len(table)} image(s)")
+            bar.progress(1.0, text=f"Read {len(table)} file(s)")
             st.session_state[predict_view.RESULTS] = {
                 "table": table, "source": str(chosen.path), "names": display_names,
                 "folder": folder_text}
 
     results = st.session_state.get(predict_view.RESULTS)
     if results is not None:
-        table = results["table"]
-        answers = predict.apply_unsure_threshold(table, threshold)
-        predict_view.render_summary(table, answers)
-        predict_view.render_gallery(table, answers, int(top_k), results["names"])
-        shown = predict_view.results_table(table, answers if threshold > 0 else None,
-                                           results["names"])
+        table = predict.apply_unsure_threshold(results["table"], threshold)
+        predict_view.render_summary(table)
+        predict_view.render_gallery(table, int(top_k), results["names"])
+        shown = predict_view.results_table(table, results["names"])
         st.subheader("Table")
         predict_view.render_table(shown)
         st.download_button("⬇ Download CSV", predict.predictions_csv_text(shown),
                            file_name=f"predicted-{Path(results['source']).name}.csv",
                            mime="text/csv", key="predict_csv")
         if results.get("folder"):
-            flag = f" --threshold {threshold:g}" if threshold > 0 else ""
             st.caption("Same CSV from a terminal: `python -m engine predict --run "
                        f"'{results['source']}' '{results['folder']}' --csv predictions.csv"
-                       f"{flag}`")
+                       f" --threshold {threshold:g}`")
 
 with export_tab:
     if chosen.is_ensemble:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+import threading
 import warnings
 
 import numpy as np
@@ -22,6 +23,9 @@ except ImportError:  # pragma: no cover - fall back to TensorFlow's decoder
 # libjpeg / TensorFlow messages that mean the data is damaged even though decoding "worked".
 _DECODER_WARNING = re.compile(r"corrupt jpeg data|premature end|invalid|bogus|huffman|"
                               r"extraneous bytes|truncat", re.IGNORECASE)
+# File descriptor 2 is one per process: threads (prediction checks files in threads) take
+# turns redirecting it, or one thread's capture would swallow or close another's.
+_STDERR_LOCK = threading.Lock()
 
 
 def strict_pillow_decode(data: bytes, max_pixels: int) -> None:
@@ -56,6 +60,11 @@ def tensorflow_decode_problem(data: bytes) -> str | None:
     """What ``tf.io.decode_image(channels=3, expand_animations=False)`` says about the bytes:
     None when it decodes cleanly, else the error or the libjpeg warning it printed."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    with _STDERR_LOCK:
+        return _tensorflow_problem(data)
+
+
+def _tensorflow_problem(data: bytes) -> str | None:
     with _CapturedStderr() as import_noise:   # TF prints start-up notes on fd 2
         import tensorflow as tf  # noqa: PLC0415 - seconds to import; only when needed
     import_noise.text()

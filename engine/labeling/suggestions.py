@@ -125,8 +125,10 @@ def compute_suggestions(workspace: Workspace, run_id: str, *, batch_size: int = 
     if not todo.empty:
         from engine.serving.predict import predict_paths
         files = [str(workspace.path(rel)) for rel in todo["normalized_path"]]
-        table = predict_paths(run.run_dir, files, batch_size=batch_size, progress=progress)
-        table = table[table["error"] == ""].drop(columns=["path", "error"])
+        # The project's own photos: import checked them already; no novelty flag needed.
+        table = predict_paths(run.run_dir, files, batch_size=batch_size, progress=progress,
+                              check_files=False, novelty=False)
+        table = table[table["error"] == ""].drop(columns=["path", "flag", "error"])
         table.insert(0, "sha256", todo["sha256"].to_numpy()[table.index])
         table.insert(0, "image_id", todo["image_id"].to_numpy()[table.index])
         merged = table if cached is None else pd.concat([cached, table], ignore_index=True)

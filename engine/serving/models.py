@@ -69,7 +69,7 @@ class Member:
     model: object                     # keras.Model
     image_size: tuple[int, int]       # (height, width)
     class_names: tuple[str, ...]
-    forward: Callable                 # compiled images -> model outputs (see forward_function)
+    forward: Callable                 # images -> (outputs, pooled features or None)
 
 
 @dataclass(frozen=True)
@@ -77,13 +77,18 @@ class Predictor:
     """A run or an ensemble, loaded and ready to predict.
 
     ``combine`` maps the list of member probability arrays (n x classes each) to the final
-    n x classes probabilities.
+    n x classes probabilities. ``novelty`` holds, per member, how far its training photos
+    reach in its feature space (:class:`engine.serving.novelty.NoveltyStats`, None where it
+    could not be measured); ``unsure_below`` is the starting "unsure" threshold (0..1) taken
+    from the validation photos.
     """
     source_dir: Path
     members: tuple[Member, ...]
     class_names: tuple[str, ...]
     combine: Callable[[list[np.ndarray]], np.ndarray]
     is_ensemble: bool
+    novelty: tuple = ()
+    unsure_below: float = 0.0
 
 
 def load_member(run_dir: str | Path) -> Member:
@@ -95,13 +100,51 @@ def load_member(run_dir: str | Path) -> Member:
                   forward_function(model, image_size))
 
 
-def forward_function(model, image_size: tuple[int, int]):
-    """float32 (b, h, w, 3) numpy batch -> numpy model outputs, via Keras ``predict_on_batch``
-    (compiled once per batch shape by whichever Keras backend is active: TensorFlow, JAX or
-    PyTorch; callers pad a short last batch so it does not trigger a second compile)."""
-    del image_size  # the batch carries it; kept so callers need not change
+def feature_tensor(model):
+    """The pooled features the head reads: the output of the layer named ``pool``
+    (engine.training.layers.POOL_NAME), else the input of the last layer; None when the
+    model has neither (then no distance to the training photos can be measured)."""
+    from engine.training.layers import POOL_NAME
 
-    def forward(images: np.ndarray) -> np.ndarray:
-        return np.asarray(model.predict_on_batch(images))
+    try:
+        return model.get_layer(POOL_NAME).output
+    except ValueError:
+        pass
+    try:
+        tensor = model.layers[-1].input
+    except (AttributeError, ValueError, IndexError):
+        return None
+    return tensor if len(getattr(tensor, "shape", ())) == 2 else None
+
+
+def forward_function(model, image_size: tuple[int, int]):
+    """float32 (b, h, w, 3) numpy batch -> (model outputs, pooled features or None), both in
+    one forward pass of a two-output Keras model built from the loaded one (the features of
+    exactly the weights that predict, fine-tuned or not). Via Keras ``predict_on_batch``
+    (compiled once per batch shape by whichever backend is active; callers pad a short last
+    batch so it does not trigger a second compile)."""
+    import keras
+
+    del image_size  # the batch carries it; kept so callers need not change
+    features = feature_tensor(model)
+    both = None if features is None else keras.Model(model.inputs, [model.outputs[0], features])
+
+    def forward(images: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        if both is None:
+            return np.asarray(model.predict_on_batch(images)), None
+        outputs, pooled = both.predict_on_batch(images)
+        return np.asarray(outputs), np.asarray(pooled, dtype=np.float64)
 
     return forward
+
+
+def forward_padded(forward: Callable, images: np.ndarray, batch_size: int
+                   ) -> tuple[np.ndarray, np.ndarray | None]:
+    """``forward`` on one batch; a short last batch is padded to ``batch_size`` so the
+    compiled forward pass keeps one input shape (no second trace), then cut back."""
+    count = len(images)
+    if 0 < count < batch_size:
+        padding = np.zeros((batch_size - count, *images.shape[1:]), dtype=images.dtype)
+        images = np.concatenate([images, padding])
+    outputs, features = forward(images)
+    return outputs[:count], (None if features is None else features[:count])

@@ -2,8 +2,15 @@
 
 A *predictor folder* is either a run folder (``model.keras`` + ``class_dict.csv``) or an
 ensemble folder (``ensemble.json``, see :mod:`engine.serving.ensemble`). :func:`predict_paths` accepts
-both and returns one table row per input path; a file that cannot be read or decoded gets an
-``error`` text in its row and never aborts the batch.
+both and returns one table row per input path; a file that cannot be read never aborts the
+batch.
+
+Every file first goes through the import's checks (:mod:`engine.serving.reading`): a file
+import would refuse (empty, not an image, corrupt, truncated, a garbled JPEG, too small) gets
+no class, flag ``unreadable`` and the import's reason. Every prediction also measures how
+far the photo is from the run's training photos in the model's feature space
+(:mod:`engine.serving.novelty`); beyond what the validation photos reach it is flagged
+``unlike_training`` ("Looks like none of the classes"), whatever the probabilities say.
 
 Input contract: the models take float RGB pixels in 0..255 at the run's height/width (the
 preprocessing, e.g. EfficientNet's rescaling, lives inside the model), so images are decoded
@@ -14,118 +21,55 @@ on whichever Keras backend is active.
 """
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from engine.errors import RunError
-from engine.ingest.imaging import decode_for_model
-from engine.machine import usable_cores
+from engine.ingest.checks import CheckConfig
 from engine.serving.ensemble import load_ensemble_predictor
-from engine.serving.models import Predictor, is_ensemble_dir, load_member, probability_column
+from engine.serving.models import (Predictor, forward_padded, is_ensemble_dir, load_member,
+                                   probability_column)
+from engine.serving.novelty import ensure_stats, unsure_threshold, validation_answers
+from engine.serving.reading import decode_batches, expand_paths  # noqa: F401 -- public here too
 
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif",
-                              ".tiff", ".jfif", ".heic", ".avif"})
 # Called after each batch with (images done, images total).
 ProgressCallback = Callable[[int, int], None]
-BASE_COLUMNS = ("path", "predicted", "probability", "error")
+BASE_COLUMNS = ("path", "predicted", "probability", "flag", "error")
+# The flag column: why an answer needs a look ("" = none). See README, "Predict".
+UNSURE, UNLIKE_TRAINING, UNREADABLE = "unsure", "unlike_training", "unreadable"
+FLAGS = ("", UNSURE, UNLIKE_TRAINING, UNREADABLE)
 
 
-def load_predictor(run_or_ensemble_dir: str | Path) -> Predictor:
+def load_predictor(run_or_ensemble_dir: str | Path, *, novelty: bool = True,
+                   progress: ProgressCallback | None = None) -> Predictor:
     """Load a run folder or an ensemble folder for prediction.
 
+    Args:
+        novelty: also load (or, the first time, measure and keep) each model's distance
+            statistics (:func:`engine.serving.novelty.ensure_stats`); ``progress`` is called
+            with (photos done, photos total) while they are measured.
+    Returns:
+        The :class:`Predictor`, with ``unsure_below`` from the validation photos.
     Raises:
         RunError: a model is missing or unreadable, or ensemble members disagree on classes.
     """
     source = Path(run_or_ensemble_dir).expanduser().resolve()
     if is_ensemble_dir(source):
-        return load_ensemble_predictor(source)
-    member = load_member(source)
-    return Predictor(source, (member,), member.class_names, lambda probs: probs[0], False)
-
-
-def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
-    """Files as given plus the image files inside given folders (recursive, sorted).
-
-    A file named explicitly is kept whatever its extension (so a broken or mislabeled file is
-    reported rather than silently skipped); inside folders only image extensions count.
-    """
-    expanded: list[Path] = []
-    for raw in paths:
-        path = Path(raw).expanduser()
-        if path.is_dir():
-            expanded.extend(sorted(
-                child for child in path.rglob("*")
-                if child.is_file() and child.suffix.lower() in IMAGE_EXTENSIONS
-                and not any(part.startswith(".") for part in child.relative_to(path).parts)))
-        else:
-            expanded.append(path)
-    return expanded
-
-
-def decode_or_reason(path: str, size: tuple[int, int]) -> tuple[np.ndarray, str]:
-    """One file through the one decode path (:func:`engine.ingest.imaging.decode_for_model`)
-    at ``size`` (height, width); on failure a black image and the reason in plain words."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        if Path(path).is_file() and Path(path).stat().st_size == 0:
-            reason = "empty file (0 bytes)"
-        else:
-            return decode_for_model(Path(path), size), ""
-    except FileNotFoundError:
-        reason = "file not found"
-    except IsADirectoryError:
-        reason = "is a folder, not an image file"
-    except PermissionError:
-        reason = "permission denied"
-    except UnidentifiedImageError:
-        reason = "not a readable image (not an image file, or a format that cannot be read)"
-    except Image.DecompressionBombError as err:
-        reason = f"too many pixels to open safely ({err})"
-    except Exception as err:  # noqa: BLE001 -- Pillow raises many kinds for corrupt data
-        damage = "the file is cut short" if "truncated" in str(err) else str(err)
-        reason = f"not a readable image (damaged: {damage})"
-    return np.zeros((*size, 3), dtype=np.uint8), reason
-
-
-def decode_batches(paths: Sequence[str], image_sizes: Sequence[tuple[int, int]],
-                   batch_size: int) -> Iterator[tuple[tuple[np.ndarray, ...], list[str]]]:
-    """Decode files in parallel threads (Pillow releases the GIL), one batch ahead.
-
-    Yields ``(images_per_size, errors)``: one float32 array (b, h, w, 3) in 0..255 per entry
-    of ``image_sizes`` (never divided by 255: preprocessing lives inside the model), and the
-    b error texts ("" when decoded). No TensorFlow here, so it feeds any Keras backend.
-    """
-    def decode_one(path: str) -> tuple[list[np.ndarray], str]:
-        arrays, error = [], ""
-        for size in image_sizes:
-            array, reason = decode_or_reason(path, size)
-            arrays.append(array)
-            error = error or reason
-        return arrays, error
-
-    def collect(futures) -> tuple[tuple[np.ndarray, ...], list[str]]:
-        decoded = [future.result() for future in futures]
-        images = tuple(np.stack([arrays[index] for arrays, _ in decoded]).astype(np.float32)
-                       for index in range(len(image_sizes)))
-        return images, [error for _, error in decoded]
-
-    workers = min(8, usable_cores())
-    starts = range(0, len(paths), batch_size)
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        pending = None
-        for start in starts:
-            futures = [pool.submit(decode_one, path) for path in paths[start:start + batch_size]]
-            if pending is not None:
-                yield collect(pending)
-            pending = futures
-        if pending is not None:
-            yield collect(pending)
+        predictor = load_ensemble_predictor(source)
+    else:
+        member = load_member(source)
+        predictor = Predictor(source, (member,), member.class_names, lambda probs: probs[0],
+                              False)
+    stats = tuple(ensure_stats(member, progress=progress) for member in predictor.members) \
+        if novelty else ()
+    probabilities, labels = validation_answers(predictor.members, predictor.class_names,
+                                               predictor.combine)
+    return replace(predictor, novelty=stats,
+                   unsure_below=unsure_threshold(probabilities, labels))
 
 
 def as_probabilities(outputs: np.ndarray, num_classes: int) -> np.ndarray:
@@ -142,43 +86,49 @@ def as_probabilities(outputs: np.ndarray, num_classes: int) -> np.ndarray:
 
 
 def predict_with(predictor: Predictor, paths: Sequence[str | Path], *, batch_size: int = 32,
-                 progress: ProgressCallback | None = None) -> pd.DataFrame:
+                 progress: ProgressCallback | None = None, check_files: bool = True
+                 ) -> pd.DataFrame:
     """Like :func:`predict_paths` with an already loaded :class:`Predictor` (the pages cache
-    it)."""
+    it). ``check_files`` False skips the import's checks (files import already checked)."""
     if batch_size < 1:
         raise ValueError("batch_size must be >= 1")
     path_texts = [str(path) for path in paths]
     sizes = sorted({member.image_size for member in predictor.members})
-    forwards = [member.forward for member in predictor.members]
     size_index = [sizes.index(member.image_size) for member in predictor.members]
     probabilities: list[np.ndarray] = []
+    reaches: list[np.ndarray] = []
     errors: list[str] = []
-    done = 0
-    for images, batch_errors in decode_batches(path_texts, sizes, batch_size):
-        member_probs = [
-            as_probabilities(_forward_padded(forward, images[index], batch_size),
-                             len(predictor.class_names))
-            for forward, index in zip(forwards, size_index)]
+    config = CheckConfig() if check_files else None
+    for images, batch_errors in decode_batches(path_texts, sizes, batch_size, config):
+        outputs = [forward_padded(member.forward, images[index], batch_size)
+                   for member, index in zip(predictor.members, size_index)]
+        member_probs = [as_probabilities(probs, len(predictor.class_names))
+                        for probs, _ in outputs]
         probabilities.append(predictor.combine(member_probs))
+        reaches.append(_reach(predictor, [features for _, features in outputs],
+                              len(batch_errors)))
         errors.extend(batch_errors)
-        done += len(batch_errors)
         if progress is not None:
-            progress(done, len(path_texts))
-    return _result_table(path_texts, probabilities, errors, predictor.class_names)
+            progress(len(errors), len(path_texts))
+    reach = np.concatenate(reaches) if reaches else np.zeros(0)
+    return _result_table(path_texts, probabilities, errors, predictor.class_names,
+                         reach > 1.0, predictor.unsure_below)
 
 
-def _forward_padded(forward: Callable, images: np.ndarray, batch_size: int) -> np.ndarray:
-    """Model outputs of one batch; a short last batch is padded to ``batch_size`` so the
-    compiled forward pass keeps one input shape (no second trace), then cut back."""
-    count = len(images)
-    if 0 < count < batch_size:
-        padding = np.zeros((batch_size - count, *images.shape[1:]), dtype=images.dtype)
-        images = np.concatenate([images, padding])
-    return np.asarray(forward(images))[:count]
+def _reach(predictor: Predictor, features: list[np.ndarray | None], count: int) -> np.ndarray:
+    """Per photo, its distance to the training photos over the edge the validation photos
+    reach (> 1: beyond them); for an ensemble the mean over the members that have
+    statistics (each member measured in its own feature space, calibrated on the shared
+    validation photos); NaN when no member has any."""
+    ratios = [stats.reach(member_features)
+              for stats, member_features in zip(predictor.novelty, features)
+              if stats is not None and member_features is not None]
+    return np.mean(ratios, axis=0) if ratios else np.full(count, np.nan)
 
 
 def _result_table(paths: list[str], probabilities: list[np.ndarray], errors: list[str],
-                  class_names: Sequence[str]) -> pd.DataFrame:
+                  class_names: Sequence[str], is_unlike: np.ndarray,
+                  unsure_below: float) -> pd.DataFrame:
     num_classes = len(class_names)
     probs = (np.concatenate(probabilities) if probabilities
              else np.zeros((0, num_classes)))
@@ -191,43 +141,53 @@ def _result_table(paths: list[str], probabilities: list[np.ndarray], errors: lis
                       for index, broken in zip(best, is_broken)],
         "probability": [np.nan if broken else float(probs[row, index])
                         for row, (index, broken) in enumerate(zip(best, is_broken))],
+        "flag": np.where(is_broken, UNREADABLE, np.where(is_unlike, UNLIKE_TRAINING, "")),
         "error": errors,
     })
     for column, name in enumerate(class_names):
         table[probability_column(name)] = probs[:, column] if len(probs) else []
-    return table
+    return apply_unsure_threshold(table, unsure_below)
 
 
 def predict_paths(run_or_ensemble_dir: str | Path, paths: Sequence[str | Path], *,
-                  batch_size: int = 32, progress: ProgressCallback | None = None) -> pd.DataFrame:
+                  batch_size: int = 32, progress: ProgressCallback | None = None,
+                  check_files: bool = True, novelty: bool = True) -> pd.DataFrame:
     """Predict image files with a run or a saved ensemble.
 
     Args:
         run_or_ensemble_dir: a run folder (model.keras, class_dict.csv) or an ensemble folder
             (ensemble.json).
-        paths: image files, in the order the rows should have (folders: see expand_paths).
+        paths: files, in the order the rows should have (folders: see expand_paths).
         batch_size: images per forward pass (>= 1; default 32).
         progress: optional callback ``(done, total)`` after each batch.
+        check_files: run the import's checks on every file (False: files import already
+            checked, such as a project's own photos).
+        novelty: measure the distance to the training photos (False: no ``unlike_training``).
     Returns:
-        DataFrame with one row per path, in order: ``path`` (as given), ``predicted`` (class
-        name; "" for a broken file), ``probability`` (of the predicted class, 0..1; NaN when
-        broken), ``error`` (why the file could not be read, "" when fine), then
-        ``prob_<class>`` per class in model output order (NaN when broken).
+        DataFrame with one row per path, in order: ``path`` (as given), ``predicted`` (the
+        top class; "" for an unreadable file), ``probability`` (of the predicted class, 0..1;
+        NaN when unreadable), ``flag`` ("", ``unsure``: probability below the threshold
+        taken from the validation photos, ``unlike_training``: farther from the training
+        photos than the validation photos go, ``unreadable``), ``error`` (why the file
+        could not be read, in the import's words; "" when fine), then ``prob_<class>`` per
+        class in model output order (NaN when unreadable).
     Raises:
         RunError: the folder holds no usable model.
     """
-    predictor = load_predictor(run_or_ensemble_dir)
-    return predict_with(predictor, paths, batch_size=batch_size, progress=progress)
+    predictor = load_predictor(run_or_ensemble_dir, novelty=novelty)
+    return predict_with(predictor, paths, batch_size=batch_size, progress=progress,
+                        check_files=check_files)
 
 
-def apply_unsure_threshold(table: pd.DataFrame, threshold: float,
-                           unsure_label: str = "unsure") -> pd.Series:
-    """The answer per row: the predicted class, ``unsure_label`` when its probability is below
-    ``threshold`` (0..1), or "" for broken files."""
-    answers = table["predicted"].astype(str).copy()
-    is_unsure = (table["error"] == "") & (table["probability"] < threshold)
-    answers[is_unsure] = unsure_label
-    return answers
+def apply_unsure_threshold(table: pd.DataFrame, threshold: float) -> pd.DataFrame:
+    """The table with its ``flag`` column for an "unsure" threshold (0..1): a readable photo
+    not flagged ``unlike_training`` whose probability is below ``threshold`` is ``unsure``;
+    ``unreadable`` and ``unlike_training`` do not depend on the threshold."""
+    table = table.copy()
+    flags = table["flag"].astype(str).where(table["flag"].isin([UNREADABLE, UNLIKE_TRAINING]), "")
+    flags[(flags == "") & (table["probability"] < threshold)] = UNSURE
+    table["flag"] = flags
+    return table
 
 
 def top_k(table: pd.DataFrame, k: int = 3) -> list[list[tuple[str, float]]]:

@@ -27,6 +27,7 @@ def run_and_folder(tmp_path_factory):
     images = image_table(root / "photos", per_class=4)
     run_dir = write_tiny_run(root / "runs" / "r1", images, epochs=1)
     (root / "photos" / "dog" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    (root / "photos" / "dog" / "Thumbs.db").write_bytes(b"\xd0\xcf\x11\xe0" + bytes(60))
     return run_dir, root / "photos"
 
 
@@ -35,14 +36,18 @@ def test_predict_folder_to_csv_matches_the_engine(run_and_folder, tmp_path):
     out = tmp_path / "answers.csv"
     completed = engine_cli("predict", "--run", str(run_dir), str(folder), "--csv", str(out))
     assert completed.returncode == 0, completed.stderr
-    assert "Wrote 9 rows" in completed.stderr and "1 could not be read" in completed.stderr
-    table = pd.read_csv(out, keep_default_na=False, na_values=[""])
-    assert list(table.columns) == ["path", "predicted", "probability", "error",
+    assert "Wrote 10 rows" in completed.stderr and "2 could not be read" in completed.stderr
+    table = pd.read_csv(out, keep_default_na=False)
+    assert list(table.columns) == ["path", "predicted", "probability", "flag", "error",
                                    "prob_cat", "prob_dog"]
-    broken = table[table["path"].str.endswith("broken.jpg")]
-    assert len(broken) == 1 and "not a readable image" in broken["error"].iloc[0]
+    assert set(table["flag"]) <= {"", "unsure", "unlike_training", "unreadable"}
+    broken = table[table["path"].str.endswith(("broken.jpg", "Thumbs.db"))]
+    assert list(broken["flag"]) == ["unreadable"] * 2 and (broken["predicted"] == "").all()
+    assert "Windows' Thumbs.db" in " ".join(broken["error"])
+    readable = table[table["flag"] != "unreadable"]
+    assert len(readable) == 8 and (readable["predicted"] != "").all()
     # The same CSV text the Predict page offers for download.
-    paths = sorted(str(p) for p in folder.rglob("*.jpg"))
+    paths = [str(folder / name) for name in table["path"].str.replace(str(folder) + "/", "")]
     assert out.read_text() == predictions_csv_text(predict_paths(run_dir, paths))
 
 
@@ -54,7 +59,8 @@ def test_predict_prints_one_json_line_per_image(run_and_folder):
     lines = [json.loads(line) for line in completed.stdout.splitlines()]
     assert [line["path"] for line in lines] == files
     assert lines[0]["predicted"] in ("cat", "dog") and lines[0]["error"] == ""
-    assert lines[0]["answer"] == "unsure"            # a 1-epoch model is never 99% sure
+    assert lines[0]["flag"] in ("unsure", "unlike_training")   # never 99 % sure after 1 epoch
+    assert lines[1]["flag"] == "unreadable" and lines[1]["predicted"] == ""
     assert np.isclose(lines[0]["prob_cat"] + lines[0]["prob_dog"], 1.0, atol=1e-5)
     assert lines[1]["probability"] is None and lines[1]["error"]
 
@@ -63,7 +69,7 @@ def test_predict_with_no_images_or_no_run_explains(run_and_folder, tmp_path):
     run_dir, _ = run_and_folder
     completed = engine_cli("predict", "--run", str(run_dir), str(tmp_path))
     assert completed.returncode == 2
-    assert completed.stderr.startswith("error: No image files found")
+    assert completed.stderr.startswith("error: No files found")
     completed = engine_cli("predict", "--run", str(tmp_path), str(tmp_path))
     assert completed.returncode == 2 and "no trained model" in completed.stderr
     completed = engine_cli("export", "--run", str(run_dir), "--format", "savedmodel",

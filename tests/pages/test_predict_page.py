@@ -8,7 +8,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from engine.serving.ensemble import evaluate_ensemble, save_ensemble
-from engine.serving.predict import expand_paths, predict_paths, predictions_csv_text
+from engine.serving.predict import (expand_paths, load_predictor, predict_paths,
+                                    predictions_csv_text)
 from engine.workspace import WORKSPACE_ENV
 from tests.engine.tiny_runs import add_finished_run, image_table
 from ui.predict import view as predict_view
@@ -51,17 +52,21 @@ def test_best_run_is_preselected_and_a_folder_is_predicted(app, runs):
     assert test.number_input(key="predict_top_k").value == 2       # two classes, not 3
     test.radio(key="predict_mode").set_value("A folder on this computer").run()
     test.text_input(key="predict_folder").input(str(folder)).run()
-    assert "11 image files found" in test.caption[0].value
+    assert "11 files found" in test.caption[0].value
+    # The "unsure" level starts from the run's validation photos, not 0
+    assert test.slider(key="predict_threshold").value == load_predictor(best.run_dir).unsure_below > 0
     test.button(key="predict_run").click().run()
     assert not test.exception
     table = test.session_state[predict_view.RESULTS]["table"]
     assert len(table) == 11 and (table["error"] != "").sum() == 1
     metrics = {metric.label: metric.value for metric in test.metric}
-    assert metrics["Images"] == "11" and metrics["Could not be read"] == "1"
+    assert metrics["Files"] == "11" and metrics["Could not be read"] == "1"
     assert any("broken.jpg" in warning.value for warning in test.warning)
     # The page's CSV is the engine's (and so the CLI's) CSV of the same folder.
     expected = predict_paths(best.run_dir, [str(p) for p in expand_paths([folder])])
     assert predictions_csv_text(table) == predictions_csv_text(expected)
+    assert list(test.dataframe[0].value.columns[:5]) == [
+        "path", "predicted", "probability", "flag", "error"]
     assert any("python -m engine predict" in caption.value for caption in test.caption)
 
 
@@ -74,9 +79,10 @@ def test_threshold_turns_low_confidence_into_unsure(app, runs):
     test.slider(key="predict_threshold").set_value(1.0).run()
     assert not test.exception
     shown = test.dataframe[0].value
-    assert list(shown.columns[:4]) == ["path", "predicted", "answer", "probability"]
-    assert set(shown["answer"]) == {"unsure"}
-    assert any(metric.label == "unsure" for metric in test.metric)
+    assert set(shown["flag"]) <= {"unsure", "unlike_training"} and "unsure" in set(shown["flag"])
+    assert (shown["predicted"] != "").all()                    # the top class stays
+    metrics = {metric.label: metric.value for metric in test.metric}
+    assert int(metrics["Unsure"]) == (shown["flag"] == "unsure").sum()
 
 
 def test_missing_folder_is_reported(app, runs, tmp_path):
@@ -143,6 +149,5 @@ def test_gallery_filters_broken_files_and_sorts_least_sure_first(app, runs):
     test.toggle(key="predict_gallery_sort").set_value(True).run()
     assert not test.exception
     table = test.session_state[predict_view.RESULTS]["table"]
-    answers = table["predicted"]
-    shown, _ = predict_view.filter_rows(table, answers, "All", True)
+    shown = predict_view.filter_rows(table, "All", True)
     assert list(shown["probability"].dropna()) == sorted(table["probability"].dropna())

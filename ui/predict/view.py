@@ -72,7 +72,9 @@ def _stamp(path: Path) -> float:
     return target.stat().st_mtime if target.exists() else 0.0
 
 
-@st.cache_resource(show_spinner="Loading the model…", max_entries=4)
+@st.cache_resource(show_spinner="Loading the model (the first time, it also looks at its "
+                                "training photos once, to tell photos unlike them)…",
+                   max_entries=4)
 def _cached_predictor(path: str, stamp: float) -> models.Predictor:
     return predict.load_predictor(path)
 
@@ -123,43 +125,64 @@ def _modified(path: str) -> float:
         return 0.0
 
 
-def render_summary(table: pd.DataFrame, answers: pd.Series) -> None:
-    broken = int((table["error"] != "").sum())
-    counts = answers[table["error"] == ""].value_counts()
-    columns = st.columns(2 + min(len(counts), 4))
-    columns[0].metric("Images", len(table))
-    columns[1].metric("Could not be read", broken)
-    for column, (answer, count) in zip(columns[2:], counts.items()):
+# What a person reads for each flag (engine.serving.predict.FLAGS).
+UNLIKE_TEXT = "Looks like none of the classes"
+UNSURE_TEXT = "Unsure"
+BROKEN_FILTER = "Could not be read"
+ALL_FILTER = "All"
+
+
+def answer_text(flag: str, predicted: str) -> str:
+    """The answer a row shows: the class, or why there is none to trust."""
+    return {predict.UNLIKE_TRAINING: UNLIKE_TEXT, predict.UNSURE: UNSURE_TEXT,
+            predict.UNREADABLE: BROKEN_FILTER}.get(flag, predicted)
+
+
+def answers_of(table: pd.DataFrame) -> pd.Series:
+    return pd.Series([answer_text(flag, predicted)
+                      for flag, predicted in zip(table["flag"], table["predicted"])],
+                     index=table.index, dtype=object)
+
+
+def render_summary(table: pd.DataFrame) -> None:
+    answers = answers_of(table)
+    counts = answers.value_counts()
+    columns = st.columns(6)
+    columns[0].metric("Files", len(table))
+    columns[1].metric(BROKEN_FILTER, int(counts.get(BROKEN_FILTER, 0)))
+    columns[2].metric(UNLIKE_TEXT, int(counts.get(UNLIKE_TEXT, 0)),
+                      help="Farther from the training photos, as the model sees them, than "
+                           "its validation photos ever were: probably none of its classes, "
+                           "whatever the percentage says. (A Mahalanobis distance in the "
+                           "model's feature space; the edge is the 97.5th percentile of the "
+                           "validation photos' distances.)")
+    columns[3].metric(UNSURE_TEXT, int(counts.get(UNSURE_TEXT, 0)))
+    sure = counts.drop([BROKEN_FILTER, UNLIKE_TEXT, UNSURE_TEXT], errors="ignore")
+    for column, (answer, count) in zip(columns[4:], sure.items()):
         column.metric(str(answer), int(count))
 
 
-def filter_rows(table: pd.DataFrame, answers: pd.Series, show: str,
-                least_sure_first: bool) -> tuple[pd.DataFrame, pd.Series]:
-    """Rows of one answer (or 'Could not be read', or 'All'), optionally least sure first."""
-    keep = pd.Series(True, index=table.index)
-    if show == BROKEN_FILTER:
-        keep = table["error"] != ""
-    elif show != ALL_FILTER:
-        keep = (answers == show) & (table["error"] == "")
-    table, answers = table[keep], answers[keep]
+def filter_rows(table: pd.DataFrame, show: str, least_sure_first: bool) -> pd.DataFrame:
+    """Rows of one answer (a class, Unsure, Looks like none..., Could not be read, or
+    All), optionally least sure first."""
+    if show != ALL_FILTER:
+        table = table[answers_of(table) == show]
     if least_sure_first:
-        order = table["probability"].fillna(-1.0).sort_values(kind="stable").index
-        table, answers = table.loc[order], answers.loc[order]
-    return table, answers
+        table = table.loc[table["probability"].fillna(-1.0).sort_values(kind="stable").index]
+    return table
 
 
-ALL_FILTER = "All"
-BROKEN_FILTER = "Could not be read"
-
-
-def render_gallery(table: pd.DataFrame, answers: pd.Series, top_k: int,
-                   display_names: dict[str, str], columns: int = 6) -> None:
-    """Thumbnails with the answer and top-k classes; broken files show their error."""
-    choices = [ALL_FILTER, *sorted(set(answers[table["error"] == ""])), BROKEN_FILTER]
+def render_gallery(table: pd.DataFrame, top_k: int, display_names: dict[str, str],
+                   columns: int = 6) -> None:
+    """Thumbnails with the answer and top-k classes; unreadable files show why."""
+    present = set(answers_of(table))
+    special = [UNSURE_TEXT, UNLIKE_TEXT, BROKEN_FILTER]
+    choices = [ALL_FILTER, *sorted(present - set(special)),
+               *[choice for choice in special if choice in present]]
     left, right = st.columns([2, 1])
     show = left.selectbox("Show", choices, key="predict_gallery_filter")
     least_sure = right.toggle("Least sure first", key="predict_gallery_sort")
-    table, answers = filter_rows(table, answers, show, least_sure)
+    table = filter_rows(table, show, least_sure)
     if table.empty:
         st.caption("No images here.")
         return
@@ -169,38 +192,40 @@ def render_gallery(table: pd.DataFrame, answers: pd.Series, top_k: int,
         page = int(st.number_input(f"Page (of {pages})", 1, pages, 1, key=GALLERY_PAGE))
     start = (page - 1) * GALLERY_PAGE_SIZE
     shown = table.iloc[start:start + GALLERY_PAGE_SIZE]
-    ranked = predict.top_k(shown, top_k)
-    rows = list(zip(shown.itertuples(index=False), ranked, answers.iloc[start:start + len(shown)]))
+    rows = list(zip(shown.itertuples(index=False), predict.top_k(shown, top_k)))
     for offset in range(0, len(rows), columns):
         cells = st.columns(columns)
-        for cell, (row, classes, answer) in zip(cells, rows[offset:offset + columns]):
+        for cell, (row, classes) in zip(cells, rows[offset:offset + columns]):
             with cell.container(border=True):
-                _render_card(row, classes, answer, display_names)
+                _render_card(row, classes, display_names)
 
 
-def _render_card(row, classes, answer: str, display_names: dict[str, str]) -> None:
+def _render_card(row, classes, display_names: dict[str, str]) -> None:
     name = display_names.get(row.path, Path(row.path).name)
     if row.error:
-        st.warning(f"**{name}**  \n⚠ {row.error}")
+        st.warning(f"**{name}**  \n⚠ Could not be read: {row.error}")
         return
     image = thumbnail_bytes(row.path, _modified(row.path))
     if image is not None:
         st.image(image, width="stretch")
-    icon = "❔" if answer == "unsure" else "✅"
-    st.markdown(f"{icon} **{answer}**  \n<small>{name}</small>", unsafe_allow_html=True)
+    closest = f"{row.predicted} {row.probability:.0%}"
+    if row.flag == predict.UNLIKE_TRAINING:
+        answer = f"🚫 **{UNLIKE_TEXT}** (closest: {closest})"
+    elif row.flag == predict.UNSURE:
+        answer = f"❔ **{UNSURE_TEXT}** (closest: {closest})"
+    else:
+        answer = f"✅ **{row.predicted}**"
+    st.markdown(f"{answer}  \n<small>{name}</small>", unsafe_allow_html=True)
     for class_name, probability in classes:
         st.progress(min(max(probability, 0.0), 1.0), text=f"{class_name} {probability:.1%}")
 
 
-def results_table(table: pd.DataFrame, answers: pd.Series | None,
-                  display_names: dict[str, str]) -> pd.DataFrame:
-    """The table shown and downloaded: the engine's columns, plus ``answer`` when a threshold
-    is set (as the CLI's --threshold does), uploads shown by their file name."""
+def results_table(table: pd.DataFrame, display_names: dict[str, str]) -> pd.DataFrame:
+    """The table shown and downloaded: the engine's columns (the CLI's CSV), uploads shown
+    by their file name."""
     shown = table.copy()
     if display_names:
         shown["path"] = [display_names.get(path, path) for path in shown["path"]]
-    if answers is not None:
-        shown.insert(2, "answer", answers.to_numpy())
     return shown
 
 

@@ -15,7 +15,7 @@ from engine.serving.ensemble import (
     save_ensemble,
 )
 from engine.errors import ConfigError, RunError
-from engine.serving.predict import predict_paths
+from engine.serving.predict import load_predictor, predict_paths
 from tests.engine.tiny_runs import image_table, write_tiny_run
 from engine.runs import RunFolder
 
@@ -98,7 +98,11 @@ def test_saved_ensemble_predicts_like_a_run(two_runs):
     np.testing.assert_allclose(table[columns].to_numpy()[:5],
                                0.75 * a[columns].to_numpy()[:5] + 0.25 * b[columns].to_numpy()[:5],
                                atol=1e-6)
-    assert table.loc[5, "error"] == "file not found"
+    assert table.loc[5, "error"] == "File not found." and table.loc[5, "flag"] == "unreadable"
+    # Members' own statistics: the ensemble flags a photo by their mean distance over edge.
+    ensemble_predictor = load_predictor(folder)
+    assert len(ensemble_predictor.novelty) == 2 and all(ensemble_predictor.novelty)
+    assert 0.0 < ensemble_predictor.unsure_below <= 1.0
     with pytest.raises(ConfigError, match="not a usable ensemble name"):
         save_ensemble(workspace_root, "../escape", evaluation)
 

@@ -71,15 +71,17 @@ def test_schema_and_broken_files_do_not_abort(tiny_run, tmp_path):
     progress_calls: list[tuple[int, int]] = []
     table = predict_paths(run_dir, paths, batch_size=4,
                           progress=lambda done, total: progress_calls.append((done, total)))
-    assert list(table.columns) == ["path", "predicted", "probability", "error",
+    assert list(table.columns) == ["path", "predicted", "probability", "flag", "error",
                                    "prob_cat", "prob_dog"]
     assert list(table["path"]) == paths
     broken = table["error"] != ""
     assert list(broken) == [False, True, False, True, True, True, False]
-    assert table.loc[5, "error"] == "file not found"
-    assert "not a readable image" in table.loc[3, "error"]
-    assert table.loc[4, "error"] == "empty file (0 bytes)"
-    assert table.loc[1, "error"].startswith("not a readable image")
+    assert list(table["flag"] == "unreadable") == list(broken)
+    # The import's own words (engine.ingest.checks)
+    assert table.loc[5, "error"] == "File not found."
+    assert table.loc[3, "error"] == "The content is not an image (plain text)."
+    assert table.loc[4, "error"] == "The file is empty (0 bytes): nothing to read."
+    assert "damaged" in table.loc[1, "error"]
     assert table.loc[broken, "predicted"].eq("").all()
     assert table.loc[broken, ["probability", "prob_cat", "prob_dog"]].isna().all().all()
     good_rows = table[~broken]
@@ -96,7 +98,7 @@ def test_empty_path_list_gives_an_empty_table(tiny_run):
     run_dir, _ = tiny_run
     table = predict_paths(run_dir, [])
     assert len(table) == 0
-    assert list(table.columns) == ["path", "predicted", "probability", "error",
+    assert list(table.columns) == ["path", "predicted", "probability", "flag", "error",
                                    "prob_cat", "prob_dog"]
 
 
@@ -118,20 +120,30 @@ def test_expand_paths_walks_folders_and_keeps_named_files(tmp_path):
     (tmp_path / "a" / "x.jpg").write_bytes(b"1")
     (tmp_path / "a" / "b" / "y.PNG").write_bytes(b"1")
     (tmp_path / "a" / "notes.txt").write_text("skip me")
+    (tmp_path / "a" / "Thumbs.db").write_bytes(b"1")        # import looks at it: so does predict
     (tmp_path / "a" / ".hidden").mkdir()
     (tmp_path / "a" / ".hidden" / "z.jpg").write_bytes(b"1")
     named = tmp_path / "named.dat"
     named.write_text("kept")
     result = expand_paths([tmp_path / "a", named])
-    assert result == [tmp_path / "a" / "b" / "y.PNG", tmp_path / "a" / "x.jpg", named]
+    # The import's walk order: a folder's files, then its subfolders
+    assert result == [tmp_path / "a" / "Thumbs.db", tmp_path / "a" / "x.jpg",
+                      tmp_path / "a" / "b" / "y.PNG", named]
 
 
 def test_unsure_threshold_and_top_k():
-    table = pd.DataFrame({"path": ["a", "b", "c"], "predicted": ["cat", "dog", ""],
-                          "probability": [0.9, 0.55, np.nan], "error": ["", "", "broken"],
-                          "prob_cat": [0.9, 0.45, np.nan], "prob_dog": [0.1, 0.55, np.nan]})
-    assert list(apply_unsure_threshold(table, 0.6)) == ["cat", "unsure", ""]
-    assert list(apply_unsure_threshold(table, 0.5)) == ["cat", "dog", ""]
+    table = pd.DataFrame({"path": ["a", "b", "c", "d"], "predicted": ["cat", "dog", "", "cat"],
+                          "probability": [0.9, 0.55, np.nan, 0.5],
+                          "flag": ["", "unsure", "unreadable", "unlike_training"],
+                          "error": ["", "", "broken", ""],
+                          "prob_cat": [0.9, 0.45, np.nan, 0.5], "prob_dog": [0.1, 0.55, np.nan, 0.5]})
+    assert list(apply_unsure_threshold(table, 0.6)["flag"]) == [
+        "", "unsure", "unreadable", "unlike_training"]
+    assert list(apply_unsure_threshold(table, 0.5)["flag"]) == [
+        "", "", "unreadable", "unlike_training"]
+    assert list(apply_unsure_threshold(table, 0.95)["flag"]) == [
+        "unsure", "unsure", "unreadable", "unlike_training"]
+    assert list(table["predicted"]) == ["cat", "dog", "", "cat"]      # the top class stays
     ranked = top_k(table, k=2)
     assert ranked[0] == [("cat", 0.9), ("dog", 0.1)]
     assert ranked[1][0] == ("dog", 0.55)
