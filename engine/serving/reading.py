@@ -11,7 +11,6 @@ training used). A refused file gets the import's own sentence as its reason and 
 """
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
