@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[3]
 # back), continue and resume, the best weights restored across phases, the callbacks,
 # augmentation's ops and the backbone's feature pass. Left out: the tests of pure Python
 # (the learning-rate controller, progress, settings, config and variants tables, sharding),
-# the TensorFlow-only distribution strategies, quality thresholds (the 97.5 % pets-dev check
+# the TensorFlow-only distribution strategies, quality thresholds (the 95 % pets-dev check
 # measures the head, not the backend) and the tests that already start their own process on
 # each backend (test_backends.py, the two-device and two-process tests).
 BACKEND_TESTS = (
