@@ -150,6 +150,26 @@ def test_online_without_the_file_pretrained_stays_the_default_and_downloads_at_t
     assert not app.button(key="train_start").disabled
 
 
+def test_photo_sizes_go_below_the_models_own_with_an_estimated_speed(
+        labeled_workspace: Workspace) -> None:
+    app = _run()
+    app.radio(key="train_form_weights").set_value("none").run()
+    app.selectbox(key="train_form_variant").set_value("B0").run()
+    size = app.select_slider(key="train_form_size")
+    assert size.value == "native"
+    assert size.options[0] == "96 px · about 5.4× faster"
+    assert "as made (224 px)" in size.options and size.options[-1].startswith("600 px · about")
+    assert "estimates" in size.help
+    size.set_value(96).run()
+    assert not app.exception and not app.button(key="train_start").disabled
+    assert load_train_settings(labeled_workspace).values["image_size_px"] == 96
+    # A model made for 300 px starts its sizes at the same fraction: 128 px.
+    app.selectbox(key="train_form_variant").set_value("B3").run()
+    size = app.select_slider(key="train_form_size")
+    assert size.value == "native" and size.options[0].startswith("128 px · about 5.5× faster")
+    assert "as made (300 px)" in size.options
+
+
 def test_a_wrong_weights_path_disables_train(labeled_workspace: Workspace, tmp_path: Path) -> None:
     app = _run()
     app.radio(key="train_form_weights").set_value("file").run()
@@ -266,13 +286,13 @@ def test_pressing_train_starts_a_real_worker_and_the_page_attaches(labeled_works
     workspace = labeled_workspace
     app = _run()
     app.radio(key="train_form_weights").set_value("none").run()
-    app.select_slider(key="train_form_size").set_value(32)
+    app.select_slider(key="train_form_size").set_value(96)
     app.number_input(key="train_form_epochs").set_value(1)
     app.number_input(key="train_form_fine_epochs").set_value(0)
     app.button(key="train_start").click().run()
     assert not app.exception, app.exception
     active = jobs.active_job(workspace)
-    assert active is not None and active.config["image_size_px"] == 32
+    assert active is not None and active.config["image_size_px"] == 96
     assert any(h.value == "Training now" for h in app.subheader)
 
     fresh = _run()     # a new browser session re-attaches to the running job
