@@ -101,6 +101,9 @@ def _runs_table() -> None:
 st.fragment(run_every=5 if active is not None else None)(_runs_table)()
 
 ids = [run.id for run in runs]
+retrained = st.session_state.pop(state.RETRAINED_RUN, None)    # "Retrain with fixes" started it
+if retrained in ids:
+    st.session_state[state.SELECTED_RUN] = retrained
 selected = st.session_state.get(state.SELECTED_RUN)
 st.session_state[RUN_PICKER] = selected if selected in ids else ids[0]
 by_id = {run.id: run for run in runs}
@@ -112,7 +115,8 @@ def _pick() -> None:
 
 picked = st.selectbox("Open a run", ids, key=RUN_PICKER, on_change=_pick,
                       format_func=lambda run_id: f"{names[run_id]} · {by_id[run_id].status}",
-                      help=f"Run folder names: {', '.join(ids[:3])}…")
+                      help=f"Run folder names (in the project's runs folder): "
+                           f"{', '.join(ids[:3])}…")
 run = by_id[picked]
 if st.button("Open results", icon=":material/analytics:", key="train_open_results",
              disabled=not RunStatus(run.status).has_model,
