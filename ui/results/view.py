@@ -155,8 +155,10 @@ def _render_started(workspace: Workspace) -> None:
     started = st.session_state.get(STARTED_RUN)
     if not started:
         return
+    from engine.jobs import job_status
+
     try:
-        record = get_run(workspace, started)
+        record = job_status(workspace, started).run     # a silently dead worker reads as such
     except EngineError:
         st.session_state.pop(STARTED_RUN, None)
         return
