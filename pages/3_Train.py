@@ -15,7 +15,7 @@ from engine import jobs
 from engine.errors import EngineError
 from engine.runs import RunStatus
 from ui import frame, state
-from ui.run_names import run_names, started_text
+from ui.run_names import name_runs_in, run_names, started_text
 from ui.train import form as train_form
 from ui.train import progress_view as training_view
 RUN_PICKER = "train_run_picker"
@@ -38,7 +38,8 @@ else:
     if interrupted:
         latest = interrupted[0]
         left, right = st.columns([4, 1])
-        left.warning(f"{names[latest.id]} was interrupted: {latest.error or ''}")
+        left.warning(f"{names[latest.id]} was interrupted: "
+                     f"{name_runs_in(latest.error or '', names)}")
         if right.button("Resume it", icon=":material/play_arrow:", key="train_resume_latest",
                         type="primary", help="Go on from the last finished epoch."):
             try:
