@@ -188,8 +188,9 @@ def _refuse_while_training(folder: Path, doing: str) -> None:
     except sqlite3.Error:  # a database too damaged to read runs no job
         return
     if active is not None:
-        raise ProjectError(f"The project '{folder.name}' is training now (run {active.id}). "
-                           f"Halt or cancel it on the Train page, then {doing} the project.")
+        raise ProjectError(f"The project '{folder.name}' is training now. Halt or cancel the "
+                           f"training on its Train page, then {doing} the project.",
+                           detail=f"Training run folder: {active.id}")
 
 
 def rename_project(root: str | Path, old: str, new: str) -> Path:
