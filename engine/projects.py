@@ -5,6 +5,7 @@ Layout::
     projects/                  the root (default ``projects/`` beside the app)
       Sample project/          made on the first start, never mixed into another project
       Ants and bees/           a workspace: studio.db, store/, normalized/, cache/, runs/
+      weights/                 weights files of this computer, shared by every project
 
 A project's folder name is its name. Deleting a project removes its folder only: the
 workspace holds copies of the imported photos (``store/``), never the user's originals.
@@ -26,15 +27,17 @@ from engine.ingest.overview import count_photos
 from engine.workspace import DATABASE_NAME, Workspace, open_workspace
 
 __all__ = ["DEFAULT_PROJECTS_ROOT", "PROJECTS_ROOT_ENV", "SAMPLE_PROJECT_NAME", "ProjectSummary",
-           "create_project", "delete_project", "ensure_sample_project", "find_project", "is_sample_project",
+           "WEIGHTS_LIBRARY_FOLDER", "create_project", "delete_project", "ensure_sample_project", "find_project", "is_sample_project",
            "list_projects", "open_project", "rename_project", "resolve_projects_root",
-           "validate_project_name"]
+           "validate_project_name", "weights_library_dir"]
 
 PROJECTS_ROOT_ENV = "STUDIO_PROJECTS_ROOT"
 DEFAULT_PROJECTS_ROOT = Path(__file__).resolve().parent.parent / "projects"
 SAMPLE_PROJECT_NAME = "Sample project"
 # Written in the root once the sample project was made, so deleting it is final.
 SAMPLE_MARKER = ".sample-project-made"
+# Weights files belong to the computer, not to one project: uploaded once, offered to all.
+WEIGHTS_LIBRARY_FOLDER = "weights"
 MAX_NAME_LENGTH = 80
 FORBIDDEN_CHARACTERS = set('/\\:*?"<>|')
 # Names Windows refuses for a folder (a projects root may sit on a shared drive).
@@ -88,10 +91,19 @@ def validate_project_name(name: str) -> str:
                            "spaces, '-' or '_'.")
     if cleaned.startswith(".") or cleaned.endswith("."):
         raise ProjectError("A project name cannot start or end with a dot.")
+    if cleaned.casefold() == WEIGHTS_LIBRARY_FOLDER:
+        raise ProjectError(f"'{cleaned}' is the folder where this computer keeps its weights "
+                           "files; choose another project name.")
     if cleaned.split(".")[0].casefold() in RESERVED_NAMES:
         raise ProjectError(f"'{cleaned}' is a name computers keep for themselves; choose "
                            "another project name.")
     return cleaned
+
+
+def weights_library_dir(root: str | Path) -> Path:
+    """``<projects root>/weights/``: the weights files of this computer, which every project
+    under the root (and a workspace opened directly) lists on its Train page. Not created."""
+    return Path(root) / WEIGHTS_LIBRARY_FOLDER
 
 
 def list_projects(root: str | Path) -> list[ProjectSummary]:
@@ -176,8 +188,9 @@ def _refuse_while_training(folder: Path, doing: str) -> None:
     except sqlite3.Error:  # a database too damaged to read runs no job
         return
     if active is not None:
-        raise ProjectError(f"The project '{folder.name}' is training now (run {active.id}). "
-                           f"Halt or cancel it on the Train page, then {doing} the project.")
+        raise ProjectError(f"The project '{folder.name}' is training now. Halt or cancel the "
+                           f"training on its Train page, then {doing} the project.",
+                           detail=f"Training run folder: {active.id}")
 
 
 def rename_project(root: str | Path, old: str, new: str) -> Path:

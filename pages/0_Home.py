@@ -14,6 +14,7 @@ from engine.ingest.overview import summarize_workspace
 from engine.projects import is_sample_project
 from ui import frame
 from ui.data.importer import run_with_progress
+from ui.state import SECTION_PARAMETER
 from ui.projects import render_manager
 
 SAMPLE_REPORT = "home_sample_report"
@@ -72,13 +73,14 @@ columns[4].metric("Trained models", summary.num_finished_runs,
 
 
 def next_steps() -> list[tuple[str, str, str]]:
-    """(page, label, why) in the order a user should do them."""
+    """(page, label, why) in the order a user should do them; a Data step names its section
+    as ``pages/1_Data.py#Import`` (opened on that tab)."""
     steps = []
     if counts.num_photos == 0 and counts.num_problem_files == 0:
-        steps.append((PAGES[0][0], "Import your photos", "upload files or a zip, or give a "
+        steps.append((f"{PAGES[0][0]}#Import", "Import your photos", "upload files or a zip, or give a "
                       "folder with one subfolder per class"))
     if summary.num_blocking:
-        steps.append((PAGES[0][0], f"Fix {summary.num_blocking} problem files",
+        steps.append((f"{PAGES[0][0]}#Issues", f"Fix {summary.num_blocking} problem files",
                       "broken or mislabeled files block training until quarantined"))
     unlabeled = counts.num_unlabeled
     if unlabeled:
@@ -98,8 +100,10 @@ st.subheader("What to do next")
 steps = next_steps()
 if not steps:
     st.write("All set. Train another variant or compare runs.")
-for number, (page, label, why) in enumerate(steps[:4], start=1):
-    st.page_link(page, label=f"{number}. {label} — {why}", icon=":material/arrow_forward:")
+for number, (target, label, why) in enumerate(steps[:4], start=1):
+    page, _, section = target.partition("#")
+    st.page_link(page, label=f"{number}. {label} — {why}", icon=":material/arrow_forward:",
+                 query_params={SECTION_PARAMETER: section} if section else None)
 
 st.subheader("Pages")
 for page, label, icon, purpose in PAGES:

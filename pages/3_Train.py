@@ -15,7 +15,7 @@ from engine import jobs
 from engine.errors import EngineError
 from engine.runs import RunStatus
 from ui import frame, state
-from ui.run_names import run_names, started_text
+from ui.run_names import name_runs_in, run_names, started_text
 from ui.train import form as train_form
 from ui.train import progress_view as training_view
 RUN_PICKER = "train_run_picker"
@@ -38,7 +38,8 @@ else:
     if interrupted:
         latest = interrupted[0]
         left, right = st.columns([4, 1])
-        left.warning(f"{names[latest.id]} was interrupted: {latest.error or ''}")
+        left.warning(f"{names[latest.id]} was interrupted: "
+                     f"{name_runs_in(latest.error or '', names)}")
         if right.button("Resume it", icon=":material/play_arrow:", key="train_resume_latest",
                         type="primary", help="Go on from the last finished epoch."):
             try:
@@ -101,6 +102,9 @@ def _runs_table() -> None:
 st.fragment(run_every=5 if active is not None else None)(_runs_table)()
 
 ids = [run.id for run in runs]
+retrained = st.session_state.pop(state.RETRAINED_RUN, None)    # "Retrain with fixes" started it
+if retrained in ids:
+    st.session_state[state.SELECTED_RUN] = retrained
 selected = st.session_state.get(state.SELECTED_RUN)
 st.session_state[RUN_PICKER] = selected if selected in ids else ids[0]
 by_id = {run.id: run for run in runs}
@@ -112,7 +116,8 @@ def _pick() -> None:
 
 picked = st.selectbox("Open a run", ids, key=RUN_PICKER, on_change=_pick,
                       format_func=lambda run_id: f"{names[run_id]} · {by_id[run_id].status}",
-                      help=f"Run folder names: {', '.join(ids[:3])}…")
+                      help=f"Run folder names (in the project's runs folder): "
+                           f"{', '.join(ids[:3])}…")
 run = by_id[picked]
 if st.button("Open results", icon=":material/analytics:", key="train_open_results",
              disabled=not RunStatus(run.status).has_model,

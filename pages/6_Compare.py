@@ -28,7 +28,8 @@ table = compare_view.with_names(table, run_names(runs))
 compare_view.render_table(table)
 run_ids = list(table["run_id"])
 labels = dict(zip(table["run_id"], table["name"]))
-selected = st.multiselect("Runs to compare", run_ids, default=run_ids[:3], key=SELECTED_RUNS,
+selected = st.multiselect("Runs to compare", run_ids,
+                          default=compare_view.default_selection(table), key=SELECTED_RUNS,
                           format_func=labels.get,
                           help="Used for the inference-time measurement, the confusion "
                                "matrices and the ensemble below.")
@@ -57,4 +58,4 @@ st.subheader("Ensemble")
 st.caption("Combine runs trained on the same photos into one model that averages their "
            "answers (an ensemble), and see how it does on their shared test photos.")
 compare_view.render_ensemble_builder(table, selected, workspace.root)
-compare_view.render_saved_ensembles(workspace.root)
+compare_view.render_saved_ensembles(workspace.root, run_names(runs))

@@ -16,6 +16,15 @@ from engine.workspace import Workspace, open_workspace  # noqa: E402
 from tests.factories import make_class_tree  # noqa: E402
 
 
+@pytest.fixture(autouse=True)
+def _projects_root_of_this_test(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test gets its own projects root (a test may set another), so nothing a test
+    keeps for "this computer", such as the weights folder, lands beside the app."""
+    from engine.projects import PROJECTS_ROOT_ENV
+
+    monkeypatch.setenv(PROJECTS_ROOT_ENV, str(tmp_path / "projects-root"))
+
+
 @pytest.fixture
 def workspace(tmp_path: Path) -> Workspace:
     """An empty, migrated workspace in a temporary folder."""

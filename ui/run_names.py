@@ -25,3 +25,15 @@ def run_names(runs: Iterable[RunRecord]) -> dict[str, str]:
     ordered = sorted(runs, key=lambda run: (run.created_at, run.id))
     return {run.id: f"Run {number} · {run.variant} · {started_text(run)}"
             for number, run in enumerate(ordered, start=1)}
+
+
+def short_name(name: str) -> str:
+    """'Run 3' of 'Run 3 · MobileNetV2-0.5 · 06 Dec 14:05' (a chart's marker label)."""
+    return name.split(" · ", 1)[0]
+
+
+def name_runs_in(text: str, names: dict[str, str]) -> str:
+    """``text`` (an engine message naming run folders) with each run id replaced by its name."""
+    for run_id in sorted(names, key=len, reverse=True):
+        text = text.replace(run_id, names[run_id])
+    return text

@@ -26,11 +26,13 @@ from engine.workspace import WORKSPACE_ENV, Workspace, open_workspace, resolve_w
 
 # Session-state keys, one place (pages import these constants, never spell the strings).
 SELECTED_RUN = "selected_run_id"
+RETRAINED_RUN = "retrained_run_id"   # set by "Retrain with fixes": the Train page opens on it
 LABEL_SELECTION = "label_selection"
 LABEL_PAGE_NUMBER = "label_page_number"
 GALLERY_FILTER = "gallery_filter"
 CURRENT_PROJECT = "current_project"
 PROJECT_PARAMETER = "project"   # the page address' ?project=NAME
+SECTION_PARAMETER = "section"   # ?section=Import: the tab a link opens a page on
 
 
 @dataclass(frozen=True)

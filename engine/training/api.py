@@ -29,6 +29,7 @@ from typing import Any
 import pandas as pd
 
 from engine.training.config import TrainConfig
+from engine.ingest.checks import KIND_TITLES
 from engine.labeling.dataset import trainable_images, unquarantined_errors
 from engine.errors import DatasetError, EngineError, TrainingError
 from engine.events import (
@@ -70,13 +71,15 @@ def check_dataset(workspace: Workspace) -> pd.DataFrame:
     """
     errors = unquarantined_errors(workspace)
     if len(errors):
-        listed = "; ".join(f"{row.source_path} ({row.kind}: {row.detail})"
+        listed = "; ".join(f"{row.source_path} ({KIND_TITLES.get(row.kind, 'cannot be read')})"
                            for row in errors.head(MAX_LISTED_PROBLEMS).itertuples())
         more = f" and {len(errors) - MAX_LISTED_PROBLEMS} more" if len(errors) > MAX_LISTED_PROBLEMS else ""
         raise DatasetError(
-            f"{len(errors)} image(s) have errors and are still in the dataset: {listed}{more}. "
-            "Quarantine them on the Clean page (or fix the files and import again), then start "
-            "training again.")
+            f"{len(errors)} file(s) cannot be used for training and are still in the project: "
+            f"{listed}{more}. Quarantine them on the Data page, Issues tab (or fix the files "
+            "and import them again), then start training again.",
+            detail="\n".join(f"{row.source_path}: {row.kind}: {row.detail}"
+                             for row in errors.itertuples()))
     images = trainable_images(workspace)
     if images.empty:
         raise DatasetError("There are no labeled, usable images in this workspace. Import photos "

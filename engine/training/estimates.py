@@ -21,6 +21,11 @@ Measured (2026-11-26, ``python bench/measure_train_step.py``, EfficientNetB0, 12
 none, CPU with 2 cores shared with other work): batch 24 trains 27 images/s and infers 46
 images/s; peak RSS 1.70 GB at batch 8 and 2.22 GB at batch 24, i.e. 32.5 MB per image.
 The estimate ranks the variants and says "minutes or hours"; it does not promise a time.
+
+The photo sizes the Train page offers (:func:`size_choices`) run from a smaller side than the
+model's own (96 px for a 224-px model, the same fraction for the others) to 600 px, each with
+its estimated speed relative to the native size: the work per photo scales with the pixel
+count, so half the side is about four times faster, an estimate and not a promise.
 Small images carry fixed per-step costs (data pipeline, augmentation, Python), so a speed
 measured at 64 px overstates the time at 224 px (on the team machine a B0 fine-tuning
 epoch at 64 px ran 11 images/s, while the pure training step at 128 px runs 27).
@@ -31,6 +36,7 @@ import json
 import statistics
 from dataclasses import dataclass
 
+from engine.training.config import MIN_IMAGE_SIZE_PX
 from engine.training.variants import VARIANTS, get_variant
 from engine.workspace import Workspace
 
@@ -54,6 +60,12 @@ OPTIMIZER_BYTES_PER_PARAMETER = 16                           # float32 weights, 
 # Runs on smaller images are dominated by per-image overheads (decoding, augmentation), not by
 # the backbone, so they would make every larger size look far slower: not used to calibrate.
 MIN_CALIBRATION_SIZE_PX = 128
+# The smallest side offered is this fraction of the native side (96 px for a 224-px model),
+# rounded to a multiple of SIZE_STEP_PX; then the usual sizes up to LARGEST_OFFERED_SIZE_PX.
+SMALLEST_SIZE_FRACTION = 96 / 224
+SIZE_STEP_PX = 16
+OFFERED_SIZES_PX = (96, 128, 160, 192, 224, 240, 260, 300, 380, 456, 528, 600)
+LARGEST_OFFERED_SIZE_PX = 600
 
 
 @dataclass(frozen=True)
@@ -73,6 +85,40 @@ class CostEstimate:
     features_seconds: float            # phase 1: computing backbone features of every image, once
     fine_tune_seconds_per_epoch: float
     memory_bytes: float                # peak while fine-tuning at the batch size
+
+
+@dataclass(frozen=True)
+class SizeChoice:
+    """One photo size the Train page offers for a variant.
+
+    Attributes:
+        image_size_px: the square side.
+        is_native: the size the variant was made (and pretrained) for.
+        relative_speed: estimated training speed relative to the native size (2.0 = about
+            twice as fast), from the multiply-adds per image; an estimate, not a measurement.
+    """
+    image_size_px: int
+    is_native: bool
+    relative_speed: float
+
+
+def size_choices(variant: str) -> list[SizeChoice]:
+    """The photo sizes to offer for ``variant``, smallest first, the native size among them.
+
+    Raises:
+        ConfigError: an unknown variant.
+    """
+    spec = get_variant(variant)
+    scaled = round(spec.native_size_px * SMALLEST_SIZE_FRACTION / SIZE_STEP_PX) * SIZE_STEP_PX
+    smallest = max(spec.min_size_px, MIN_IMAGE_SIZE_PX, scaled)
+    largest = max(LARGEST_OFFERED_SIZE_PX, spec.native_size_px)
+    # A usual size a few pixels from the native or the smallest one would read as a duplicate.
+    sizes = {smallest, spec.native_size_px,
+             *(size for size in OFFERED_SIZES_PX if smallest + SIZE_STEP_PX // 2 < size <= largest
+               and abs(size - spec.native_size_px) > SIZE_STEP_PX // 2)}
+    native_work = multiply_adds(spec.name)
+    return [SizeChoice(size, size == spec.native_size_px,
+                       native_work / multiply_adds(spec.name, size)) for size in sorted(sizes)]
 
 
 def multiply_adds(variant: str, image_size_px: int | None = None) -> float:

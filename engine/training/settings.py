@@ -5,11 +5,14 @@ restart or the end of a run does not bring back the defaults. They are one JSON 
 the workspace's ``settings`` table (key :data:`SETTINGS_KEY`), the ``TrainConfig.to_dict()``
 of the form.
 
-Weights files that a user uploads are kept in ``<workspace>/weights/``, not in ``cache/``: the
-README calls ``cache/`` safe to delete, and a run's ``config.json`` (which Resume and
-"Retrain with fixes" read) names the file, so it must outlive any cache clean-up. Paths
-inside the workspace are stored relative to it, so a renamed or moved project still finds
-them.
+Weights files that a user uploads belong to the computer, not to one project: they are kept
+once in the projects root's ``weights/`` folder (``engine.projects.weights_library_dir``), and
+every project's Train form lists them (:func:`list_weights_files`). Older projects kept their
+uploads in ``<workspace>/weights/``; those files are still listed and still load. Neither
+folder is ``cache/``: the README calls ``cache/`` safe to delete, and a run's ``config.json``
+(which Resume and "Retrain with fixes" read) names the file, so it must outlive any cache
+clean-up. Paths inside the workspace are stored relative to it, so a renamed or moved
+project still finds them; a file of the computer's folder is named by its absolute path.
 """
 from __future__ import annotations
 
@@ -54,14 +57,31 @@ class TrainSettings:
 
 
 def weights_dir(workspace: Workspace) -> Path:
-    """``<workspace>/weights/``: uploaded weights files, kept with the project."""
+    """``<workspace>/weights/``: where older versions kept a project's uploaded weights files."""
     return workspace.root / WEIGHTS_FOLDER
 
 
-def keep_weights_file(workspace: Workspace, file_name: str, data: bytes) -> Path:
-    """Store an uploaded weights file in the project (written once; same name and size = kept).
+def list_weights_files(*folders: Path) -> list[Path]:
+    """The weights files (.h5, .keras) in ``folders``, by file name; absent folders have none.
+
+    A name found in an earlier folder hides the same name in a later one (pass the computer's
+    folder first, then the project's own).
+    """
+    found: dict[str, Path] = {}
+    for folder in folders:
+        if not folder.is_dir():
+            continue
+        for path in sorted(folder.iterdir()):
+            if path.is_file() and path.name.lower().endswith(WEIGHTS_SUFFIXES):
+                found.setdefault(path.name, path.resolve())
+    return sorted(found.values(), key=lambda path: path.name.casefold())
+
+
+def keep_weights_file(folder: Path, file_name: str, data: bytes) -> Path:
+    """Store an uploaded weights file in ``folder`` (written once; same name and size = kept).
 
     Args:
+        folder: the computer's weights folder (``engine.projects.weights_library_dir``).
         file_name: the uploaded file's name; only its last part is used.
         data: the file's bytes.
     Returns:
@@ -73,7 +93,7 @@ def keep_weights_file(workspace: Workspace, file_name: str, data: bytes) -> Path
     if not name.lower().endswith(WEIGHTS_SUFFIXES):
         raise ConfigError(f"The weights file '{name}' is not a .h5 file. Choose the .h5 file "
                           "of the backbone's weights (its name usually ends in _notop.h5).")
-    target = weights_dir(workspace) / name
+    target = Path(folder) / name
     if target.is_file() and target.stat().st_size == len(data):
         return target
     partial = target.with_name(target.name + ".partial")

@@ -3,7 +3,7 @@
 1. home: the sample project is imported on the first start and says so;
 2. Data: the planted problems are listed; quarantine one file (row selection), see it under
    Quarantined, restore it, then "Quarantine all flagged" so training may start;
-3. Train: B0, no pretrained weights, 32 px, 1 epoch, no fine-tuning; the live view shows
+3. Train: B0, no pretrained weights, 96 px (the smallest size offered), 1 epoch, no fine-tuning; the live view shows
    progress until the run finishes;
 4. Results: the confusion matrix (a plotly heatmap) and the misclassified gallery of that run;
 5. relabel one image from the results page; the page says so and the database has it.
@@ -204,15 +204,14 @@ def test_step3_train_tiny_b0(tab, app_url, workspace_path):
     _wait_idle(tab)
     # Model B0 is the default; check it rather than trust it.
     assert tab.get_by_role("combobox", name="Model", exact=True).input_value() == "B0"
-    # Photo size: the slider's first stop is "as made (224 px)", the next one 32 px.
+    # Photo size: the slider's first stop is the smallest size, 96 px, with its speed.
     size = tab.get_by_role("slider", name="Photo size")
     size.focus()
     size.press("Home")
-    size.press("ArrowRight")
     tab.wait_for_function(
         "() => document.querySelector(\"input[type=range][aria-label='Photo size'],"
         " [role=slider][aria-label='Photo size']\")"
-        "?.getAttribute('aria-valuetext') === '32 px'")
+        "?.getAttribute('aria-valuetext') === '96 px · about 5.4× faster'")
     _wait_idle(tab)
     tab.get_by_text("From scratch", exact=True).click()
     _wait_idle(tab)
@@ -247,7 +246,7 @@ def test_step3_train_tiny_b0(tab, app_url, workspace_path):
     _no_exception(tab)
     runs = _rows(workspace_path, "SELECT status, variant, config_json FROM runs")
     assert len(runs) == 1 and runs[0][0] == "finished" and runs[0][1] == "B0", runs
-    assert '"image_size_px": 32' in runs[0][2] and '"weights": "none"' in runs[0][2], runs[0][2]
+    assert '"image_size_px": 96' in runs[0][2] and '"weights": "none"' in runs[0][2], runs[0][2]
     screenshot(tab, "flow-3c-training-finished")
 
 

@@ -1,6 +1,7 @@
 """A renamed project keeps its runs' weights file usable.
 
-An uploaded weights file lives in ``<project>/weights/``; a run names it in its config, which
+Older versions kept an uploaded weights file in ``<project>/weights/`` (now the computer's
+``<projects root>/weights/``, see test_weights_library.py); a run names it in its config, which
 Resume, "Continue N more epochs" and "Retrain with fixes" read back. Renaming the project
 moves the folder, so the run must not hold on to the old absolute path.
 """
@@ -17,7 +18,8 @@ from engine.runs import get_run
 from engine.training.api import start_run, train
 from engine.training.checkpoints import extend_for_continue
 from engine.training.config import TrainConfig
-from engine.training.settings import keep_weights_file, load_train_settings, save_train_settings
+from engine.training.settings import (keep_weights_file, load_train_settings, save_train_settings,
+                                      weights_dir)
 from tests.engine.training_helpers import TINY_SIZE, TINY_VARIANT, tiny_config
 from tests.factories import make_class_tree
 
@@ -39,7 +41,7 @@ def test_a_run_trains_from_its_kept_weights_file_after_the_project_is_renamed(tm
     workspace = create_project(root, "Ants and bees")
     make_class_tree(tmp_path / "photos", classes=("ants", "bees"), per_class=10)
     import_folder(workspace, tmp_path / "photos", workers=1)
-    kept = keep_weights_file(workspace, "mine.weights.h5", _weights_bytes(tmp_path))
+    kept = keep_weights_file(weights_dir(workspace), "mine.weights.h5", _weights_bytes(tmp_path))
     config = tiny_config(weights=str(kept))
     save_train_settings(workspace, config)
     run = start_run(workspace, config)

@@ -46,6 +46,7 @@ def test_runs_side_by_side_with_measured_inference(app, runs):
     assert set(expert["Timing"]) == {"training report"}
     assert len(test.get("plotly_chart")) == 3          # scatter + two confusion matrices
     assert set(test.multiselect(key="compare_selected_runs").value) == {run.id for run in runs}
+    assert test.dataframe[0].value.columns[:2].tolist() == ["Run", "Right on test photos"]
     test.button(key="compare_measure").click().run()
     assert not test.exception
     table = test.dataframe[1].value
@@ -76,3 +77,21 @@ def test_one_selected_run_cannot_make_an_ensemble(app, runs):
     test.multiselect(key="compare_selected_runs").set_value([runs[0].id]).run()
     assert test.button(key="ensemble_evaluate").disabled
     assert len(test.get("plotly_chart")) == 2          # scatter + one confusion matrix
+
+
+def test_a_few_newest_runs_are_preselected_and_the_chart_tells_same_model_runs_apart() -> None:
+    import pandas as pd
+
+    from ui.compare.view import default_selection, speed_figure
+
+    table = pd.DataFrame({
+        "run_id": ["a", "b", "c", "d", "e"],
+        "name": [f"Run {n} · MobileNetV2-0.5 · 06 Dec 14:0{n}" for n in range(1, 6)],
+        "variant": ["MobileNetV2-0.5"] * 5,
+        "test_accuracy": [0.9, 0.8, float("nan"), 0.7, 0.95],
+        "created_at": [f"2026-12-06T14:0{n}:00" for n in range(1, 6)],
+        "inference_ms_single": [1.0, 2.0, 3.0, 4.0, 5.0], "inference_ms_batched": [0.5] * 5,
+        "parameters": [7e5] * 5, "log_loss": [0.2] * 5, "image_size_px": [224] * 5})
+    assert default_selection(table) == ["e", "d", "b"]      # newest with a test score, 3 at most
+    labels = [text for trace in speed_figure(table, batched=False).data for text in trace.text]
+    assert sorted(labels) == ["Run 1", "Run 2", "Run 4", "Run 5"]

@@ -77,6 +77,14 @@ def test_split_tab_keeps_the_folder_split_and_carves_test_from_train(workspace, 
     assert any("Kept the split given by the folders: training 20, validation 4" in i.value
                for i in test.info)
     assert any("no test photos" in w.value for w in test.warning)
+    # The real split comes first; the 80/10/10 boxes are folded away under one expander, so
+    # the page shows one set of controls (carve) beside the real 83/17/0 split.
+    texts = [m.value for m in test.markdown]
+    assert any(t.startswith("**Now:** training 83%, validation 17%, test 0%") for t in texts), texts
+    folded = next(e for e in test.expander if e.label.startswith("Other ways to split"))
+    assert {n.key for n in folded.number_input} == {"split_train", "split_val", "split_test",
+                                                    "split_seed"}
+    assert not folded.proto.expanded
     assert any("throws away the split the dataset's folders gave" in w.value
                for w in test.warning)                      # the re-split pop-up warns
     test.number_input(key="split_carve_test").set_value(20)

@@ -105,7 +105,8 @@ def test_a_new_project_starts_empty_and_is_never_given_the_sample(home):
     assert test.sidebar.selectbox[0].value == "Ants and bees"
     assert test.header[0].value == "Ants and bees"
     assert test.metric[0].value == "0"
-    assert any("Import your photos" in link.label for link in test.get("page_link"))
+    link = next(link for link in test.get("page_link") if "Import your photos" in link.label)
+    assert link.proto.page == "Data" and link.proto.query_string == "section=Import"
     counts = {p.name: p.photos for p in list_projects(root)}
     assert counts == {"Ants and bees": 0, SAMPLE_PROJECT_NAME: 122}
 
@@ -193,3 +194,15 @@ def test_folder_import_from_the_page_and_a_bad_path(app, workspace, messy_tree, 
     assert not test.exception
     assert "9 new photos, 2 problem files (not usable), 1 photo to check" in test.warning[0].value
     assert len(test.dataframe) >= 1                     # the problems of this import
+
+
+def test_a_link_naming_a_section_opens_the_data_page_on_it(app):
+    test = AppTest.from_file(DATA, default_timeout=180)
+    test.query_params["section"] = "Import"          # Home's "Import your photos"
+    test.run()
+    assert not test.exception
+    assert test.radio(key="data_import_source").value      # the Import section is open
+    assert "section" not in test.query_params              # later clicks choose freely
+    test.session_state["data_section"] = "Overview"
+    test.run()
+    assert not test.get("radio") or all(r.key != "data_import_source" for r in test.radio)

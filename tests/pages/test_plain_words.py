@@ -16,7 +16,10 @@ from streamlit.testing.v1 import AppTest
 from streamlit.testing.v1.element_tree import (AlertBase, Block, Code, Dataframe, Element,
                                                Expander, HeadingBase, Markdown, Metric, Tab, Text)
 
+
+from engine import jobs
 from engine.ingest.importing import import_folder
+from engine.runs import list_runs
 from engine.workspace import WORKSPACE_ENV, Workspace
 from tests.canned_runs import CannedImage, insert_images, register_run
 from tests.planted import make_clean_tree
@@ -48,6 +51,12 @@ FORBIDDEN = {
     r"\|Δ": "a formula",
     r"\b\d(?:\.\d+)?e-\d+\b": "scientific notation",
     r"\(0 = all\)": "the old blocks label",
+    r"\b\d{8}-\d{6}\b": "a run's folder name (runs are named in words, ui/run_names.py)",
+    r"\bp=\s?\d": "a probability written as a formula",
+    r"\bBins\b|[Ee]xpected calibration error": "a statistics term",
+    r"\bb'[^']*'": "a raw error message of the code",
+    r"\bClean page\b": "a page that does not exist (Data, Issues tab)",
+    r"\btab listed below\b|\blisted below in the Issues tab\b": "a tab that is above",
 }
 # Tokens that are names, not words: paths and file names. (Run folder names are not exempt:
 # pages name runs "Run 3 · B0 · 03 Dec 09:15", see ui/run_names.py.)
@@ -153,6 +162,70 @@ def test_the_check_catches_jargon() -> None:
     for example in examples:
         assert any(re.search(pattern, NOT_WORDS.sub(" ", example)) for pattern in FORBIDDEN), example
     assert any(re.search(pattern, "20261203-091500-mobilenetv2_0_5-ab12") for pattern in FORBIDDEN)
+    for example in ("Started run 20261206-030405-b0-ab12", "p=1.00 · loss 8.70", "Bins",
+                    "Expected calibration error (test)", "bad header checksum in b'IDAT'",
+                    "Quarantine them on the Clean page", "in the Issues tab listed below"):
+        assert any(re.search(pattern, NOT_WORDS.sub(" ", example)) for pattern in FORBIDDEN), example
     for fine in ("Run 2 · MobileNetV2-0.5 · 03 Dec 09:15", "/tmp/ws_1/weights/b0_notop.h5",
                  "Right on test photos 75 %", "epoch_log.csv"):
         assert not any(re.search(pattern, NOT_WORDS.sub(" ", fine)) for pattern in FORBIDDEN), fine
+
+
+def test_refusals_imports_retrains_and_several_runs_speak_plain_words(
+        finished_project: Workspace, tmp_path: Path) -> None:
+    """The screens item 8 of issue 22 saw: a refused training (files with problems), an
+    import report with problem files, a retrained run's "What changed", three runs of one
+    model on Compare."""
+    problems = []
+
+    def check(app: AppTest, where: str) -> None:
+        nonlocal problems
+        problems += [f"{where}: error {error.message}" for error in app.exception]
+        problems += [f"{where}: {problem}" for problem in _problems(app)]
+
+    train = _screen("3_Train.py", None, None)
+    train.radio(key="train_form_weights").set_value("none").run()
+    train.button(key="train_start").click().run()
+    assert jobs.active_job(finished_project) is None
+    refusal = " ".join(error.value for error in train.error)
+    assert "Data page, Issues tab" in refusal and "Empty files" in refusal, refusal
+    check(train, "Train, refused start")
+
+    folder = make_clean_tree(tmp_path / "broken", per_class=2)
+    (folder / "cat" / "zero.jpg").write_bytes(b"")
+    good = next((folder / "dog").glob("*.jpg"))
+    from PIL import Image
+    Image.open(good).save(folder / "dog" / "bad_crc.png")
+    data = bytearray((folder / "dog" / "bad_crc.png").read_bytes())
+    data[data.index(b"IDAT") + 8] ^= 0xFF          # damage the pixel data: its checksum fails
+    (folder / "dog" / "bad_crc.png").write_bytes(bytes(data))
+    importer = _screen("1_Data.py", "data_section", "Import")
+    importer.radio(key="data_import_source").set_value("A folder on this computer").run()
+    importer.text_input(key="data_folder_path").input(str(folder)).run()
+    importer.button(key="data_folder_import").click().run()
+    shown = [frame.value for frame in importer.dataframe if "Problem" in frame.value.columns]
+    assert shown and {"Empty files (0 bytes)", "Corrupt or truncated"} <= set(shown[0]["Problem"])
+    check(importer, "Data, Import report")
+
+    parent = list_runs(finished_project)[0]
+    child = register_run(finished_project, _canned_images(finished_project), CLASSES,
+                         config=dict(parent.config), parent_run_id=parent.id)
+    register_run(finished_project, _canned_images(finished_project), CLASSES,
+                 config=dict(parent.config))
+    results = AppTest.from_file(str(PAGES / "4_Results.py"), default_timeout=180)
+    results.session_state["selected_run_id"] = child.id
+    results.session_state["results_section"] = "What changed"
+    results.run()
+    assert any("Retrained from Run 1 · " in text.value for text in results.markdown)
+    check(results, "Results, What changed")
+    compare = _screen("6_Compare.py", None, None)
+    check(compare, "Compare, three runs of one model")
+    assert not problems, "\n".join(problems)
+
+
+def _canned_images(workspace: Workspace) -> list[CannedImage]:
+    with workspace.connect() as connection:
+        rows = connection.execute("SELECT id FROM images WHERE split IS NOT NULL ORDER BY id")
+        ids = [row[0] for row in rows][:len(PLAN)]
+    return [CannedImage(image_id, f"{label}/{label}_{n:04d}.jpg", split, label, (p, 1 - p))
+            for n, (image_id, (label, split, p)) in enumerate(zip(ids, PLAN))]

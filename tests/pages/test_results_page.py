@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from engine.jobs import job_status
 from engine.runs import get_run, list_runs
 from engine.workspace import WORKSPACE_ENV
 from tests.canned_runs import CannedImage, insert_images, register_run
@@ -77,7 +78,8 @@ def test_headline_figures_and_every_section_render(canned):
     assert any("marks the kept model (epoch 2" in caption.value for caption in test.caption)
     test.session_state["results_section"] = "Calibration"
     test.run()
-    assert any(metric.label.startswith("Expected calibration error") for metric in test.metric)
+    assert any(metric.label.startswith("How far its confidence is off") and "%" in metric.value
+               for metric in test.metric)
 
 
 def test_choosing_a_confusion_cell_shows_exactly_its_images(canned):
@@ -165,10 +167,19 @@ def test_retrain_with_fixes_starts_a_child_run_and_it_lists_what_changed(canned)
     children = [run for run in list_runs(workspace) if run.parent_run_id == record.id]
     try:
         assert len(children) == 1
-        assert any("Started run" in s.value for s in test.success)
+        # Named in words (Run 2 · variant · time), never by its folder name.
+        assert any("Started Run 2 · " in s.value and children[0].id not in s.value
+                   for s in test.success)
         assert children[0].config["variant"] == record.config["variant"]
+        assert test.session_state["retrained_run_id"] == children[0].id   # Train opens on it
+        assert any("Watch Run 2 · " in caption.value for caption in test.caption)
     finally:
         _stop_workers(workspace, children)
+    deadline = time.time() + 300    # a wait, not a bound: the stopped worker's run ends
+    while job_status(workspace, children[0].id).is_active and time.time() < deadline:
+        time.sleep(0.5)
+    test.run()                      # the new run ended: nothing tells it to "Watch" any more
+    assert not any("Watch" in text.value for text in [*test.caption, *test.markdown])
     # A finished child (canned) shows 'What changed' against its parent.
     changed = {ids[4]: (0.9, 0.1), ids[3]: (0.9, 0.1), ids[0]: (0.1, 0.9)}
     child_images = [CannedImage(i, f"x/{i}.jpg", split, "cat" if i == ids[4] else label,

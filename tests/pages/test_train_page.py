@@ -25,7 +25,9 @@ from engine.training.variants import VARIANTS, WEIGHTS_SOURCE_ENV
 from engine.worker import DatabaseEventSink
 from engine.workspace import WORKSPACE_ENV, Workspace, open_workspace
 from tests.factories import make_class_tree
+from engine.projects import PROJECTS_ROOT_ENV, create_project, weights_library_dir
 from engine.training.settings import keep_weights_file, load_train_settings
+from ui.state import projects_root
 from ui.train.epochs import EPOCH_COLUMNS, PLAIN_EPOCH_COLUMNS
 from ui.train.weights import imagenet_available
 
@@ -133,7 +135,8 @@ def test_without_imagenet_the_form_asks_for_a_weights_file_first(labeled_workspa
     assert app.radio(key="train_form_weights").value == "file"
     assert any("not on this computer" in i.value for i in app.info)
     assert app.button(key="train_start").disabled          # no file yet: no silent scratch
-    assert any("Upload the weights file" in e.value for e in app.error)
+    assert not app.error                                   # nothing was done wrong yet
+    assert any("upload it or type where it is" in i.value for i in app.info)
 
     app.radio(key="train_form_weights").set_value("none").run()
     assert any("expect a weak model" in w.value for w in app.warning)
@@ -151,6 +154,26 @@ def test_online_without_the_file_pretrained_stays_the_default_and_downloads_at_t
     assert not app.button(key="train_start").disabled
 
 
+def test_photo_sizes_go_below_the_models_own_with_an_estimated_speed(
+        labeled_workspace: Workspace) -> None:
+    app = _run()
+    app.radio(key="train_form_weights").set_value("none").run()
+    app.selectbox(key="train_form_variant").set_value("B0").run()
+    size = app.select_slider(key="train_form_size")
+    assert size.value == "native"
+    assert size.options[0] == "96 px · about 5.4× faster"
+    assert "as made (224 px)" in size.options and size.options[-1].startswith("600 px · about")
+    assert "estimates" in size.help
+    size.set_value(96).run()
+    assert not app.exception and not app.button(key="train_start").disabled
+    assert load_train_settings(labeled_workspace).values["image_size_px"] == 96
+    # A model made for 300 px starts its sizes at the same fraction: 128 px.
+    app.selectbox(key="train_form_variant").set_value("B3").run()
+    size = app.select_slider(key="train_form_size")
+    assert size.value == "native" and size.options[0].startswith("128 px · about 5.5× faster")
+    assert "as made (300 px)" in size.options
+
+
 def test_a_wrong_weights_path_disables_train(labeled_workspace: Workspace, tmp_path: Path) -> None:
     app = _run()
     app.radio(key="train_form_weights").set_value("file").run()
@@ -161,11 +184,12 @@ def test_a_wrong_weights_path_disables_train(labeled_workspace: Workspace, tmp_p
 
 
 def test_settings_and_the_weights_file_stick_across_a_refresh(labeled_workspace: Workspace) -> None:
-    kept = keep_weights_file(labeled_workspace, "mobilenet_v2_0.5_no_top.h5", b"weights")
+    kept = keep_weights_file(weights_library_dir(projects_root()), "mobilenet_v2_0.5_no_top.h5",
+                             b"weights")
     app = _run()
     app.selectbox(key="train_form_variant").set_value("MobileNetV2-0.5").run()
     app.radio(key="train_form_weights").set_value("file").run()
-    app.text_input(key="train_form_weights_path").input(str(kept)).run()
+    assert app.selectbox(key="train_form_weights_file").value == str(kept)   # offered, chosen
     app.number_input(key="train_form_epochs").set_value(3).run()
     app.select_slider(key="train_form_size").set_value(96).run()
     assert not app.exception and not app.button(key="train_start").disabled
@@ -173,7 +197,7 @@ def test_settings_and_the_weights_file_stick_across_a_refresh(labeled_workspace:
     fresh = _run()                  # a refresh: a new browser session
     assert fresh.selectbox(key="train_form_variant").value == "MobileNetV2-0.5"
     assert fresh.radio(key="train_form_weights").value == "file"
-    assert fresh.text_input(key="train_form_weights_path").value == str(kept)
+    assert fresh.selectbox(key="train_form_weights_file").value == str(kept)
     assert fresh.number_input(key="train_form_epochs").value == 3
     assert fresh.select_slider(key="train_form_size").value == 96
     assert not fresh.button(key="train_start").disabled
@@ -181,8 +205,52 @@ def test_settings_and_the_weights_file_stick_across_a_refresh(labeled_workspace:
     kept.unlink()                   # the stored file is gone: asked again, never scratch
     gone = _run()
     assert gone.radio(key="train_form_weights").value == "file"
+    assert gone.text_input(key="train_form_weights_path").value == str(kept)
+    assert any("There is no file" in e.value for e in gone.error)
     assert gone.button(key="train_start").disabled
     assert load_train_settings(labeled_workspace).missing_weights_file == str(kept)
+
+
+def test_nothing_chosen_yet_gets_a_hint_not_an_error(labeled_workspace: Workspace) -> None:
+    app = _run()
+    app.radio(key="train_form_weights").set_value("file").run()
+    assert not app.exception and not app.error
+    assert any("upload it or type where it is" in i.value for i in app.info)
+    assert app.button(key="train_start").disabled
+
+
+def test_a_weights_file_added_in_one_project_is_offered_and_used_in_another(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = tmp_path / "projects"
+    monkeypatch.delenv(WORKSPACE_ENV, raising=False)
+    monkeypatch.setenv(PROJECTS_ROOT_ENV, str(root))
+    monkeypatch.setenv(WEIGHTS_SOURCE_ENV, f"http://127.0.0.1:{_closed_port()}/")   # offline
+    create_project(root, "Ants and bees")
+    other = create_project(root, "Cats and dogs")
+    import_folder(other, make_class_tree(tmp_path / "photos", per_class=10), workers=1)
+    # Uploaded on the Train page of "Ants and bees".
+    first = AppTest.from_file(PAGE, default_timeout=60)
+    first.session_state["current_project"] = "Ants and bees"
+    first.run()
+    first.radio(key="train_form_weights").set_value("file").run()
+    first.get("file_uploader")[0].upload("efficientnetb0_notop.h5", b"weights",
+                                          "application/octet-stream").run()
+    assert not first.exception
+    kept = (weights_library_dir(root) / "efficientnetb0_notop.h5").resolve()
+    assert kept.read_bytes() == b"weights"
+    assert first.selectbox(key="train_form_weights_file").value == str(kept)
+
+    app = AppTest.from_file(PAGE, default_timeout=60)
+    app.session_state["current_project"] = "Cats and dogs"
+    app.run()
+    app.selectbox(key="train_form_variant").set_value("B0").run()
+    app.radio(key="train_form_weights").set_value("file").run()
+    choice = app.selectbox(key="train_form_weights_file")
+    assert not app.exception and not app.error
+    assert choice.value == str(kept) and "efficientnetb0_notop.h5" in choice.options
+    assert not app.button(key="train_start").disabled
+    # The form's config (stored as the project's settings) trains from the computer's file.
+    assert load_train_settings(other).values["weights"] == str(kept)
 
 
 def test_the_training_engine_is_chosen_on_the_page_and_sticks(labeled_workspace: Workspace,
@@ -287,13 +355,13 @@ def test_pressing_train_starts_a_real_worker_and_the_page_attaches(labeled_works
     workspace = labeled_workspace
     app = _run()
     app.radio(key="train_form_weights").set_value("none").run()
-    app.select_slider(key="train_form_size").set_value(32)
+    app.select_slider(key="train_form_size").set_value(96)
     app.number_input(key="train_form_epochs").set_value(1)
     app.number_input(key="train_form_fine_epochs").set_value(0)
     app.button(key="train_start").click().run()
     assert not app.exception, app.exception
     active = jobs.active_job(workspace)
-    assert active is not None and active.config["image_size_px"] == 32
+    assert active is not None and active.config["image_size_px"] == 96
     assert any(h.value == "Training now" for h in app.subheader)
 
     fresh = _run()     # a new browser session re-attaches to the running job

@@ -15,14 +15,17 @@ from engine.serving import ensemble
 from engine.errors import EngineError
 from ui import charts
 from ui.errors import show_error
+from ui.run_names import name_runs_in, short_name
 
 LAST_EVALUATION = "compare_last_evaluation"
 # The main table: what a person compares first (it fits the page); the rest is under
 # "Expert details" (the 004 seed's three tables in one).
+# Key columns first: a narrow window scrolls the table sideways with the run's name pinned.
 MAIN_COLUMNS = {
-    "name": "Run", "test_accuracy": "Right on test photos", "inference_ms_single":
-    "Time per photo, one at a time (ms)", "inference_ms_batched": "Time per photo, in batches (ms)",
-    "training_seconds": "Training time (s)", "weights": "Started from"}
+    "name": "Run", "test_accuracy": "Right on test photos", "training_seconds":
+    "Training time (s)", "inference_ms_single": "Time per photo, one at a time (ms)",
+    "inference_ms_batched": "Time per photo, in batches (ms)", "weights": "Started from"}
+DEFAULT_SELECTED = 3
 EXPERT_COLUMNS = {
     "name": "Run", "variant": "Variant", "test_accuracy": "Test accuracy", "log_loss": "Log loss",
     "macro_f1": "Macro F1", "inference_ms_single": "Infer ms/img (1)",
@@ -49,6 +52,10 @@ def plain_scores(scores: pd.DataFrame, names: dict[str, str]) -> pd.DataFrame:
     return shown
 
 
+def _names(table: pd.DataFrame) -> dict[str, str]:
+    return dict(zip(table["run_id"], table["name"])) if "name" in table else {}
+
+
 def _short_weights(value: str) -> str:
     """'pretrained' / 'scratch'; a weights file by its name only."""
     return WEIGHTS_NAMES.get(value, f"file {Path(str(value)).name}")
@@ -69,6 +76,7 @@ def render_table(table: pd.DataFrame) -> None:
     shown["Started from"] = shown["Started from"].map(_short_weights)
     milliseconds = st.column_config.NumberColumn(format="%.1f")
     st.dataframe(shown, hide_index=True, width="stretch", column_config={
+        "Run": st.column_config.TextColumn(width="large", pinned=True),
         "Right on test photos": st.column_config.ProgressColumn(
             min_value=0.0, max_value=1.0, format="percent",
             help="Test accuracy: the share of the test photos (never seen in training) the "
@@ -94,6 +102,13 @@ def render_table(table: pd.DataFrame) -> None:
             "Input px": st.column_config.NumberColumn(format="%d")})
 
 
+def default_selection(table: pd.DataFrame) -> list[str]:
+    """Up to :data:`DEFAULT_SELECTED` runs, the newest with a test score first."""
+    scored = table.dropna(subset=["test_accuracy"])
+    newest = scored.sort_values("created_at", ascending=False)
+    return list(newest["run_id"].head(DEFAULT_SELECTED))
+
+
 def render_measure_button(table: pd.DataFrame, selected: list[str]) -> None:
     """Measure inference time (batch 1 and batched) of the selected runs on this machine."""
     chosen = table[table["run_id"].isin(selected)]
@@ -105,7 +120,7 @@ def render_measure_button(table: pd.DataFrame, selected: list[str]) -> None:
             try:
                 compare.measure_inference(row.run_dir)
             except EngineError as err:
-                show_error(err)
+                show_error(EngineError(name_runs_in(err.user_message, _names(table)), err.detail))
         bar.progress(1.0, text="Measured; figures are saved with each run.")
         st.rerun()
 
@@ -116,7 +131,8 @@ def speed_figure(table: pd.DataFrame, batched: bool) -> go.Figure:
     data = table.dropna(subset=[column, "test_accuracy"]).copy()
     data["parameters_m"] = data["parameters"].fillna(0) / 1e6
     figure = px.scatter(
-        data, x=column, y="test_accuracy", color="variant", text="variant",
+        data.assign(label=data["name"].map(short_name)),
+        x=column, y="test_accuracy", color="variant", text="label",
         size=data["parameters_m"].clip(lower=0.05), size_max=40,
         hover_data={"name": True, "log_loss": ":.3f", "parameters_m": ":.2f",
                     "image_size_px": True},
@@ -140,7 +156,7 @@ def render_confusions(table: pd.DataFrame, selected: list[str]) -> None:
             try:
                 confusion = compare.confusion_table(row.run_dir)
             except EngineError as err:
-                st.warning(err.user_message)
+                st.warning(name_runs_in(err.user_message, _names(table)))
                 continue
             st.plotly_chart(charts.confusion_counts_figure(confusion, row.name),
                             key=f"compare_confusion_{row.run_id}")
@@ -166,7 +182,7 @@ def render_ensemble_builder(table: pd.DataFrame, selected: list[str], workspace_
         try:
             evaluation = ensemble.evaluate_ensemble(list(rows["run_dir"]), method, weights)
         except EngineError as err:
-            show_error(err)
+            show_error(EngineError(name_runs_in(err.user_message, _names(table)), err.detail))
         else:
             st.session_state[LAST_EVALUATION] = evaluation
     if len(rows) < 2:
@@ -198,7 +214,9 @@ def render_ensemble_builder(table: pd.DataFrame, selected: list[str], workspace_
             st.success(f"Saved as {folder.name}: choose it on the Predict page like a run.")
 
 
-def render_saved_ensembles(workspace_root: Path) -> None:
+def render_saved_ensembles(workspace_root: Path, names: dict[str, str]) -> None:
+    """The saved ensembles, their members named as runs are everywhere (``names``: run id ->
+    name)."""
     folders = ensemble.list_ensembles(workspace_root)
     if not folders:
         st.caption("No saved ensembles yet.")
@@ -207,11 +225,11 @@ def render_saved_ensembles(workspace_root: Path) -> None:
         try:
             document = ensemble.read_ensemble(folder)
         except EngineError as err:
-            st.warning(err.user_message)
+            st.warning(name_runs_in(err.user_message, names))
             continue
         with st.expander(f"{folder.name} · {document['method']} of "
                          f"{len(document['members'])} runs"):
-            st.dataframe(plain_scores(pd.DataFrame(document.get("evaluation", [])), {}),
+            st.dataframe(plain_scores(pd.DataFrame(document.get("evaluation", [])), names),
                          hide_index=True, column_config=SCORE_FORMATS)
-            st.caption("Members: " + ", ".join(Path(member).name
+            st.caption("Members: " + ", ".join(names.get(Path(member).name, "a deleted run")
                                                for member in document["members"]))

@@ -9,10 +9,12 @@ import pandas as pd
 import streamlit as st
 
 from engine.errors import EngineError
+from engine.ingest.checks import KIND_TITLES
 from engine.ingest.importing import (ImportProgress, ImportReport, import_csv, import_files,
                               import_folder, import_zip)
 from engine.ingest.overview import list_imports
 from engine.workspace import Workspace
+from ui.data.issues import KIND_HELP
 from ui.errors import show_error
 
 LAST_IMPORT = "data_last_import"          # session key: list of ImportReport of the last click
@@ -56,7 +58,8 @@ def show_report(report: ImportReport) -> None:
     if report.num_readable == 0 and report.already_present == 0:
         st.error(text + " Nothing usable was imported: see the problems below.")
     elif report.problems:
-        st.warning(text + " Act on the files listed below in the Issues tab.")
+        st.warning(text + " The files below need a look: quarantine or keep them in the "
+                          "Issues tab at the top of this page.")
     else:
         st.success(text)
     if report.given_split:
@@ -64,10 +67,15 @@ def show_report(report: ImportReport) -> None:
                    "the Split section of the Label page shows it.")
     if report.problems:
         table = pd.DataFrame([vars(problem) for problem in report.problems])
-        st.dataframe(table.rename(columns={"path": "File", "kind": "Problem",
-                                           "detail": "What is wrong"}),
-                     hide_index=True, width="stretch",
+        plain = pd.DataFrame({"File": table["path"],
+                              "Problem": table["kind"].map(lambda kind: KIND_TITLES.get(kind, kind)),
+                              "What to do": table["kind"].map(lambda kind: KIND_HELP.get(kind, ""))})
+        st.dataframe(plain, hide_index=True, width="stretch",
                      height=min(400, 38 + 35 * len(report.problems)))
+        with st.expander("Details: what the checks found in each file"):
+            st.dataframe(table.rename(columns={"path": "File", "kind": "Check",
+                                               "detail": "Found"})[["File", "Check", "Found"]],
+                         hide_index=True, width="stretch")
 
 
 def render_import(workspace: Workspace) -> None:

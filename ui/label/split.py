@@ -72,26 +72,40 @@ def _render_given(workspace: Workspace, given: GivenSplit) -> None:
                        key=f"split_carve_{target}_button", on_click=_carve,
                        args=(workspace, target),
                        help="Takes the same share of every class, at random but repeatable "
-                            "(the seed below), keeping copies of a photo together.")
+                            "(the seed under Other ways to split), keeping copies of a photo "
+                            "together.")
 
 
 def _toggle_lock(workspace: Workspace) -> None:
     set_test_locked(workspace, bool(st.session_state.get("split_lock")))
 
 
-def render_split(workspace: Workspace) -> None:
-    saved = load_split_config(workspace)
+def _render_current(summary) -> None:
+    """The split the photos have now, before any setting: shares, then photos per class."""
+    totals = summary.drop(columns="class").sum()
+    assigned = int(totals["train"] + totals["val"] + totals["test"])
+    if assigned:
+        shares = ", ".join(f"{SPLIT_WORDS[name]} {totals[name] / assigned:.0%}"
+                           for name in ("train", "val", "test"))
+        st.markdown(f"**Now:** {shares} of {assigned:,} photos"
+                    + (f"; {int(totals['unassigned']):,} have no split yet."
+                       if totals["unassigned"] else "."))
+    else:
+        st.markdown(f"**Now:** none of the {int(totals['total']):,} labeled photos has a split "
+                    "yet.")
+    table = summary.set_index("class")
+    table.loc["All classes"] = totals
+    table.index.name = "Class"
+    st.dataframe(table.rename(columns={"train": "Train", "val": "Validation", "test": "Test",
+                                       "unassigned": "No split yet", "total": "Total"}),
+                 width="stretch")
+
+
+def _render_settings(workspace: Workspace, given: GivenSplit | None) -> None:
+    """Ratios and seed for photos without a split, the test lock, and the two split buttons."""
     state = st.session_state
-    state.setdefault("split_train", round(saved.train * 100))
-    state.setdefault("split_val", round(saved.val * 100))
-    state.setdefault("split_test", round(saved.test * 100))
-    state.setdefault("split_seed", saved.seed)
-    state.setdefault("split_lock", is_test_locked(workspace))
-    render_status(workspace, "split")
-    show_flash()
-    given = given_split(workspace)
-    if given is not None:
-        _render_given(workspace, given)
+    st.caption("These shares apply to photos that get a split from now on, and to a re-split; "
+               "they do not change the split above until you press a button.")
     cols = st.columns(4)
     cols[0].number_input("Train %", 1, 100, step=5, key="split_train")
     cols[1].number_input("Validation %", 0, 99, step=5, key="split_val")
@@ -101,8 +115,8 @@ def render_split(workspace: Workspace) -> None:
     st.toggle("Lock the test set (re-splits keep it; new images go to train/validation only)",
               key="split_lock", on_change=_toggle_lock, args=(workspace,))
     cols = st.columns([1, 1, 2])
-    cols[0].button("Split new images", key="split_new", type="primary", on_click=_split,
-                   args=(workspace, False),
+    cols[0].button("Split new images", key="split_new", type="primary" if given is None
+                   else "secondary", on_click=_split, args=(workspace, False),
                    help="Gives a split to labeled images that have none; existing splits stay.")
     with cols[1].popover("Re-split everything"):
         if given is not None:
@@ -117,23 +131,38 @@ def render_split(workspace: Workspace) -> None:
                   args=(workspace, True))
     cols[2].caption("Stratified by class; exact and near duplicates always share a split, so "
                     "no photo is in training and in test.")
+
+
+def render_split(workspace: Workspace) -> None:
+    """The real split first, then one set of controls: carving a missing split when the
+    folders gave one, else the ratios (folded away under the carving when there is one)."""
+    saved = load_split_config(workspace)
+    state = st.session_state
+    state.setdefault("split_train", round(saved.train * 100))
+    state.setdefault("split_val", round(saved.val * 100))
+    state.setdefault("split_test", round(saved.test * 100))
+    state.setdefault("split_seed", saved.seed)
+    state.setdefault("split_lock", is_test_locked(workspace))
+    render_status(workspace, "split")
+    show_flash()
     summary = split_summary(workspace)
     if summary.empty:
         st.info("No labeled images yet: label some, then split them.")
         return
-    totals = summary.drop(columns="class").sum()
-    table = summary.set_index("class")
-    table.loc["All classes"] = totals
-    table.index.name = "Class"
-    st.dataframe(table.rename(columns={"train": "Train", "val": "Validation", "test": "Test",
-                                       "unassigned": "No split yet", "total": "Total"}),
-                 width="stretch")
+    _render_current(summary)
     try:
         check_split(workspace, _config_from_inputs())
     except DatasetError as err:
         st.warning(err.user_message)
     except EngineError as err:
         show_error(err)
+    given = given_split(workspace)
+    if given is None:
+        _render_settings(workspace, given)
+        return
+    _render_given(workspace, given)
+    with st.expander("Other ways to split: shares, seed, re-split"):
+        _render_settings(workspace, given)
 
 
 def render_export(workspace: Workspace) -> None:

@@ -223,8 +223,10 @@ def _mistake_cell(workspace: Workspace, results: run_results.RunResults, row: pd
                   fixes: pd.DataFrame) -> None:
     image_id = int(row["image_id"])
     thumbnail(workspace, image_id)
-    st.markdown(f"**{row['file_name']}**  \ntrue **{row['true']}** → **{row['predicted']}**  \n"
-                f"p={row['confidence']:.2f} · loss {row['loss']:.2f}")
+    st.markdown(f"**{row['file_name']}**  \nlabeled **{row['true']}**, the model says "
+                f"**{row['predicted']}** ({row['confidence']:.0%} sure)",
+                help=f"Probability {row['confidence']:.2f}, loss {row['loss']:.2f} (how wrong "
+                     "the answer is: 0 when right and sure).")
     _fix_badge(fixes, image_id)
     left, right = st.columns(2)
     left.checkbox("Select", key=f"{PICK_PREFIX}{image_id}")

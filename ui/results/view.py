@@ -21,7 +21,7 @@ from ui.results import charts
 from ui.results import gallery
 from ui.results import queue as results_queue
 from ui.run_names import run_names
-from ui.state import SELECTED_RUN
+from ui.state import RETRAINED_RUN, SELECTED_RUN
 
 RUN_PICKER = "results_run_picker"
 SECTION = "results_section"
@@ -157,8 +157,27 @@ def render_retrain(workspace: Workspace, results: run_results.RunResults, run: R
                          "When it finishes, its results list which images changed outcome."):
         _retrain(workspace, run)
     gallery.show_flash()
-    if st.session_state.get(STARTED_RUN):
-        link_to_train(f"Watch run {st.session_state[STARTED_RUN]} on the Train page")
+    _render_started(workspace)
+
+
+def _render_started(workspace: Workspace) -> None:
+    """The run "Retrain with fixes" started: a way to watch it while it trains, a pointer to
+    its results once it has a model, nothing when it failed or was cancelled."""
+    started = st.session_state.get(STARTED_RUN)
+    if not started:
+        return
+    from engine.jobs import job_status
+
+    try:
+        record = job_status(workspace, started).run     # a silently dead worker reads as such
+    except EngineError:
+        st.session_state.pop(STARTED_RUN, None)
+        return
+    name = run_names(list_runs(workspace)).get(started, "The new run")
+    if record.status.is_active:
+        link_to_train(f"Watch {name} on the Train page")
+    elif record.status.has_model:
+        st.caption(f"{name} has finished: choose it in the Run list above to see what changed.")
 
 
 def _retrain(workspace: Workspace, run: RunRecord) -> None:
@@ -172,11 +191,13 @@ def _retrain(workspace: Workspace, run: RunRecord) -> None:
     except EngineError as err:
         show_error(err)
         return
+    names = run_names(list_runs(workspace))
     st.session_state[gallery.FLASH] = (
-        "success", f"Started run `{new_id}` with the settings of `{run.id}` on the corrected "
-                   "data. Watch it on the Train page; when it finishes, pick it here to see "
-                   "what changed.")
+        "success", f"Started {names.get(new_id, 'a new run')} with the settings of "
+                   f"{names.get(run.id, 'this run')} on the corrected data. The Train page "
+                   "shows it; when it finishes, pick it here to see what changed.")
     st.session_state[STARTED_RUN] = new_id
+    st.session_state[RETRAINED_RUN] = new_id        # the Train page opens on it
 
 
 def render_sections(workspace: Workspace, results: run_results.RunResults, run: RunRecord) -> None:
@@ -233,14 +254,19 @@ def render_overview(workspace: Workspace, results: run_results.RunResults, run: 
 def render_calibration(workspace: Workspace, results: run_results.RunResults,
                        run: RunRecord) -> None:
     del workspace, run
-    num_bins = st.slider("Bins", 5, 20, 10, key="results_calibration_bins")
+    num_bins = st.slider("Confidence groups", 5, 20, 10, key="results_calibration_bins",
+                         help="Bins: the test photos are grouped by how sure the model was "
+                              "(for example 80-90 %), and each group's share of right answers "
+                              "is compared with that confidence.")
     result = evaluation.calibration(results.predictions, "test", num_bins)
     if result.num_images == 0:
         st.info("This run has no test images, so there is nothing to calibrate against.")
         return
-    st.metric("Expected calibration error (test)", f"{result.ece:.3f}",
-              help="Average gap between confidence and accuracy, weighted by images per bin. "
-                   "0 = when the model says 80%, it is right 80% of the time.")
+    st.metric("How far its confidence is off (test photos)", f"{result.ece:.1%}",
+              help=f"Expected calibration error (ECE) {result.ece:.3f}: the average gap "
+                   "between how sure the model is and how often it is right, weighted by the "
+                   "photos in each group. 0 = when the model says 80 %, it is right 80 % of "
+                   "the time.")
     st.plotly_chart(charts.reliability_figure(result.bins), key="results_reliability")
     st.caption("Bars below the diagonal: over-confident; above: under-confident.")
 
@@ -250,14 +276,15 @@ def render_changes(workspace: Workspace, results: run_results.RunResults, run: R
         parent = get_run(workspace, run.parent_run_id or "")
         before = load_results(parent)
     except (EngineError, OSError) as err:
-        st.warning(f"The run this one retrained ({run.parent_run_id}) cannot be read: "
+        st.warning("The run this one retrained cannot be read: "
                    f"{getattr(err, 'user_message', err)}")
         return
     changes = retraining.compare_outcomes(before.predictions, results.predictions)
     old = evaluation.split_metrics(before.predictions, before.class_names, "test")
     new = evaluation.split_metrics(results.predictions, results.class_names, "test")
     same = retraining.compare_test_sets(before.predictions, results.predictions)
-    st.markdown(f"Retrained from `{parent.id}`. On the {same.num_compared} test photos whose "
+    parent_name = run_names(list_runs(workspace)).get(parent.id, "the earlier run")
+    st.markdown(f"Retrained from {parent_name}. On the {same.num_compared} test photos whose "
                 f"label did not change, accuracy went {_percent(same.accuracy_before)} → "
                 f"{_percent(same.accuracy_after)}.")
     if not same.is_same_test_set:

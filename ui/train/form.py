@@ -29,7 +29,6 @@ from ui.train import weights as weights_view
 from ui.train.expert import BACKEND_NAMES, backend_options, render_expert
 
 KEY = "train_form_"           # prefix of this form's widget keys
-SIZE_CHOICES = (32, 64, 96, 128, 160, 192, 224, 240, 260, 300, 380, 456, 528, 600)
 NATIVE = "native"
 DEFAULTS = TrainConfig()
 FAMILY_NAMES = {"efficientnet": "EfficientNet", "mobilenet_v2": "MobileNetV2",
@@ -146,6 +145,15 @@ def variant_table(workspace: Workspace, summary: pd.DataFrame, variant: str,
     return pd.DataFrame(rows), throughput
 
 
+def size_label(size: int | str, native_size_px: int, relative_speed: float) -> str:
+    """'as made (224 px)', '128 px · about 3× faster', '300 px · about 1.8× slower'."""
+    if size == NATIVE:
+        return f"as made ({native_size_px} px)"
+    if relative_speed >= 1:
+        return f"{size} px · about {relative_speed:.2g}× faster"
+    return f"{size} px · about {1 / relative_speed:.2g}× slower"
+
+
 def _render_model_choice(workspace: Workspace, summary: pd.DataFrame) -> tuple[str, int | None]:
     left, right = st.columns(2)
     variant = left.selectbox("Model", list(VARIANTS), key=f"{KEY}variant",
@@ -153,15 +161,19 @@ def _render_model_choice(workspace: Workspace, summary: pd.DataFrame) -> tuple[s
                                   "bigger ones need more time and memory. MobileNet models are "
                                   "the fastest.")
     spec = VARIANTS[variant]
-    options = [NATIVE, *[size for size in SIZE_CHOICES if size >= spec.min_size_px]]
+    choices = estimates.size_choices(variant)
+    options = [NATIVE if choice.is_native else choice.image_size_px for choice in choices]
+    speeds = {option: choice.relative_speed for option, choice in zip(options, choices)}
     if st.session_state.get(f"{KEY}size") not in options:
         st.session_state[f"{KEY}size"] = NATIVE      # the new model cannot take the old size
     size_choice = right.select_slider(
         "Photo size", options, key=f"{KEY}size",
-        format_func=lambda size: (f"as made ({spec.native_size_px} px)" if size == NATIVE
-                                  else f"{size} px"),
-        help="Photos are resized to this square side. Smaller trains much faster; the size the "
-             "model was made for is the one it was pretrained at.")
+        format_func=lambda size: size_label(size, spec.native_size_px, speeds[size]),
+        help="Photos are resized to this square side. The size the model was made for is the "
+             "one it was pretrained at; smaller trains faster, larger can see finer detail. "
+             "The speeds are estimates: the work per photo grows with its pixel count (half "
+             "the side, about a quarter of the work), and every photo also costs a fixed time "
+             "to read, so the real gain is often smaller.")
     image_size_px = None if size_choice == NATIVE else int(size_choice)
     table, throughput = variant_table(workspace, summary, variant, image_size_px,
                                       int(st.session_state.get(f"{KEY}batch", 32)))

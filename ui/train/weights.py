@@ -12,17 +12,22 @@ import pandas as pd
 import streamlit as st
 
 from engine.errors import EngineError
-from engine.training.settings import keep_weights_file, scratch_expectation
+from engine.projects import weights_library_dir
+from engine.training.settings import (keep_weights_file, list_weights_files, scratch_expectation,
+                                      weights_dir)
 from engine.training.variants import (VARIANTS, keras_cache_dir, offline_message,
                                       weights_source_reachable, weights_source_url)
 from engine.workspace import Workspace
+from ui import state
 from ui.errors import show_error
 
 KEY = "train_form_"
 CHOICE = f"{KEY}weights"
 PATH = f"{KEY}weights_path"
 UPLOAD = f"{KEY}weights_upload"
-LAST_UPLOAD = f"{KEY}weights_last_upload"      # file id of the upload already kept
+FILE = f"{KEY}weights_file"                     # a known file's path, or OTHER
+UPLOAD_ERROR = f"{KEY}weights_upload_error"
+OTHER = "other"
 CHOICES = {"imagenet": "Pretrained (recommended)",
            "file": "A weights file",
            "none": "From scratch"}
@@ -82,24 +87,66 @@ def render_weights(workspace: Workspace, variant: str, image_size_px: int | None
     return _render_file(workspace, variant, image_size_px)
 
 
+def library_dir() -> Path:
+    """This computer's weights folder: ``weights/`` in the projects root, for every project."""
+    return weights_library_dir(state.projects_root())
+
+
+def known_files(workspace: Workspace) -> list[Path]:
+    """The weights files this project can use: the computer's, then the project's own (older
+    versions kept uploads there)."""
+    return list_weights_files(library_dir(), weights_dir(workspace))
+
+
+def _keep_upload() -> None:
+    """The uploader's on_change: keep the file on this computer and choose it."""
+    uploaded = st.session_state.get(UPLOAD)
+    if uploaded is None:
+        return
+    try:
+        kept = keep_weights_file(library_dir(), uploaded.name, uploaded.getvalue())
+    except EngineError as err:
+        st.session_state[UPLOAD_ERROR] = err
+    else:
+        st.session_state[FILE] = str(kept)
+
+
+def _default_file(options: list[str], expected_name: str) -> str:
+    typed = str(st.session_state.get(PATH) or "").strip()
+    if typed:                                   # stored settings: that file, else "another"
+        resolved = str(Path(typed).expanduser().resolve())
+        return resolved if resolved in options else OTHER
+    matching = [option for option in options if Path(option).name == expected_name]
+    return (matching or options)[0]
+
+
 def _render_file(workspace: Workspace, variant: str, image_size_px: int | None) -> str | None:
     spec = VARIANTS[variant]
-    uploaded = st.file_uploader(f"Weights file for {variant} (.h5)", type=["h5"], key=UPLOAD)
-    if uploaded is not None and st.session_state.get(LAST_UPLOAD) != uploaded.file_id:
-        try:
-            kept = keep_weights_file(workspace, uploaded.name, uploaded.getvalue())
-        except EngineError as err:
-            show_error(err)
-        else:
-            st.session_state[PATH] = str(kept)       # before the text box is drawn this run
-            st.session_state[LAST_UPLOAD] = uploaded.file_id
-    typed = st.text_input("…or the file's place on this computer", key=PATH,
-                          placeholder=f"/path/to/{spec.keras_weights_file(image_size_px)}",
-                          help="An uploaded file is kept with this project (in its weights "
-                               "folder), so it is still there after a restart.")
-    path = typed.strip()
+    expected_name = spec.keras_weights_file(image_size_px)
+    options = [str(path) for path in known_files(workspace)] + [OTHER]
+    if st.session_state.get(FILE) not in options:
+        st.session_state[FILE] = _default_file(options, expected_name)
+    chosen = OTHER
+    if len(options) > 1:
+        chosen = st.selectbox(
+            "Weights file", options, key=FILE,
+            format_func=lambda option: ("Another file on this computer…" if option == OTHER
+                                        else Path(option).name),
+            help=f"The weights files kept on this computer (in {library_dir()}), for every "
+                 f"project. Keras names the file for {variant} {expected_name}.")
+    path = chosen
+    if chosen == OTHER:
+        path = st.text_input("The weights file's place on this computer", key=PATH,
+                             placeholder=f"/path/to/{expected_name}",
+                             help="Or upload it below: it is then kept on this computer for "
+                                  "every project.").strip()
+    st.file_uploader("Add a weights file (.h5): kept on this computer, for every project",
+                     type=["h5"], key=UPLOAD, on_change=_keep_upload)
+    if UPLOAD_ERROR in st.session_state:
+        show_error(st.session_state.pop(UPLOAD_ERROR))
     if not path:
-        st.error("Upload the weights file, or type where it is, to train with it.")
+        st.info("To start from a weights file, upload it or type where it is.",
+                icon=":material/info:")
         return None
     if not Path(path).expanduser().is_file():
         st.error(f"There is no file {path}. Check the place, or upload the file again.")

@@ -47,3 +47,26 @@ def test_speed_is_learned_from_this_workspaces_fine_tuning_epochs(workspace: Wor
     assert run_id in speed.source
     cost = estimates.estimate_cost("B0", 224, 100, 120, 32, speed)
     assert cost.fine_tune_seconds_per_epoch == pytest.approx(20.0)
+
+
+@pytest.mark.parametrize("variant", list(estimates.VARIANTS))
+def test_every_offered_size_is_smaller_and_larger_than_native_and_trainable(variant: str) -> None:
+    choices = estimates.size_choices(variant)
+    spec = estimates.VARIANTS[variant]
+    sizes = [choice.image_size_px for choice in choices]
+    assert sizes == sorted(set(sizes))
+    assert [choice.image_size_px for choice in choices if choice.is_native] == [spec.native_size_px]
+    # Down to 96 px for a 224-px model, the same fraction for the others (on a 16-px grid).
+    assert abs(sizes[0] - spec.native_size_px * 96 / 224) <= 8 and sizes[0] < spec.native_size_px
+    assert sizes[-1] == max(600, spec.native_size_px)
+    for choice in choices:
+        # Quadratic in the side: faster below the native size, slower above it.
+        expected = (spec.native_size_px / choice.image_size_px) ** 2
+        assert choice.relative_speed == pytest.approx(expected)
+        config = TrainConfig(variant=variant, weights="none", image_size_px=choice.image_size_px)
+        assert config.effective_image_size_px == choice.image_size_px
+
+
+def test_a_224_px_model_offers_96_px_at_about_five_times_the_speed() -> None:
+    smallest = estimates.size_choices("B0")[0]
+    assert smallest.image_size_px == 96 and smallest.relative_speed == pytest.approx(5.44, abs=0.01)

@@ -20,7 +20,7 @@ def test_nothing_stored_gives_the_defaults(workspace: Workspace) -> None:
 
 
 def test_settings_round_trip_with_an_uploaded_weights_file(workspace: Workspace) -> None:
-    kept = keep_weights_file(workspace, "../../mobilenet_0.5_no_top.h5", b"weights")
+    kept = keep_weights_file(weights_dir(workspace), "../../mobilenet_0.5_no_top.h5", b"weights")
     assert kept == weights_dir(workspace) / "mobilenet_0.5_no_top.h5" and kept.read_bytes() == b"weights"
     config = TrainConfig(variant="MobileNetV2-0.5", weights=str(kept), epochs=3, fine_tune_epochs=0,
                          image_size_px=96, optimizer="adam")
@@ -35,7 +35,7 @@ def test_settings_round_trip_with_an_uploaded_weights_file(workspace: Workspace)
 
 
 def test_deleting_the_cache_keeps_the_weights_file_and_the_stored_config(workspace: Workspace) -> None:
-    kept = keep_weights_file(workspace, "b0_notop.h5", b"weights")
+    kept = keep_weights_file(weights_dir(workspace), "b0_notop.h5", b"weights")
     config = TrainConfig(weights=str(kept))
     save_train_settings(workspace, config)
     run_config = config.to_dict()              # what a run's config.json holds
@@ -47,7 +47,7 @@ def test_deleting_the_cache_keeps_the_weights_file_and_the_stored_config(workspa
 
 
 def test_a_stored_weights_file_that_is_gone_is_reported_not_replaced(workspace: Workspace) -> None:
-    kept = keep_weights_file(workspace, "b0_notop.h5", b"weights")
+    kept = keep_weights_file(weights_dir(workspace), "b0_notop.h5", b"weights")
     save_train_settings(workspace, TrainConfig(variant="B1", weights=str(kept), epochs=4))
     kept.unlink()
 
@@ -68,7 +68,7 @@ def test_unreadable_or_outdated_settings_fall_back_to_the_defaults(workspace: Wo
 
 def test_only_weights_files_are_kept(workspace: Workspace) -> None:
     with pytest.raises(ConfigError, match=".h5"):
-        keep_weights_file(workspace, "holiday.jpg", b"x")
+        keep_weights_file(weights_dir(workspace), "holiday.jpg", b"x")
     assert not weights_dir(workspace).exists() or not any(weights_dir(workspace).iterdir())
 
 

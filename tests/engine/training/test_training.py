@@ -204,10 +204,13 @@ def test_preflight_refuses_unquarantined_broken_files(tmp_path):
     workspace = tiny_workspace(tmp_path)
     with workspace.connect() as connection:
         connection.execute("INSERT INTO issues(image_id, kind, severity, detail, created_at) "
-                           "VALUES (1, 'truncated', 'error', 'file ends early', 'now')")
-    with pytest.raises(DatasetError, match="Quarantine") as caught:
+                           "VALUES (1, 'zero_byte', 'error', 'file ends early', 'now')")
+    with pytest.raises(DatasetError, match="Quarantine them on the Data page, Issues tab") as caught:
         start_run(workspace, tiny_config())
-    assert "truncated" in caught.value.user_message
+    # The problem in words; its code and the check's own text only in the details.
+    assert "Empty files" in caught.value.user_message
+    assert "zero_byte" not in caught.value.user_message
+    assert "zero_byte: file ends early" in caught.value.detail
 
 
 def test_preflight_refuses_a_single_class(tmp_path):
