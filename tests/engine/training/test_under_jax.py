@@ -21,12 +21,24 @@ ROOT = Path(__file__).resolve().parents[3]
 # reloaded, cached features), a phase stopped inside fit (halt, cancel: the JAX state copied
 # back), continue and resume, the best weights restored across phases, the callbacks,
 # augmentation's ops and the backbone's feature pass. Left out: the tests of pure Python
-# (the learning-rate controller, progress, settings, config and variants tables, sharding),
+# (the learning-rate controller, progress, settings, config and variants tables, sharding,
+# the checks that refuse a run before anything is built),
 # the TensorFlow-only distribution strategies, quality thresholds (the 95 % pets-dev check
 # measures the head, not the backend) and the tests that already start their own process on
 # each backend (test_backends.py, the two-device and two-process tests).
+TRAINING = "tests/engine/training/test_training.py::"
 BACKEND_TESTS = (
-    "tests/engine/training/test_training.py",
+    *(TRAINING + name for name in (
+        "test_events_come_in_protocol_order",
+        "test_run_row_and_artefacts_follow_the_contract",
+        "test_saved_model_reloads_safely_and_matches_predictions_csv",
+        "test_features_are_computed_once_and_reused_by_the_next_run",
+        "test_halt_keeps_the_best_weights_and_writes_the_model",
+        "test_cancel_marks_the_run_cancelled_without_a_model",
+        "test_continue_extends_the_phase",
+        "test_resume_continues_after_an_interruption",
+        "test_resume_during_fine_tuning_keeps_the_phase_one_best",
+        "test_weights_file_is_loaded_into_the_backbone")),
     "tests/engine/training/test_callbacks.py",
     "tests/engine/training/test_augmentation.py",
     "tests/engine/training/test_features.py",
