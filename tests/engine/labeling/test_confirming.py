@@ -7,8 +7,7 @@ import numpy as np
 from engine.labeling import labels
 from engine.labeling.confirming import (LEAST_CERTAIN, confirm_counts, confirm_page, next_page,
                                         ready_matrix)
-from engine.labeling.photo_features import _write_state, matrix_path
-from tests.engine.labeling_data import image_labels, insert_images
+from tests.engine.labeling_data import image_labels, insert_images, write_photo_features
 
 CENTRES = np.array([[6.0, 0, 0, 0], [0, 6.0, 0, 0], [0, 0, 6.0, 0]])
 
@@ -16,13 +15,8 @@ CENTRES = np.array([[6.0, 0, 0, 0], [0, 6.0, 0, 0], [0, 0, 6.0, 0]])
 def _project(workspace, labels_list, kinds, seed=0):
     """Images with features drawn around the centre of their kind; returns the ids."""
     ids = insert_images(workspace, labels_list)
-    with workspace.connect() as connection:
-        shas = [connection.execute("SELECT sha256 FROM images WHERE id = ?", (i,)).fetchone()[0]
-                for i in ids]
     rng = np.random.default_rng(seed)
-    features = (CENTRES[kinds] + rng.normal(0, 1.0, (len(kinds), 4))).astype(np.float32)
-    np.savez(matrix_path(workspace, "tiny"), sha256=np.asarray(shas), features=features)
-    _write_state(workspace, {"state": "done", "cache_name": "tiny"})
+    write_photo_features(workspace, ids, CENTRES[kinds] + rng.normal(0, 1.0, (len(kinds), 4)))
     return ids
 
 
