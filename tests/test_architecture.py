@@ -8,7 +8,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 ENGINE = ROOT / "engine"
-TOP_LEVEL_CORE = {"__init__", "__main__", "errors", "workspace", "runs", "events", "jobs", "worker",
+TOP_LEVEL_CORE = {"__init__", "__main__", "errors", "workspace", "runs", "events", "jobs", "worker", "linear",
                   "choices", "projects", "processes"}
 STAGES = {"ingest", "labeling", "training", "results", "serving", "cli"}
 

@@ -14,8 +14,8 @@ watched with :mod:`engine.processes` like model-assisted labeling) writes, in
   "error", "pid", "started_at", "num_photos", "settings", "backbone": {...},
   "cache_name"};
 - ``<cache_name>.npz``: the features of every usable photo in one file (``sha256``,
-  ``features``) plus the standardization of :class:`engine.linear.FeatureSpace`, which the
-  refit after every page reads in milliseconds;
+  ``features``) plus the standardization of :class:`engine.linear.FeatureSpace` and the
+  features through it (``projected``), which the refit after every page reads in milliseconds;
 - ``features.log``: the process's output; ``cancel``: present while a cancel is asked.
 
 Without usable weights the state is ``unavailable`` and ``error`` says why in plain words.
@@ -203,10 +203,18 @@ def compute_photo_features(workspace: Workspace, backbone: LabelingBackbone, *,
     features = result.features if result is not None else np.zeros((0, 1), np.float32)
     target = matrix_path(workspace, cache.name)
     temporary = target.with_name(f".{target.stem}.{os.getpid()}.tmp.npz")
-    arrays = FeatureSpace.fit(features).to_arrays() if len(shas) > 1 else {}
-    np.savez(temporary, sha256=np.asarray(shas), features=features, **arrays)
+    np.savez(temporary, sha256=np.asarray(shas), features=features, **space_arrays(features))
     temporary.replace(target)
     return cache.name
+
+
+def space_arrays(features: np.ndarray) -> dict[str, np.ndarray]:
+    """The standardization of these features and the features through it ('projected'),
+    stored with the matrix so a refit does not redo them."""
+    if len(features) < 2:
+        return {}
+    space = FeatureSpace.fit(features)
+    return {**space.to_arrays(), "projected": space.transform(features)}
 
 
 def run_feature_job(workspace: Workspace, variant: str | None = None,
@@ -279,4 +287,5 @@ def load_matrix(workspace: Workspace, cache_name: str) -> dict[str, np.ndarray] 
     if not path.is_file():
         return None
     with np.load(path, allow_pickle=False) as data:
-        return {key: data[key] for key in data.files}
+        keys = ["sha256", "projected"] if "projected" in data.files else data.files
+        return {key: data[key] for key in keys}
