@@ -51,3 +51,19 @@ def test_confirm_a_page_then_undo_it(workspace, monkeypatch):
     assert not test.exception
     assert all(image_labels(workspace)[i] is None for i in page)
     assert confirm_counts(workspace) == (0, 0)
+
+
+def test_without_weights_the_page_says_so_and_labeling_works(workspace, monkeypatch, tmp_path):
+    from engine.labeling.photo_features import run_feature_job
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "no-keras"))       # no ImageNet file here
+    monkeypatch.setenv("STUDIO_WEIGHTS_URL", "http://127.0.0.1:9/")   # and no download
+    insert_images(workspace, [None] * 3, with_files=True)
+    assert run_feature_job(workspace)["state"] == "unavailable"
+    monkeypatch.setenv(WORKSPACE_ENV, str(workspace.root))
+    test = AppTest.from_file(PAGE, default_timeout=60)
+    test.session_state["label_section"] = "Confirm"
+    test.run()
+    assert not test.exception
+    assert any("none is on this computer" in i.value and "Grid" in i.value for i in test.info)
+    grid = AppTest.from_file(PAGE, default_timeout=60).run()   # the default stays the grid
+    assert not grid.exception and grid.button(key="grid_assign") is not None
