@@ -1,6 +1,6 @@
 """Benchmark: how many actions labeling by confirming costs a person, through the CLI.
 
-    python -m bench.label_effort                      # pets-dev (1,200 Cat/Dog photos)
+    python -m bench.label_effort                      # pets-dev (1,200 Cat/Dog photos), and 400 of them
     python -m bench.label_effort --timing-only        # only label-next's seconds at 10,000 photos
 
 A simulated person who always knows the right class labels pets-dev imported as one flat
@@ -40,11 +40,15 @@ def _engine(*arguments: str) -> str:
     return done.stdout
 
 
-def _flat_copy(source: Path, target: Path) -> dict[str, str]:
-    """Copy every photo of the class folders into one folder under new names; returns
-    {new name: class}."""
+def _flat_copy(source: Path, target: Path, limit: int | None = None) -> dict[str, str]:
+    """Copy every photo of the class folders (or a seeded sample of ``limit``) into one folder
+    under new names; returns {new name: class}."""
+    import random
+
     truth = {}
     files = sorted(p for p in source.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+    if limit is not None and limit < len(files):
+        files = sorted(random.Random(0).sample(files, limit))
     target.mkdir(parents=True)
     for number, path in enumerate(files):
         name = f"photo_{number:05d}{path.suffix.lower()}"
@@ -53,8 +57,9 @@ def _flat_copy(source: Path, target: Path) -> dict[str, str]:
     return truth
 
 
-def simulate(folder: Path, workspace: Path, page_size: int) -> dict[str, object]:
-    truth = _flat_copy(folder, workspace.parent / "flat")
+def simulate(folder: Path, workspace: Path, page_size: int,
+             limit: int | None = None) -> dict[str, object]:
+    truth = _flat_copy(folder, workspace.parent / "flat", limit)
     _engine("import", str(workspace.parent / "flat"), "--workspace", str(workspace), "--json")
     actions = pages = cold_pages = corrections = typed = labeled = 0
     refit_seconds, started = [], time.perf_counter()
@@ -147,9 +152,10 @@ def main() -> None:
         if not arguments.timing_only:
             if not WEIGHTS.is_file():
                 raise SystemExit(f"This benchmark needs {WEIGHTS} (see ../shared/weights).")
-            figures["pets_dev"] = simulate(require_pets_dev(), Path(temporary) / "ws",
-                                           arguments.page)
-            print(json.dumps(figures["pets_dev"], indent=2))
+            for name, limit in (("pets_dev", None), ("pets_dev_400", 400)):
+                figures[name] = simulate(require_pets_dev(), Path(temporary) / name / "ws",
+                                         arguments.page, limit)
+                print(json.dumps({name: figures[name]}, indent=2))
         figures["label_next_at_10000"] = timing_at_scale(Path(temporary))
         print(json.dumps(figures["label_next_at_10000"], indent=2))
     figures["load_average_before_after"] = [round(load_before[0], 1),

@@ -2,7 +2,7 @@
 
 Pooled backbone features are standardized (mean 0, variance 1 per dimension, estimated on
 every photo of the project, labeled or not) and, when they are wide, projected on their
-leading principal directions (:class:`FeatureSpace`), so a refit on thousands of labeled
+leading principal directions, not whitened (:class:`FeatureSpace`), so a refit on thousands of labeled
 photos stays well under a second. Labeling by confirming refits this model after every page
 (:mod:`engine.labeling.confirming`); step 1 and the data signals can share it later.
 """
@@ -47,8 +47,10 @@ class FeatureSpace:
             standard = (features - mean) / scale
             pca = PCA(max_dimensions, svd_solver="randomized", random_state=seed)
             pca.fit(standard[np.random.default_rng(seed).permutation(rows)[:5000]])
-            # whiten: every kept direction has unit variance, like a standardized feature
-            components = (pca.components_ / np.sqrt(pca.explained_variance_ + 1e-6)[:, None])
+            # One scale for every kept direction (not whitening: giving the weak, noisy
+            # directions unit variance let them weigh as much as the strong ones, and twice as
+            # many suggestions were wrong on pets-dev), so the projected values stay ~unit size.
+            components = pca.components_ / np.sqrt(pca.explained_variance_.mean() + 1e-6)
             components = components.astype(np.float32)
         return cls(mean.astype(np.float32), scale, components)
 
