@@ -229,9 +229,11 @@ def confirm_page(workspace: Workspace, decisions: list[tuple[int, str | None, st
         confirmed = sum(1 for i, s, c in chosen if i in changed and c == s)
         corrected = len(changes) - confirmed
         names = sorted({c for _, _, c in changes})
-        action_id = record_relabel(
-            connection, ASSIGN, f"Confirmed a page: {len(changes)} photos as "
-            f"{', '.join(names)} ({corrected} corrected)", source, changes,
+        suggested = any(s is not None for _, s, _ in chosen)
+        text = (f"Confirmed a page: {len(changes)} photos as {', '.join(names)} "
+                f"({corrected} corrected)" if suggested else
+                f"Named a page: {len(changes)} photos as {', '.join(names)}")
+        action_id = record_relabel(connection, ASSIGN, text, source, changes,
             detail={"confirmed": confirmed, "corrected": corrected})
     return action_id
 
