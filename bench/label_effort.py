@@ -34,7 +34,8 @@ WEIGHTS = WEIGHTS_DIR / "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.5_224
 
 def _engine(*arguments: str) -> str:
     done = subprocess.run([sys.executable, "-m", "engine", *arguments], cwd=ROOT, text=True,
-                          capture_output=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+                          check=False, capture_output=True,
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
     if done.returncode != 0:
         raise SystemExit(f"python -m engine {' '.join(arguments)} failed:\n{done.stderr[-3000:]}")
     return done.stdout

@@ -61,6 +61,7 @@ def _shown_ids(page, prefix: str) -> list[int]:
 
 def _choose(page, key: str, name: str) -> None:
     """Pick `name` in the selectbox of widget `key` (again when a rerun closed the list)."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
     for _ in range(5):
         page.locator(f".st-key-{key}").get_by_role("combobox").click()
         try:
@@ -70,7 +71,7 @@ def _choose(page, key: str, name: str) -> None:
                 " return e && [...e.querySelectorAll('input')].some(i => i.value === name); }",
                 arg=[key, name], timeout=5_000)
             return
-        except Exception:
+        except PlaywrightTimeout:
             page.keyboard.press("Escape")
     screenshot(page, "label-confirm-debug")
     raise AssertionError(f"could not choose {name} for {key}")
