@@ -120,8 +120,8 @@ def next_page(workspace: Workspace, matrix: dict[str, np.ndarray], *, page_size:
     if mode not in (SUREST, LEAST_CERTAIN):
         raise LabelError(f"mode must be '{SUREST}' or '{LEAST_CERTAIN}'; got {mode!r}.")
     # Imported before the clock starts: loading scikit-learn is not refit time.
-    import sklearn.cluster  # noqa: F401
-    import sklearn.linear_model
+    import sklearn.cluster
+    import sklearn.linear_model  # noqa: F401
     from threadpoolctl import threadpool_limits
 
     # Small problems: BLAS threads only contend (measured 10x slower on a busy 2-core machine).

@@ -67,3 +67,26 @@ def test_without_weights_the_page_says_so_and_labeling_works(workspace, monkeypa
     assert any("none is on this computer" in i.value and "Grid" in i.value for i in test.info)
     grid = AppTest.from_file(PAGE, default_timeout=60).run()   # the default stays the grid
     assert not grid.exception and grid.button(key="grid_assign") is not None
+
+
+def test_keys_give_the_marked_photo_a_class_then_enter_confirms(workspace, monkeypatch):
+    kinds = np.repeat([0, 1], 8)
+    ids = insert_images(workspace, ["cat"] * 2 + [None] * 6 + ["dog"] * 2 + [None] * 6,
+                        with_files=True)
+    write_photo_features(workspace, ids, np.array([[5.0, 0], [0, 5.0]])[kinds]
+                         + np.random.default_rng(1).normal(0, 1, (16, 2)))
+    monkeypatch.setenv(WORKSPACE_ENV, str(workspace.root))
+    test = AppTest.from_file(PAGE, default_timeout=60).run()
+    shown = next(h.value for h in test.subheader if h.value.startswith("These look like"))
+    shown = shown.split(": ")[1]
+    page = [int(c.key.removeprefix("confirm_ok_")) for c in test.checkbox
+            if c.key and c.key.startswith("confirm_ok_")]
+    other_key = "confirm_key_1" if shown == "dog" else "confirm_key_2"   # classes: cat, dog
+    test.button(key="confirm_key_next").click().run()      # Right: mark the second photo
+    test.button(key=other_key).click().run()               # it is the other class
+    test.button(key="confirm_key_0").click().run()         # the third: leave it unlabeled
+    assert not test.exception
+    test.button(key="confirm_page").click().run()          # Enter
+    now = image_labels(workspace)
+    other = "dog" if shown == "cat" else "cat"
+    assert [now[i] for i in page] == [shown, other, None, *[shown] * (len(page) - 3)]

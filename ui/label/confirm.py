@@ -20,12 +20,13 @@ from engine.labeling.photo_features import (cancel_feature_job, needs_update, re
                                             start_feature_job)
 from engine.workspace import Workspace
 from ui.label.common import flash, render_status, run_action, show_flash, show_thumbnail
+from ui.label.confirm_keys import FIX as _FIX
+from ui.label.confirm_keys import OK as _OK
+from ui.label.confirm_keys import SKIP, marked, render_keys
 
 MODE = "confirm_mode"
 PAGE_SIZE = 48
 PER_ROW = 6
-SKIP = "\u2014 leave unlabeled \u2014"
-_OK, _FIX = "confirm_ok_", "confirm_fix_"
 _MODES = {SUREST: "Surest first (one class per page)", LEAST_CERTAIN: "Least certain first"}
 HELP = ("How it works: the app looks at every photo once, then learns from each label you give. "
         "Each page shows photos it thinks belong to one class, surest first. Untick the wrong "
@@ -180,15 +181,18 @@ def _new_class(workspace: Workspace) -> None:
 
 def _photos(workspace: Workspace, page: LabelPage) -> None:
     class_names = labels.class_names(workspace)
+    render_keys(page, class_names)
+    cursor = marked(page)
     for start in range(0, len(page.photos), PER_ROW):
         cols = st.columns(PER_ROW)
-        for col, photo in zip(cols, page.photos[start:start + PER_ROW]):
-            with col:
+        for offset, (col, photo) in enumerate(zip(cols, page.photos[start:start + PER_ROW])):
+            with col.container(border=start + offset == cursor):
                 show_thumbnail(workspace, photo.image_id, 128, square=True, width="stretch")
                 ok = False
                 if photo.suggested is not None:
-                    ok = st.checkbox(f"{photo.suggested} {photo.confidence:.0%}",
-                                     value=True, key=f"{_OK}{photo.image_id}",
+                    key = f"{_OK}{photo.image_id}"
+                    st.session_state.setdefault(key, True)
+                    ok = st.checkbox(f"{photo.suggested} {photo.confidence:.0%}", key=key,
                                      help=f"{photo.source_path}: untick if it is not "
                                           f"{photo.suggested}")
                 if not ok:
