@@ -112,6 +112,8 @@ def needs_update(workspace: Workspace) -> bool:
     if state.get("state") == "failed":
         return False   # the page shows the error and a button to try again
     num_photos = len(photos(workspace)[0])
+    if num_photos == 0 and not state:
+        return False   # nothing imported yet
     return (not state or state.get("num_photos") != num_photos
             or state.get("settings") != _train_settings_text(workspace))
 
