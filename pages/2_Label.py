@@ -1,4 +1,4 @@
-"""Label: assign classes fast (grid with bulk assign, or one photo at a time with keys 1-9),
+"""Label: confirm pages of suggested photos (the default once suggestions exist), assign classes fast (grid with bulk assign, or one photo at a time with keys 1-9),
 manage classes, undo, see the history, set the train/val/test split, export the dataset."""
 from __future__ import annotations
 
@@ -6,21 +6,23 @@ import streamlit as st
 
 from ui.label.assist import render_assist
 from ui.label.common import SECTION
+from ui.label.confirm import has_suggestions, render_confirm
 from ui.label.grid import render_grid
 from ui.label.manage import render_classes, render_history
 from ui.label.single import render_single
 from ui.label.split import render_export, render_split
 from ui import frame
 
-SECTIONS = ("Grid", "One at a time", "Classes", "Split", "History", "Export")
+SECTIONS = ("Confirm", "Grid", "One at a time", "Classes", "Split", "History", "Export")
 
 workspace = frame.open_page("Label", "🏷️")
 st.title("Label")
 
 render_assist(workspace)
 
-tabs = st.tabs(SECTIONS, key=SECTION, on_change="rerun")
-renderers = (render_grid, render_single, render_classes, render_split, render_history,
+tabs = st.tabs(SECTIONS, key=SECTION, on_change="rerun",
+               default="Confirm" if has_suggestions(workspace) else "Grid")
+renderers = (render_confirm, render_grid, render_single, render_classes, render_split, render_history,
              render_export)
 for tab, render in zip(tabs, renderers):
     if tab.open:  # only the open section runs: fast with thousands of images

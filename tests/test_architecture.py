@@ -9,7 +9,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 ENGINE = ROOT / "engine"
 TOP_LEVEL_CORE = {"__init__", "__main__", "errors", "workspace", "runs", "events", "jobs", "worker",
-                  "choices", "projects", "processes", "machine"}
+                  "choices", "projects", "processes", "machine", "linear"}
 STAGES = {"ingest", "labeling", "training", "results", "serving", "cli"}
 
 

@@ -319,11 +319,13 @@ def _drop_created_classes(connection: sqlite3.Connection, names: Iterable[str]) 
 
 
 def record_relabel(connection: sqlite3.Connection, kind: str, description: str, source: str,
-                   changes: Sequence[tuple[int, str | None, str | None]]) -> int:
+                   changes: Sequence[tuple[int, str | None, str | None]],
+                   detail: dict[str, Any] | None = None) -> int:
     """Record and apply (image_id, old, new) changes as one action inside the caller's
-    transaction (for other engine modules: CSV labels, suggestions). Returns the action id."""
+    transaction (for other engine modules: CSV labels, suggestions, confirm pages; ``detail``
+    is kept in detail_json). Returns the action id."""
     before = _class_names(connection)
-    action_id = _new_action(connection, kind, description, source)
+    action_id = _new_action(connection, kind, description, source, detail)
     _relabel(connection, action_id, changes)
     _record_created(connection, action_id, before)
     return action_id

@@ -89,6 +89,7 @@ def render_import(workspace: Workspace) -> None:
         reports = _csv_form(workspace)
     if reports:
         st.session_state[LAST_IMPORT] = reports
+        _prepare_suggestions(workspace)
         st.rerun()    # redraw from the top, so the sidebar counts the new photos too
     for report in st.session_state.get(LAST_IMPORT, []):
         show_report(report)
@@ -97,6 +98,17 @@ def render_import(workspace: Workspace) -> None:
         with st.expander(f"Import history ({len(history)})"):
             st.dataframe(history.rename(columns=HISTORY_COLUMNS)[list(HISTORY_COLUMNS.values())],
                          hide_index=True, width="stretch")
+
+
+def _prepare_suggestions(workspace: Workspace) -> None:
+    """Start looking at the new photos in the background (labeling by confirming)."""
+    from engine.errors import EngineError
+    from engine.labeling.photo_features import needs_update, start_feature_job
+    try:
+        if needs_update(workspace):
+            start_feature_job(workspace)
+    except EngineError:
+        pass   # the Label page's Confirm section shows the problem and a way to retry
 
 
 def _class_choice(key: str, allow_subfolders: bool) -> tuple[str | None, bool]:

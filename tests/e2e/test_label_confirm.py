@@ -1,0 +1,109 @@
+"""Real app, real browser: label a flat set of photos of three kinds by confirming. The first
+page shows one photo of each kind; the person names the classes there; then every page of
+"These look like: X" is confirmed with Enter until nothing is left.
+
+The photos' features are a stand-in for the backbone's (three separated groups, written as a
+finished feature job), so the test runs in seconds; the background job itself is tested through
+``label-next`` (tests/cli/test_label_next_cli.py)."""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from tests.e2e.conftest import ARTIFACTS, ROOT, _free_port, _wait_healthy, screenshot
+from tests.engine.labeling_data import image_labels, insert_images, write_photo_features
+
+pytestmark = pytest.mark.slow
+NAMES = ("red", "green", "blue")   # tests.factories draws kind i with hue i (red, green, blue)
+
+
+@pytest.fixture(scope="module")
+def confirm_app(tmp_path_factory):
+    from engine.workspace import open_workspace
+    workspace = open_workspace(tmp_path_factory.mktemp("e2e-confirm") / "workspace")
+    ids = insert_images(workspace, [None] * 24, with_files=True)   # kind = number % 3
+    kinds = np.arange(24) % 3
+    centres = np.eye(3) * 6
+    write_photo_features(workspace, ids, centres[kinds]
+                         + np.random.default_rng(0).normal(0, 1, (24, 3)))
+    truth = {image_id: NAMES[kind] for image_id, kind in zip(ids, kinds)}
+    port = _free_port()
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with (ARTIFACTS / "streamlit-confirm.log").open("w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", str(ROOT / "streamlit_app.py"),
+             "--server.port", str(port), "--server.headless", "true",
+             "--server.fileWatcherType", "none", "--", "--workspace", str(workspace.root)],
+            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}, start_new_session=True)
+        try:
+            _wait_healthy(f"http://127.0.0.1:{port}/_stcore/health", process)
+            yield f"http://127.0.0.1:{port}/Label", workspace, truth
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+def _shown_ids(page, prefix: str) -> list[int]:
+    classes = page.locator(f"[class*='st-key-{prefix}']").evaluate_all(
+        "els => els.map(e => e.className)")
+    return sorted({int(m.group(1)) for c in classes
+                   for m in [re.search(rf"st-key-{prefix}(\d+)", c)] if m})
+
+
+def _choose(page, key: str, name: str) -> None:
+    """Pick `name` in the selectbox of widget `key` (again when a rerun closed the list)."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+    for _ in range(5):
+        page.locator(f".st-key-{key}").get_by_role("combobox").click()
+        try:
+            page.get_by_role("option", name=name, exact=True).click(timeout=5_000)
+            page.wait_for_function(
+                "([key, name]) => { const e = document.querySelector('.st-key-' + key);"
+                " return e && [...e.querySelectorAll('input')].some(i => i.value === name); }",
+                arg=[key, name], timeout=5_000)
+            return
+        except PlaywrightTimeout:
+            page.keyboard.press("Escape")
+    screenshot(page, "label-confirm-debug")
+    raise AssertionError(f"could not choose {name} for {key}")
+
+
+def test_name_classes_on_the_first_page_then_confirm_every_page(confirm_app, page):
+    url, workspace, truth = confirm_app
+    page.goto(url)
+    page.wait_for_selector("text=Name these photos")   # Confirm is the default section
+    for name in NAMES:
+        page.get_by_label("New class", exact=True).fill(name)
+        page.get_by_role("button", name="Add class").click()
+        page.wait_for_selector(f"text=Class '{name}' added")
+    first = _shown_ids(page, "confirm_fix_")
+    assert {truth[i] for i in first} == set(NAMES)          # the first page meets every kind
+    screenshot(page, "label-confirm-first-page")
+    for image_id in first:
+        _choose(page, f"confirm_fix_{image_id}", truth[image_id])
+    page.get_by_role("button", name=re.compile("Confirm these")).click()
+    page.wait_for_selector("text=These look like")
+    screenshot(page, "label-confirm-suggested-page")
+    for _ in range(6):
+        if page.get_by_text("Every photo with suggestions is labeled").count():
+            break
+        heading = page.locator("h3", has_text="These look like").inner_text()
+        page.mouse.click(1300, 110)   # focus the page, not a text field
+        page.keyboard.press("Enter")
+        page.wait_for_function(
+            "(old) => { const h = [...document.querySelectorAll('h3')].map(e => e.innerText);"
+            " return h.every(t => t !== old) || document.body.innerText.includes("
+            "'Every photo with suggestions is labeled'); }", arg=heading)
+    page.wait_for_selector("text=Every photo with suggestions is labeled")
+    screenshot(page, "label-confirm-done")
+    assert image_labels(workspace) == truth
+    assert page.get_by_text(re.compile(r"by confirming: 1[0-9]")).count()
