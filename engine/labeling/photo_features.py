@@ -145,11 +145,17 @@ def choose_backbone(workspace: Workspace, variant: str | None = None,
         return LabelingBackbone(spec.name, values["weights"], size, pooling)
     if values["weights"] == "imagenet" and (keras_cache_dir() / spec.keras_weights_file(size)).is_file():
         return LabelingBackbone(spec.name, "imagenet", size, pooling)
-    kept = weights_dir(workspace)
+    # The computer's weights folder (beside the projects; also the app's default root for a
+    # workspace opened directly), then the project's own folder of older versions.
+    from engine.projects import resolve_projects_root, weights_library_dir
+    folders = (weights_library_dir(workspace.root.parent),
+               weights_library_dir(resolve_projects_root()), weights_dir(workspace))
     for other in sorted(VARIANTS.values(), key=lambda s: s.parameters):
         name = other.keras_weights_file()
-        if (kept / name).is_file():
-            return LabelingBackbone(other.name, str(kept / name), other.native_size_px, pooling)
+        for folder in folders:
+            if (folder / name).is_file():
+                return LabelingBackbone(other.name, str(folder / name), other.native_size_px,
+                                        pooling)
         if (keras_cache_dir() / name).is_file():
             return LabelingBackbone(other.name, "imagenet", other.native_size_px, pooling)
     from engine.training.variants import weights_source_reachable

@@ -39,6 +39,19 @@ def test_the_train_pages_file_first_else_the_smallest_kept_file(workspace, offli
 
 
 @requires_weights
+def test_a_file_in_the_computers_weights_folder_serves_every_project(tmp_path, offline):
+    from engine.projects import create_project, weights_library_dir
+
+    root = tmp_path / "projects"
+    library = weights_library_dir(root)
+    library.mkdir(parents=True)
+    shutil.copy(MOBILENET_V2_035_WEIGHTS, library / MOBILENET_V2_035_WEIGHTS.name)
+    for name in ("First", "Second"):
+        assert choose_backbone(create_project(root, name)) == LabelingBackbone(
+            "MobileNetV2-0.35", str(library / MOBILENET_V2_035_WEIGHTS.name), 224, "max")
+
+
+@requires_weights
 def test_features_share_training_step_1_cache(workspace):
     from engine.training.features import weights_fingerprint
     from engine.training.layers import assemble_model
