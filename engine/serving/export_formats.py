@@ -65,7 +65,38 @@ def write_onnx(model, path: Path) -> Path:
     # Keras exports a model only once it has been called (its input signature is traced).
     model(np.zeros((1, *model.input_shape[1:]), dtype=np.float32), training=False)
     model.export(str(path), format="onnx", verbose=False)
+    _captured_inputs_as_constants(model, path)
     return path
+
+
+def _captured_inputs_as_constants(model, path: Path) -> None:
+    """tf2onnx turns the constants the traced function captured (EfficientNet's
+    Normalization mean and variance) into extra graph inputs that ONNX Runtime then asks
+    for; give them back their values, as constants, so the image is the only input."""
+    import onnx
+    import tensorflow as tf
+    from keras import tree
+    from keras.src.export.export_utils import get_input_signature, make_tf_tensor_spec
+    from keras.src.export.onnx import get_concrete_fn
+
+    proto = onnx.load(str(path))
+    if len(proto.graph.input) <= 1:
+        return
+    signature = tree.map_structure(make_tf_tensor_spec, get_input_signature(model))
+    function = get_concrete_fn(model, signature)  # the function Keras' exporter converted
+    if hasattr(function, "get_concrete_function"):
+        function = function.get_concrete_function(*signature)
+    values = {inside.name: outside.numpy() for outside, inside in function.graph.captures
+              if outside.dtype != tf.resource}
+    for graph_input in list(proto.graph.input):
+        if graph_input.name in values:
+            proto.graph.input.remove(graph_input)
+            proto.graph.initializer.append(
+                onnx.numpy_helper.from_array(values[graph_input.name], graph_input.name))
+    if len(proto.graph.input) != 1:
+        raise ExportError("The ONNX model asks for inputs besides the photo: "
+                          + ", ".join(item.name for item in proto.graph.input))
+    onnx.save(proto, str(path))
 
 
 def write_tflite(model, path: Path, quantize: bool) -> Path:

@@ -93,6 +93,18 @@ def test_onnx_export_predicts_like_the_model_with_onnx_runtime_in_another_proces
     assert saved["model_path"] == "model.onnx" and saved["export_dir"] == "onnx"
 
 
+def test_onnx_export_of_a_model_with_normalization_has_one_input(tmp_path):
+    """EfficientNet's Normalization constants must not become inputs ONNX Runtime asks for."""
+    images = image_table(tmp_path / "photos", per_class=3)
+    run_dir = write_tiny_run(tmp_path / "run", images, size=32, epochs=0, normalization=True)
+    result = export_model(run_dir, "onnx", sample_paths=list(images["path"][:4]))
+    import onnxruntime
+    session = onnxruntime.InferenceSession(str(result.model_path),
+                                           providers=["CPUExecutionProvider"])
+    assert len(session.get_inputs()) == 1
+    assert result.max_abs_difference <= 1e-4
+
+
 def test_re_export_replaces_the_previous_one_and_lists(tiny_run):
     run_dir, _ = tiny_run
     stale = RunFolder(run_dir).exports / "keras"
