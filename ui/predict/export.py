@@ -36,7 +36,10 @@ def render_export_panel(run_dir: Path, unsure_below: float = 0.0) -> None:
     export_format, quantize = FORMATS[choice]
     if export_format == "bundle":
         st.caption(f"Its predict.py answers “unsure” below {unsure_below:.0%}, the level set on "
-                   "the Predict tab (it can be changed there, or later in the folder).")
+                   "the Predict tab (it can be changed there, or later in the folder)."
+                   if unsure_below > 0 else "Its predict.py always gives the most likely class: "
+                   "set “Answer unsure below” on the Predict tab first to have it answer "
+                   "“unsure” on doubtful photos.")
     if st.button("📦 Export and verify", key="export_start", type="primary"):
         try:
             with st.spinner("Exporting, reloading in a new process and checking parity…"):
@@ -56,7 +59,8 @@ def render_export_panel(run_dir: Path, unsure_below: float = 0.0) -> None:
 
 
 def render_export(result: ExportResult) -> None:
-    title = result.export_dir.name + (" (quantised)" if result.is_quantized else "")
+    title = ("Ready-to-run folder" if result.format == "bundle" else result.export_dir.name) \
+        + (" (quantised)" if result.is_quantized else "")
     with st.container(border=True):
         st.markdown(f"**{title}**")
         ok = result.max_abs_difference <= result.tolerance
