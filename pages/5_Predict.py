@@ -117,4 +117,4 @@ with export_tab:
         st.info("Ensembles predict here and from the CLI; to take a model elsewhere, export "
                 "one of its member runs.")
     else:
-        export_view.render_export_panel(chosen.path)
+        export_view.render_export_panel(chosen.path, threshold)

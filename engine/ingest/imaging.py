@@ -7,36 +7,31 @@ only when the original is not already a plain RGB JPEG/PNG without rotation
 (docs/architecture.md, "Images").
 
 Every pixel a model sees comes from :func:`decode_for_model`, the one decode path shared by
-training's decode-once cache, cached features, prediction, Grad-CAM and the export parity
-check, so the same file always gives the same model input.
+training's decode-once cache, cached features, prediction, Grad-CAM, the export parity check
+and the export bundle, so the same file always gives the same model input. It lives in
+:mod:`engine.ingest.decoding` (numpy and Pillow only, copied into bundles) and is re-exported
+here with :func:`to_rgb`, :func:`open_image` and :func:`exif_orientation`.
 """
 from __future__ import annotations
 
 import io
 import os
 import tempfile
-import warnings
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFile, ImageOps
+from PIL import Image, ImageDraw
 
 from engine.errors import WorkspaceError
+# The one decode lives in a standalone module (numpy + Pillow only) that export bundles copy.
+from engine.ingest.decoding import (BACKGROUND_RGB, DEFAULT_MAX_PIXELS, MODEL_RESAMPLE,  # noqa: F401
+                                    decode_for_model, exif_orientation, open_image, to_rgb)
 from engine.workspace import Workspace
 
-# A truncated file must fail loudly (Pillow's default, set explicitly because other
-# libraries sometimes flip it globally).
-ImageFile.LOAD_TRUNCATED_IMAGES = False
-
-DEFAULT_MAX_PIXELS = 100_000_000      # 10000 x 10000; above this an image is refused
 NORMALIZED_MAX_SIDE_PX = 1024
 NORMALIZED_JPEG_QUALITY = 95
 THUMBNAIL_QUALITY = 85
 DHASH_BITS = 64
-# Transparent pixels become this colour, everywhere (normalised copies, thumbnails, models).
-BACKGROUND_RGB = (255, 255, 255)
-# The one resize filter between a decoded photo and a model (see decode_for_model).
-MODEL_RESAMPLE = Image.Resampling.BILINEAR
 
 # Pillow format -> extension of the stored original (content decides, not the user's name).
 FORMAT_EXTENSIONS = {"JPEG": ".jpg", "PNG": ".png", "GIF": ".gif", "WEBP": ".webp",
@@ -72,124 +67,12 @@ def sniff_format(head: bytes) -> str | None:
     return None
 
 
-def open_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
-    """Open image bytes lazily (header only), refusing decompression bombs.
-
-    Raises:
-        Image.DecompressionBombError: more than ``max_pixels`` pixels.
-        PIL.UnidentifiedImageError / OSError: not a readable image.
-    """
-    with warnings.catch_warnings():
-        # Our own limit decides below; Pillow's global one only warns up to 2x its value.
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        try:
-            image = Image.open(io.BytesIO(data))
-        except Image.DecompressionBombError as err:  # Pillow's own hard stop (2x its limit)
-            raise Image.DecompressionBombError(
-                f"more than {2 * (Image.MAX_IMAGE_PIXELS or 0):,} pixels, above the limit of "
-                f"{max_pixels:,} pixels") from err
-    width, height = image.size
-    if width * height > max_pixels:
-        raise Image.DecompressionBombError(
-            f"{width}x{height} = {width * height:,} pixels is above the limit of "
-            f"{max_pixels:,} pixels")
-    return image
-
-
-def exif_orientation(image: Image.Image) -> int:
-    """EXIF orientation tag (1..8; 1 = upright), 1 when absent or unreadable."""
-    try:
-        return int(image.getexif().get(0x0112, 1) or 1)
-    except Exception:  # noqa: BLE001 - broken EXIF must not make a good photo unusable
-        return 1
-
-
 def is_high_bit_depth(image: Image.Image) -> bool:
     """True for 16-bit/float images (PNG 'I;16', 48-bit RGB, 'I', 'F')."""
     if image.mode in ("I", "F") or image.mode.startswith("I;16"):
         return True
     raw_modes = [tile[3] if len(tile) > 3 else None for tile in (image.tile or [])]
     return any(isinstance(raw, str) and "16" in raw for raw in raw_modes)
-
-
-def to_rgb(image: Image.Image) -> Image.Image:
-    """Plain 8-bit RGB, upright: first frame, EXIF applied, alpha over :data:`BACKGROUND_RGB`,
-    16-bit scaled (never clipped)."""
-    if getattr(image, "is_animated", False):
-        image.seek(0)
-    if exif_orientation(image) != 1:
-        image = ImageOps.exif_transpose(image)
-    if image.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
-        image = Image.fromarray(_scaled_to_8bit(image))
-    if image.mode == "P" and "transparency" in image.info:
-        image = image.convert("RGBA")
-    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
-        rgba = image.convert("RGBA")
-        background = Image.new("RGB", rgba.size, BACKGROUND_RGB)
-        background.paste(rgba, mask=rgba.getchannel("A"))
-        return background
-    return image if image.mode == "RGB" else image.convert("RGB")
-
-
-def _scaled_to_8bit(image: Image.Image) -> np.ndarray:
-    """A 16-bit / 32-bit / float single-channel image as uint8, scaled by its bit depth.
-
-    Pillow's own ``convert("RGB")`` clips such values at 255, so a 16-bit grayscale photo
-    turns white; here 'I;16' always means 0..65535, and 'I' / 'F' (depth unknown) are read
-    as 0..1, 0..255 or 0..65535 by their largest value.
-    """
-    array = np.asarray(image, dtype=np.float64)
-    largest = float(array.max(initial=0))
-    if image.mode.startswith("I;16") or largest > 255:
-        peak = 65535.0
-    elif image.mode == "F" and largest <= 1.0:
-        peak = 1.0
-    else:
-        peak = 255.0
-    return np.clip(array / peak * 255.0 + 0.5, 0, 255).astype(np.uint8)
-
-
-def decode_for_model(source: Path | str | bytes, size_px: int | tuple[int, int],
-                     max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """Decode one image file into exactly the pixels a model is given: the one decode path.
-
-    Training's decode-once cache, cached features, prediction, Grad-CAM and the export
-    parity check all call this, so a file gives the same input everywhere. Steps, in order:
-
-    1. JPEG only: draft (DCT-domain) decoding at the smallest scale that still has at least
-       twice the target size (several times faster on big photos, same detail after resize).
-    2. :func:`to_rgb`: first frame, EXIF orientation, 16-bit scaled by bit depth (not
-       clipped), palette and CMYK to RGB, alpha composited over :data:`BACKGROUND_RGB`.
-    3. Resize to ``size_px`` with Pillow bilinear (:data:`MODEL_RESAMPLE`, antialiased: when
-       shrinking the filter widens, so every source pixel counts; no ``reducing_gap``, so the
-       result does not depend on speed settings). The aspect ratio is not kept: the image
-       is stretched to the square (or given) size, as training always did.
-
-    Args:
-        source: a file path or the file's bytes.
-        size_px: output size in pixels, one int for a square or ``(height, width)``; >= 1.
-        max_pixels: images with more pixels are refused as decompression bombs.
-    Returns:
-        uint8 array of shape (height, width, 3), RGB, 0..255 (models take it as float
-        0..255; never divide by 255: the model's own preprocessing rescales).
-    Raises:
-        ValueError: ``size_px`` is not positive.
-        OSError (incl. PIL.UnidentifiedImageError and FileNotFoundError): not a readable or
-            complete image.
-        PIL.Image.DecompressionBombError: more than ``max_pixels`` pixels.
-    """
-    height, width = (size_px, size_px) if isinstance(size_px, int) else map(int, size_px)
-    if height < 1 or width < 1:
-        raise ValueError(f"size_px must be positive, got {size_px!r}")
-    data = source if isinstance(source, bytes) else Path(source).read_bytes()
-    with open_image(data, max_pixels) as image:
-        if image.format == "JPEG":
-            side = 2 * max(height, width)  # square request: right for any EXIF rotation
-            image.draft(image.mode, (side, side))
-        rgb = to_rgb(image)
-        if rgb.size != (width, height):
-            rgb = rgb.resize((width, height), MODEL_RESAMPLE)
-        return np.array(rgb, dtype=np.uint8)
 
 
 def needs_normalized_copy(image: Image.Image, image_format: str | None) -> bool:

@@ -1,7 +1,10 @@
-"""Model export: ``.keras``, TensorFlow SavedModel and TFLite, each verified in a fresh process.
+"""Model export: ``.keras``, TensorFlow SavedModel, TFLite, ONNX and a bundle that runs without
+this app (:mod:`engine.serving.bundle`), each verified in a fresh process.
 
 :func:`export_model` writes the export into ``<run>/exports/<name>/`` (model file or folder,
-``class_dict.csv``, ``labels.txt``, ``export.json``) plus a ``<name>.zip`` bundle for download.
+``class_dict.csv``, ``labels.txt``, ``export.json``; a bundle has its own files instead of
+class_dict.csv) plus a ``<name>.zip`` for download. ``export.json`` names files relative to
+the export (no path of this computer goes into a download).
 Everything is first written under a temporary name and only renamed into place once the export
 has been reloaded **in a new Python process** (the way another program would load it),
 checked for prediction parity against the run's model on sample images, and timed on CPU, so a
@@ -21,13 +24,15 @@ import sqlite3
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from engine.errors import ConfigError, EngineError, ExportError, RunError
-from engine.serving.export_formats import ExportFormat, export_name, load_runner, write_export
+from engine.serving.bundle import write_bundle_files
+from engine.serving.export_formats import (TFLITE_FILE, ExportFormat, export_name, load_runner,
+                                           write_export)
 from engine.serving.models import load_model, read_image_size
 from engine.serving.predict import decode_batches, expand_paths
 from engine.runs import RunFolder, workspace_of_run
@@ -46,14 +51,16 @@ class ExportResult:
     """A verified export.
 
     Attributes:
-        format: keras | savedmodel | tflite.
+        format: keras | savedmodel | tflite | onnx | bundle.
         is_quantized: dynamic-range int8 weights (TFLite only).
         export_dir: folder holding the export and its class_dict.csv / labels.txt.
-        model_path: the model file (``model.keras``, ``model.tflite``) or SavedModel folder.
+        model_path: the model file (``model.keras``, ``model.tflite``, ``model.onnx``; a
+            bundle's model.onnx) or SavedModel folder.
         bundle_path: a zip of ``export_dir`` to hand to another program or machine.
         size_bytes: size of the model file/folder.
         num_sample_images: images used for the parity check.
-        max_abs_difference: largest |probability difference| against the run's model.
+        max_abs_difference: largest |probability difference| against the run's model (a
+            bundle: over its ONNX model, run by its own predict.py, and its TFLite model).
         same_prediction_fraction: share of sample images whose predicted class is unchanged.
         tolerance: the accepted max_abs_difference.
         ms_per_image: CPU inference time in the fresh process, one image at a time.
@@ -74,17 +81,22 @@ class ExportResult:
 
 
 def export_model(run_dir: str | Path, export_format: str | ExportFormat, *,
-                 quantize: bool = False, sample_paths: list[str | Path] | None = None
-                 ) -> ExportResult:
+                 quantize: bool = False, sample_paths: list[str | Path] | None = None,
+                 unsure_below: float = 0.0) -> ExportResult:
     """Export a run's model, reload it in a fresh process, check parity and time it.
 
     Args:
         run_dir: a run folder with model.keras and class_dict.csv.
         export_format: ``keras`` (model.keras + class_dict.csv), ``savedmodel`` (TensorFlow
-            SavedModel folder, signature ``serve``/``serving_default``) or ``tflite``.
+            SavedModel folder, signature ``serve``/``serving_default``), ``tflite``, ``onnx``
+            (checked with ONNX Runtime) or ``bundle`` (model.onnx, model.tflite, labels.txt,
+            preprocessing.json, predict.py, decode.py, requirements.txt, README.md with a
+            model card: runs with numpy, Pillow and onnxruntime only).
         quantize: TFLite only: dynamic-range quantisation (int8 weights, ~4x smaller).
         sample_paths: images for the parity check; default up to 16 test images of the run's
             workspace, else generated noise images.
+        unsure_below: bundle only: its predict.py flags a photo ``unsure`` when the top
+            class's probability is below this (0..1; stored in preprocessing.json).
     Returns:
         The :class:`ExportResult` (also saved as ``export.json`` in the export folder).
     Raises:
@@ -94,6 +106,8 @@ def export_model(run_dir: str | Path, export_format: str | ExportFormat, *,
             tolerance (nothing is left behind in those cases).
     """
     export_format = ExportFormat.from_str(export_format, "export format")
+    if not 0.0 <= unsure_below <= 1.0:
+        raise ConfigError(f"The unsure level must be between 0 and 1; got {unsure_below}.")
     if quantize and export_format is not ExportFormat.TFLITE:
         raise ConfigError("Quantisation applies to TFLite exports only; choose format tflite "
                           "or leave quantisation off.")
@@ -106,11 +120,18 @@ def export_model(run_dir: str | Path, export_format: str | ExportFormat, *,
     staging.mkdir()
     try:
         model_path = write_export(model, run_dir, staging, export_format, quantize)
+        if export_format is ExportFormat.BUNDLE:
+            write_bundle_files(run_dir, staging, unsure_below)
         inputs = _sample_inputs(run_dir, sample_paths)
         expected = np.asarray(model(inputs, training=False), dtype=np.float64)
         figures = _verify_in_fresh_process(export_format, model_path, inputs, staging)
         result = _result(export_format, quantize, exports_dir / name, model_path.name,
                          expected, figures)
+        if export_format is ExportFormat.BUNDLE:  # its TFLite model is checked too
+            result = _worst(result, _result(
+                ExportFormat.TFLITE, False, result.export_dir, TFLITE_FILE, expected,
+                _verify_in_fresh_process(ExportFormat.TFLITE, staging / TFLITE_FILE, inputs,
+                                         staging)))
         if result.max_abs_difference > result.tolerance:
             raise ExportError(
                 f"The {name} export does not match the trained model: probabilities differ by "
@@ -200,6 +221,14 @@ def _result(export_format: ExportFormat, quantize: bool, export_dir: Path, model
         load_seconds=float(figures["load_seconds"]))
 
 
+def _worst(first: ExportResult, second: ExportResult) -> ExportResult:
+    """One result for two models checked on the same photos: the larger difference."""
+    return replace(first, max_abs_difference=max(first.max_abs_difference,
+                                                 second.max_abs_difference),
+                   same_prediction_fraction=min(first.same_prediction_fraction,
+                                                second.same_prediction_fraction))
+
+
 def _size(path: Path) -> int:
     if path.is_file():
         return path.stat().st_size
@@ -207,7 +236,8 @@ def _size(path: Path) -> int:
 
 
 def _write_metadata(staging: Path, result: ExportResult) -> None:
-    metadata = {key: (str(value) if isinstance(value, Path) else value)
+    # Names relative to the export folder: the file travels in the zip to other computers.
+    metadata = {key: (value.name if isinstance(value, Path) else value)
                 for key, value in asdict(result).items()}
     metadata["size_bytes"] = _size(staging / result.model_path.name)
     (staging / "export.json").write_text(json.dumps(metadata, indent=2), encoding="utf-8")

@@ -86,3 +86,12 @@ def test_export_from_the_cli(run_and_folder):
     assert result["format"] == "keras" and Path(result["model_path"]).is_file()
     assert result["max_abs_difference"] <= result["tolerance"]
     assert Path(result["bundle_path"]).is_file()
+
+
+def test_export_onnx_from_the_cli(run_and_folder):
+    run_dir, _ = run_and_folder
+    completed = engine_cli("export", "--run", str(run_dir), "--format", "onnx")
+    assert completed.returncode == 0, completed.stderr
+    assert "Exported onnx:" in completed.stdout and "reloaded in a new process" in completed.stdout
+    assert (run_dir / "exports" / "onnx" / "model.onnx").is_file()
+    assert (run_dir / "exports" / "onnx.zip").is_file()

@@ -6,7 +6,9 @@
 3. Train: B0, no pretrained weights, 96 px (the smallest size offered), 1 epoch, no fine-tuning; the live view shows
    progress until the run finishes;
 4. Results: the confusion matrix (a plotly heatmap) and the misclassified gallery of that run;
-5. relabel one image from the results page; the page says so and the database has it.
+5. relabel one image from the results page; the page says so and the database has it;
+6. Predict › Export model: the default ready-to-run folder is exported, verified and
+   downloaded; the zip holds the README and predict.py (issue 25).
 
 The steps build on each other (one app, one workspace, one browser tab for the module); a step
 whose predecessor failed is skipped with the name of the step that broke. A screenshot is saved
@@ -353,3 +355,30 @@ def test_step5_relabel_from_results(tab, app_url, workspace_path):
                     "ORDER BY label_history.id DESC LIMIT 1", image_id)
     assert history == [(before, target, "results_page")], history
     screenshot(tab, "flow-5b-relabeled")
+
+
+# -- 6 -----------------------------------------------------------------------------------------
+
+def test_step6_download_the_ready_to_run_folder(tab, app_url, workspace_path, tmp_path):
+    import zipfile
+
+    tab.goto(f"{app_url}/Predict")
+    tab.get_by_role("tab", name="📦 Export model").click()
+    _wait_idle(tab)
+    assert tab.get_by_text("Ready-to-run folder (.zip)").first.is_visible()
+    tab.get_by_role("button", name="📦 Export and verify").click()
+    tab.get_by_text("Exported and verified: bundle").wait_for(timeout=420_000)
+    _wait_idle(tab)
+    _no_exception(tab)
+    screenshot(tab, "flow-6-export-bundle")
+    with tab.expect_download() as download_info:
+        tab.get_by_role("button", name="⬇ Download bundle (.zip)").first.click()
+    target = tmp_path / download_info.value.suggested_filename
+    download_info.value.save_as(target)
+    assert target.name.endswith("-bundle.zip"), target.name
+    with zipfile.ZipFile(target) as archive:
+        names = set(archive.namelist())
+        readme = archive.read("README.md").decode()
+    assert {"README.md", "predict.py", "decode.py", "model.onnx", "model.tflite",
+            "requirements.txt", "preprocessing.json", "labels.txt"} <= names
+    assert "python predict.py" in readme and "Classes (3): beach, city, forest" in readme

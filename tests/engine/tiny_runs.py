@@ -27,12 +27,18 @@ def load_images(paths: Sequence[str | Path], size: int) -> np.ndarray:
     return np.stack([decode_for_model(Path(path), size) for path in paths]).astype(np.float32)
 
 
-def build_tiny_model(num_classes: int, size: int, seed: int = 0, width: int = 4):
+def build_tiny_model(num_classes: int, size: int, seed: int = 0, width: int = 4,
+                     normalization: bool = False):
+    """``normalization``: a Normalization layer with fixed mean and variance after the
+    rescaling, as Keras' EfficientNet has."""
     import keras
 
     keras.utils.set_random_seed(seed)
     inputs = keras.Input((size, size, 3))
     x = keras.layers.Rescaling(1.0 / 255)(inputs)
+    if normalization:
+        x = keras.layers.Normalization(mean=[0.485, 0.456, 0.406],
+                                       variance=[0.229 ** 2, 0.224 ** 2, 0.225 ** 2])(x)
     x = keras.layers.Conv2D(width, 3, strides=2, activation="relu")(x)
     x = keras.layers.GlobalAveragePooling2D()(x)
     outputs = keras.layers.Dense(num_classes, activation="softmax")(x)
@@ -55,12 +61,12 @@ def image_table(root: Path, classes: tuple[str, ...] = ("cat", "dog"),
 
 def write_tiny_run(run_dir: Path, images: pd.DataFrame, classes: tuple[str, ...] = ("cat", "dog"),
                    size: int = 32, seed: int = 0, epochs: int = 3, variant: str = "B0",
-                   width: int = 4) -> Path:
+                   width: int = 4, normalization: bool = False) -> Path:
     """Train a tiny model briefly on the train split and write a complete run folder."""
     from sklearn.metrics import confusion_matrix, f1_score, log_loss
 
     run_dir.mkdir(parents=True, exist_ok=True)
-    model = build_tiny_model(len(classes), size, seed, width)
+    model = build_tiny_model(len(classes), size, seed, width, normalization)
     pixels = load_images(images["path"], size)
     labels = np.array([classes.index(label) for label in images["label"]])
     is_train = (images["split"] == "train").to_numpy()

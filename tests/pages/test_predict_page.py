@@ -122,6 +122,24 @@ def test_export_shows_parity_and_downloads(app, runs):
     assert any("gives the trained model's answers" in caption.value for caption in test.caption)
 
 
+def test_the_ready_to_run_folder_is_the_default_export_and_keeps_the_unsure_level(app, runs):
+    import json
+    import zipfile
+
+    test = app()
+    assert test.radio(key="export_format").value.startswith("Ready-to-run folder")
+    test.slider(key="predict_threshold").set_value(0.6).run()
+    assert any("below 60%" in caption.value for caption in test.caption)
+    test.button(key="export_start").click().run()
+    assert not test.exception
+    assert any("Exported and verified: bundle" in success.value for success in test.success)
+    assert test.session_state["export_last_result"].endswith("bundle")
+    folder = Path(test.session_state["export_last_result"])
+    assert json.loads((folder / "preprocessing.json").read_text())["unsure_below"] == 0.6
+    with zipfile.ZipFile(folder.with_suffix(".zip")) as archive:
+        assert {"README.md", "predict.py", "model.onnx"} <= set(archive.namelist())
+
+
 def test_uploads_are_stored_by_content(workspace):
     class Upload:
         def __init__(self, name: str, data: bytes) -> None:

@@ -10,6 +10,9 @@ from engine.serving.export import ExportResult, export_model, list_exports
 from ui.errors import show_error
 
 FORMATS = {
+    "Ready-to-run folder (.zip) — runs on any computer with Python, without this app":
+        ("bundle", False),
+    "ONNX — servers, desktops, web pages (ONNX Runtime)": ("onnx", False),
     "Keras (.keras + class_dict.csv) — reload in Python/Keras": ("keras", False),
     "TensorFlow SavedModel (zip) — TF Serving, TF.js converter, C++": ("savedmodel", False),
     "TFLite float32 — phones, Raspberry Pi": ("tflite", False),
@@ -18,17 +21,30 @@ FORMATS = {
 LAST_EXPORT = "export_last_result"
 
 
-def render_export_panel(run_dir: Path) -> None:
-    """Format choice, the export button, and every verified export of the run."""
+def render_export_panel(run_dir: Path, unsure_below: float = 0.0) -> None:
+    """Format choice, the export button, and every verified export of the run.
+
+    ``unsure_below``: the Predict tab's "unsure" level, stored in a ready-to-run folder."""
     st.caption("Each export is reloaded in a separate Python process, the way another program "
                "would load it, and its predictions are compared with the trained model on "
                "sample test images before it is kept.")
-    choice = st.radio("Format", list(FORMATS), key="export_format")
+    choice = st.radio("Format", list(FORMATS), key="export_format",
+                      help="The ready-to-run folder is what most people want: unzip it on any "
+                           "computer with Python, run the two commands in its README, and get "
+                           "a table of answers like this page's. Its model.onnx runs with ONNX "
+                           "Runtime (servers, desktops, web pages), its model.tflite on phones.")
     export_format, quantize = FORMATS[choice]
+    if export_format == "bundle":
+        st.caption(f"Its predict.py answers “unsure” below {unsure_below:.0%}, the level set on "
+                   "the Predict tab (it can be changed there, or later in the folder)."
+                   if unsure_below > 0 else "Its predict.py always gives the most likely class: "
+                   "set “Answer unsure below” on the Predict tab first to have it answer "
+                   "“unsure” on doubtful photos.")
     if st.button("📦 Export and verify", key="export_start", type="primary"):
         try:
             with st.spinner("Exporting, reloading in a new process and checking parity…"):
-                result = export_model(run_dir, export_format, quantize=quantize)
+                result = export_model(run_dir, export_format, quantize=quantize,
+                                  unsure_below=unsure_below)
         except EngineError as err:
             show_error(err)
         else:
@@ -43,7 +59,8 @@ def render_export_panel(run_dir: Path) -> None:
 
 
 def render_export(result: ExportResult) -> None:
-    title = result.export_dir.name + (" (quantised)" if result.is_quantized else "")
+    title = ("Ready-to-run folder" if result.format == "bundle" else result.export_dir.name) \
+        + (" (quantised)" if result.is_quantized else "")
     with st.container(border=True):
         st.markdown(f"**{title}**")
         ok = result.max_abs_difference <= result.tolerance

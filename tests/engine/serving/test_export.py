@@ -44,6 +44,7 @@ def check_export(run_dir, result, quantize: bool, model_name: str) -> None:
     ("keras", False, MODEL_FILE),
     ("savedmodel", False, "saved_model"),
     ("tflite", True, "model.tflite"),
+    ("onnx", False, "model.onnx"),
 ])
 def test_export_reloads_and_matches(tiny_run, export_format, quantize, model_name):
     run_dir, images = tiny_run
@@ -71,6 +72,39 @@ def test_tflite_export_predicts_like_the_model_in_another_process(tiny_run, tmp_
     np.testing.assert_allclose(np.load(tmp_path / "y.npy"), expected, atol=1e-4)
 
 
+def test_onnx_export_predicts_like_the_model_with_onnx_runtime_in_another_process(tiny_run,
+                                                                                tmp_path):
+    """Independent of export_model's own check: ONNX Runtime alone, in a new interpreter."""
+    run_dir, images = tiny_run
+    result = export_model(run_dir, "onnx", sample_paths=list(images["path"][:6]))
+    pixels = load_images(images["path"][:4], 32)
+    np.save(tmp_path / "x.npy", pixels)
+    code = ("import numpy as np, onnxruntime as ort, sys\n"
+            "s = ort.InferenceSession(sys.argv[1], providers=['CPUExecutionProvider'])\n"
+            "x = np.load(sys.argv[2])\n"
+            "np.save(sys.argv[3], s.run(None, {s.get_inputs()[0].name: x})[0])\n"
+            "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules")
+    subprocess.run([sys.executable, "-c", code, str(result.model_path), str(tmp_path / "x.npy"),
+                    str(tmp_path / "y.npy")], check=True, capture_output=True)
+    from engine.serving.models import load_model
+    expected = load_model(run_dir).predict(pixels, verbose=0)
+    np.testing.assert_allclose(np.load(tmp_path / "y.npy"), expected, atol=1e-4)
+    saved = json.loads((result.export_dir / "export.json").read_text())
+    assert saved["model_path"] == "model.onnx" and saved["export_dir"] == "onnx"
+
+
+def test_onnx_export_of_a_model_with_normalization_has_one_input(tmp_path):
+    """EfficientNet's Normalization constants must not become inputs ONNX Runtime asks for."""
+    images = image_table(tmp_path / "photos", per_class=3)
+    run_dir = write_tiny_run(tmp_path / "run", images, size=32, epochs=0, normalization=True)
+    result = export_model(run_dir, "onnx", sample_paths=list(images["path"][:4]))
+    import onnxruntime
+    session = onnxruntime.InferenceSession(str(result.model_path),
+                                           providers=["CPUExecutionProvider"])
+    assert len(session.get_inputs()) == 1
+    assert result.max_abs_difference <= 1e-4
+
+
 def test_re_export_replaces_the_previous_one_and_lists(tiny_run):
     run_dir, _ = tiny_run
     stale = RunFolder(run_dir).exports / "keras"
@@ -86,8 +120,10 @@ def test_re_export_replaces_the_previous_one_and_lists(tiny_run):
 
 def test_bad_requests_raise_clear_errors(tiny_run, tmp_path):
     run_dir, _ = tiny_run
-    with pytest.raises(ConfigError, match="keras, savedmodel, tflite"):
-        export_model(run_dir, "onnx")
+    with pytest.raises(ConfigError, match="keras, savedmodel, tflite, onnx, bundle"):
+        export_model(run_dir, "coreml")
+    with pytest.raises(ConfigError, match="between 0 and 1"):
+        export_model(run_dir, "bundle", unsure_below=1.5)
     with pytest.raises(ConfigError, match="TFLite exports only"):
         export_model(run_dir, "savedmodel", quantize=True)
     with pytest.raises(RunError):
