@@ -25,9 +25,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--format", required=True, choices=[item.value for item in ExportFormat])
     parser.add_argument("--quantize", action="store_true",
                         help="TFLite: dynamic-range quantisation (int8 weights, ~4x smaller)")
-    parser.add_argument("--unsure-below", type=float, default=0.0, metavar="P",
+    parser.add_argument("--unsure-below", type=float, default=None, metavar="P",
                         help="bundle: its predict.py flags 'unsure' below this probability "
-                             "(0..1, default 0: never)")
+                             "(0..1; default: the run's level from its validation photos, "
+                             "as the Predict page starts from; 0: never)")
     parser.add_argument("--json", action="store_true", help="print the result as one JSON line")
     parser.set_defaults(func=run)
 

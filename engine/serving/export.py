@@ -34,6 +34,7 @@ from engine.serving.bundle import write_bundle_files
 from engine.serving.export_formats import (TFLITE_FILE, ExportFormat, export_name, load_runner,
                                            write_export)
 from engine.serving.models import load_model, read_image_size
+from engine.serving.novelty import run_unsure_level
 from engine.serving.predict import decode_batches, expand_paths
 from engine.runs import RunFolder, workspace_of_run
 
@@ -82,7 +83,7 @@ class ExportResult:
 
 def export_model(run_dir: str | Path, export_format: str | ExportFormat, *,
                  quantize: bool = False, sample_paths: list[str | Path] | None = None,
-                 unsure_below: float = 0.0) -> ExportResult:
+                 unsure_below: float | None = None) -> ExportResult:
     """Export a run's model, reload it in a fresh process, check parity and time it.
 
     Args:
@@ -96,7 +97,9 @@ def export_model(run_dir: str | Path, export_format: str | ExportFormat, *,
         sample_paths: images for the parity check; default up to 16 test images of the run's
             workspace, else generated noise images.
         unsure_below: bundle only: its predict.py flags a photo ``unsure`` when the top
-            class's probability is below this (0..1; stored in preprocessing.json).
+            class's probability is below this (0..1; stored in preprocessing.json); None:
+            the run's own level from its validation photos, as the Predict page starts from
+            (:func:`engine.serving.novelty.run_unsure_level`).
     Returns:
         The :class:`ExportResult` (also saved as ``export.json`` in the export folder).
     Raises:
@@ -106,6 +109,8 @@ def export_model(run_dir: str | Path, export_format: str | ExportFormat, *,
             tolerance (nothing is left behind in those cases).
     """
     export_format = ExportFormat.from_str(export_format, "export format")
+    if unsure_below is None:
+        unsure_below = run_unsure_level(Path(run_dir).expanduser())
     if not 0.0 <= unsure_below <= 1.0:
         raise ConfigError(f"The unsure level must be between 0 and 1; got {unsure_below}.")
     if quantize and export_format is not ExportFormat.TFLITE:

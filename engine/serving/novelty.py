@@ -119,6 +119,21 @@ def unsure_threshold(probabilities: np.ndarray, labels: np.ndarray) -> float:
     return float(np.floor(cut * 100) / 100)
 
 
+def run_unsure_level(run_dir: Path) -> float:
+    """:func:`unsure_threshold` of one run, from the validation rows of its predictions.csv
+    (0 when it has none): the level a prediction starts from, in the app and in an export."""
+    path = RunFolder(run_dir).predictions
+    if not path.is_file():
+        return 0.0
+    frame = pd.read_csv(path)
+    frame = frame[frame["split"] == "val"]
+    columns = [column for column in frame.columns if column.startswith("prob_")]
+    names = [column.removeprefix("prob_") for column in columns]
+    known = frame["true"].astype(str).isin(names)
+    labels = np.array([names.index(name) for name in frame.loc[known, "true"].astype(str)])
+    return unsure_threshold(frame.loc[known, columns].to_numpy(dtype=np.float64), labels)
+
+
 def validation_answers(members: Sequence[Member], class_names: Sequence[str],
                        combine: Callable[[list[np.ndarray]], np.ndarray]
                        ) -> tuple[np.ndarray, np.ndarray]:

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 
 from engine.runs import RunFolder
-from engine.serving.novelty import (EDGE_PERCENTILE, fit_novelty, read_stats, training_files,
-                                    unsure_threshold)
+from engine.serving.novelty import (EDGE_PERCENTILE, fit_novelty, read_stats, run_unsure_level,
+                                    training_files, unsure_threshold)
 from engine.serving.predict import load_predictor, predict_paths
+from tests.canned_runs import CannedImage, write_run_folder
 from tests.engine.tiny_runs import image_table, write_tiny_run
 
 
@@ -55,6 +56,19 @@ def test_unsure_threshold_comes_from_the_validation_answers():
     # Every answer right: less sure than on any validation photo is unsure.
     assert unsure_threshold(probabilities, probabilities.argmax(axis=1)) == 0.55
     assert unsure_threshold(np.zeros((0, 2)), np.zeros(0)) == 0.0
+
+
+def test_a_runs_level_comes_from_its_validation_rows_only(tmp_path):
+    # The same five answers as validation rows of a run's predictions.csv, and test rows that
+    # would move the level if they were read: an export starts from the run's own level.
+    answers = [((0.55, 0.45), "dog"), ((0.4, 0.6), "cat"), ((0.7, 0.3), "cat"),
+               ((0.9, 0.1), "cat"), ((0.95, 0.05), "cat")]
+    images = [CannedImage(i, f"{i}.jpg", "val", true, probs)
+              for i, (probs, true) in enumerate(answers)]
+    images += [CannedImage(10 + i, f"t{i}.jpg", "test", "dog", (0.99, 0.01)) for i in range(5)]
+    run_dir = write_run_folder(tmp_path / "run", images, ("cat", "dog"))
+    assert run_unsure_level(run_dir) == 0.7
+    assert run_unsure_level(tmp_path / "no run") == 0.0
 
 
 @pytest.fixture(scope="module")
