@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from engine.runs import RunFolder
-from engine.serving.novelty import (EDGE_PERCENTILE, fit_novelty, read_stats, run_unsure_level,
+from engine.serving.novelty import (EDGE_SHARE, edge_rank, fit_novelty, read_stats, run_unsure_level,
                                     training_files, unsure_threshold)
 from engine.serving.predict import load_predictor, predict_paths
 from tests.canned_runs import CannedImage, write_run_folder
@@ -23,15 +23,30 @@ def test_another_distribution_is_beyond_the_edge_and_own_photos_are_not():
     rng = np.random.default_rng(0)
     train, val, test = (_photos_features(rng, n) for n in (200, 150, 300))
     stats = fit_novelty(train, val)
-    # The edge is where the validation photos end (EDGE_PERCENTILE of them within it).
-    assert np.mean(stats.distances(val) <= stats.edge) == pytest.approx(EDGE_PERCENTILE / 100,
-                                                                        abs=1 / 150)
+    # The edge is a validation photo's distance: ceil(151 x 0.975) = 148 of 150 within it.
+    assert edge_rank(150) == 148
+    assert np.sum(stats.distances(val) <= stats.edge) == 148
     own = stats.reach(test) > 1
     foreign = stats.reach(_photos_features(rng, 300, shift=1.5)) > 1
     # Photos of the training kind are flagged about as often as validation photos (2.5 %),
     # another kind nearly always. Over seeds 0-19: own 0.3-5.7 %, foreign 100 %.
     assert own.mean() <= 0.10
     assert foreign.mean() >= 0.9
+
+
+def test_the_edge_lets_through_at_most_its_share_also_with_few_validation_photos():
+    # Any continuous score of exchangeable photos: the share of new photos of the training kind
+    # beyond the edge, averaged over many draws of 30 validation photos. The conformal rank
+    # keeps it at 1/31 (3.2 %); the plain 97.5th percentile of 30 let 5-6 % through.
+    rng = np.random.default_rng(3)
+    trials, num_val = 4000, 30
+    scores = np.sort(rng.random((trials, num_val)), axis=1)
+    new = rng.random(trials)
+    beyond = new > scores[:, edge_rank(num_val) - 1]
+    plain = new > np.percentile(scores, EDGE_SHARE * 100, axis=1)
+    assert edge_rank(num_val) == num_val
+    assert beyond.mean() <= 1 / 31 + 0.01
+    assert plain.mean() > beyond.mean() + 0.01
 
 
 def test_a_direction_the_training_photos_never_vary_in_is_caught():
