@@ -43,7 +43,7 @@ from engine.workspace import Workspace
 
 EDGE_SHARE = 0.975          # of photos of the training kind within the edge, on average
 MIN_TRAIN_PHOTOS = 2
-STATS_VERSION = 1
+STATS_VERSION = 2          # bump when the figures change: kept ones are then measured again
 ProgressCallback = Callable[[int, int], None]
 
 
