@@ -63,6 +63,7 @@ class Reading:
     left_text: str
     left: float | None            # seconds; None for "estimating…" and the like
     finishing_shown: bool
+    halt_shown: bool              # the live controls (Halt, more epochs, Cancel)
 
 
 def parse_duration(text: str) -> float | None:
@@ -101,10 +102,10 @@ def scripted_run(projects_root, tmp_path_factory):
 def _read(page) -> Reading:
     metrics = page.evaluate(METRICS_JS)
     left_text = metrics.get("Time left", "")
+    text = page.get_by_test_id("stMain").inner_text()
     return Reading(metrics.get("Phase", ""), metrics.get("Epoch", ""),
                    parse_duration(metrics.get("Elapsed", "")), left_text,
-                   parse_duration(left_text),
-                   FINISHING_TEXT in page.get_by_test_id("stMain").inner_text())
+                   parse_duration(left_text), FINISHING_TEXT in text, "Halt: stop" in text)
 
 
 def _watch(page, go, release, process) -> list[Reading]:
@@ -164,16 +165,21 @@ def test_the_time_left_holds_still_through_a_run_and_the_last_step_is_shown(
              and reading.elapsed is not None]
     phases = {reading.phase for reading in shown}
     summary = "\n".join(f"{r.phase:10} epoch {r.epoch:6} elapsed {r.elapsed} left "
-                        f"{r.left_text!r} finishing={r.finishing_shown}" for r in readings)
+                        f"{r.left_text!r} finishing={r.finishing_shown} halt={r.halt_shown}"
+                        for r in readings)
     (ARTIFACTS / "time-left-readings.txt").write_text(summary + "\n", encoding="utf-8")
     # The time left is shown in every step of the run, the last one included.
     assert {"Step 1", "Step 2", "Last step"} <= phases, summary
     assert len(shown) >= 8, summary
-    assert all(r.left_text in ("estimating…", "a few seconds") for r in readings
+    assert all(r.left_text in ("estimating…", "almost done") for r in readings
                if r.left is None and r.phase in ("Step 1", "Step 2", "Last step")), summary
-    # The last step shows as its own step, with its words.
+    # The last step shows as its own step, with its words, and offers no controls that the
+    # worker would no longer read (halt, more epochs, cancel); the ended run's phase is done.
     assert any(r.finishing_shown and r.phase == "Last step" for r in readings), summary
     assert not any(r.finishing_shown for r in readings if r.phase in ("Step 1", "Step 2"))
+    assert not any(r.halt_shown for r in readings if r.phase == "Last step"), summary
+    assert any(r.halt_shown for r in readings if r.phase == "Step 2"), summary
+    assert page.evaluate(METRICS_JS).get("Phase") == "Done"
 
     # Readings in order of the page's clock; consecutive ones never jump beyond what the
     # time elapsed between them predicts by more than SANE_FACTOR.
