@@ -319,6 +319,10 @@ def test_fine_tuning_and_the_last_step_show_what_can_still_be_done(
     assert any("Scoring the test photos and saving the model" in info.value for info in app.info)
     metrics = {metric.label: metric.value for metric in app.metric}
     assert metrics["Time left"] not in ("0s", "–")
+    # The worker reads no commands in its last step: nothing left to halt, extend or cancel.
+    keys = {button.key for button in app.button}
+    assert not keys & {f"{kind}-{running_run}" for kind in ("halt", "fine", "more", "cancel")}
+    assert any("nothing left to halt or extend" in caption.value for caption in app.caption)
 
 
 def test_interrupted_run_offers_resume_and_the_run_list(labeled_workspace: Workspace) -> None:

@@ -31,6 +31,10 @@ PHASE_LABELS = {"features": "Step 1 · preparing: every photo goes through the m
                 "fine_tune": "Step 2 · fine-tuning: the top of the model learns too",
                 "finishing": "Last step · scoring the test photos and saving the model"}
 FINISHING_TEXT = "Scoring the test photos and saving the model"
+# The time left once the last step has taken longer than estimated (it may take a while more).
+ALMOST_DONE = "almost done"
+FINISHING_NOTE = ("Every epoch is done, so there is nothing left to halt or extend. Once the "
+                  "model is saved, you can continue training it for more epochs.")
 WEIGHTS_NAMES = {"imagenet": "pretrained", "none": "from scratch"}
 # Material icons (bundled with Streamlit, so they render without emoji fonts).
 STATUS_ICONS = {"queued": ":material/hourglass_top:", "running": ":material/play_circle:",
@@ -69,7 +73,8 @@ def _render_run_body(workspace: Workspace, run_id: str, was_active: bool, name: 
     _render_header(run, progress, status, name)
     if status.is_active:
         _render_live_bars(progress, run)
-        controls.render_live_controls(workspace, run_id, status, progress)
+        if not progress.is_finishing:   # the last step reads no commands: nothing to steer
+            controls.render_live_controls(workspace, run_id, status, progress)
     else:
         _render_outcome(workspace, run, progress, status)
     if progress.epochs:
@@ -96,12 +101,17 @@ def _render_header(run: RunRecord, progress: Progress, status: jobs.JobStatus,
         parts.append(WEIGHTS_NAMES.get(weights, f"weights file {Path(str(weights)).name}"))
     st.caption(" · ".join(parts))
     cols = st.columns(4)
-    cols[0].metric("Phase", PHASE_LABELS.get(progress.phase.phase, progress.phase.phase).split(" · ")[0]
-                   if progress.phase else ("starting" if status.is_active else "–"))
+    if not status.is_active and RunStatus(run.status).has_model:
+        phase = "Done"
+    elif progress.phase is not None:
+        phase = PHASE_LABELS.get(progress.phase.phase, progress.phase.phase).split(" · ")[0]
+    else:
+        phase = "starting" if status.is_active else "–"
+    cols[0].metric("Phase", phase)
     cols[1].metric("Epoch", f"{progress.completed_epochs}/{progress.planned_epochs or '?'}")
     cols[2].metric("Elapsed", format_seconds(jobs.run_duration_seconds(run)))
     eta = progress.eta_seconds(time.time()) if status.is_active else None
-    shown = ("estimating…" if eta is None else "a few seconds" if eta < 1 and
+    shown = ("estimating…" if eta is None else ALMOST_DONE if eta < 1 and
              progress.is_finishing else format_seconds(eta))
     cols[3].metric("Time left", shown if status.is_active else "–",
                    help="Measured from this run's own batches, step by step, and counting the "
@@ -117,6 +127,7 @@ def _render_live_bars(progress: Progress, run: RunRecord) -> None:
     if progress.is_finishing:
         st.progress(1.0, text=f"Epochs: {progress.completed_epochs} of {planned} done")
         st.info(f"{FINISHING_TEXT}…", icon=":material/save:")
+        st.caption(FINISHING_NOTE)
         return
     st.write(PHASE_LABELS.get(progress.phase.phase, progress.phase.phase)
              + (f" — {progress.phase.detail}" if progress.phase.detail else ""))

@@ -133,6 +133,27 @@ def largest_jump(values, slack=5.0):
 SANE_FACTOR = 2.0
 
 
+def old_eta(progress, now):
+    """The estimate issue 22 replaced (engine/training/progress.py before it): the current
+    phase's rate, from its first batch alone until an epoch ends, applied to every epoch left."""
+    planned = progress.planned_epochs
+    if planned is None or progress.phase is None:
+        return None
+    rows = [row for row in progress.epoch_rows if row.phase == progress.phase.phase]
+    since = max(filter(None, (progress.epoch_ended_at, progress.phase_started_at)),
+                default=now)
+    in_epoch = max(0.0, now - since)
+    batch = progress.last_batch
+    if rows:
+        per_epoch = sum(row.duration_seconds for row in rows[-3:]) / len(rows[-3:])
+    elif batch is not None and batch.batch > 0:
+        per_epoch = in_epoch / batch.batch * batch.steps_per_epoch
+    else:
+        return None
+    left = max(0, planned - progress.completed_epochs)
+    return max(0.0, left * per_epoch - min(in_epoch, per_epoch))
+
+
 def test_the_time_left_holds_still_through_every_phase_of_a_run():
     stored, end = _scripted_run()
     values = readings(stored)
@@ -153,25 +174,6 @@ def test_the_old_estimate_jumped():
     """The estimate this replaced (the current phase's rate applied to every epoch left) fails
     the same check on the same events: the test can tell."""
     stored, _ = _scripted_run()
-
-    def old_eta(progress, now):   # engine/training/progress.py before issue 22
-        planned = progress.planned_epochs
-        if planned is None or progress.phase is None:
-            return None
-        rows = [row for row in progress.epoch_rows if row.phase == progress.phase.phase]
-        since = max(filter(None, (progress.epoch_ended_at, progress.phase_started_at)),
-                    default=now)
-        in_epoch = max(0.0, now - since)
-        batch = progress.last_batch
-        if rows:
-            per_epoch = sum(row.duration_seconds for row in rows[-3:]) / len(rows[-3:])
-        elif batch is not None and batch.batch > 0:
-            per_epoch = in_epoch / batch.batch * batch.steps_per_epoch
-        else:
-            return None
-        left = max(0, planned - progress.completed_epochs)
-        return max(0.0, left * per_epoch - min(in_epoch, per_epoch))
-
     progress, values = Progress(), []
     for item in stored:
         progress.apply([item])
