@@ -287,8 +287,8 @@ def test_first_session(tab, app_url, projects_root, inputs):
         page.get_by_text("New training run").click()       # folded now that a run exists
         assert page.get_by_role("combobox", name="Model", exact=True).input_value() == VARIANT
         assert page.get_by_role("radio", name="A weights file").is_checked()
-        chosen = page.locator(".st-key-train_form_weights_file")
-        assert inputs["weights"].name in chosen.inner_text()     # offered and chosen
+        chosen = page.get_by_role("combobox", name="Weights file", exact=True)
+        assert chosen.input_value() == inputs["weights"].name     # offered and chosen
         page.get_by_text(f"Training starts from {inputs['weights'].name}.").wait_for()
         assert page.get_by_role("spinbutton", name="Epochs, step 2: fine-tuning (slower)",
                                 exact=True).input_value() == str(FINE_TUNE_EPOCHS)

@@ -129,8 +129,10 @@ def _render_live_bars(progress: Progress, run: RunRecord) -> None:
         st.info(f"{FINISHING_TEXT}…", icon=":material/save:")
         st.caption(FINISHING_NOTE)
         return
-    st.write(PHASE_LABELS.get(progress.phase.phase, progress.phase.phase)
-             + (f" — {progress.phase.detail}" if progress.phase.detail else ""))
+    # What the engine does in this step, in its own technical words: help text, not the page.
+    detail = progress.phase.detail
+    st.markdown(PHASE_LABELS.get(progress.phase.phase, progress.phase.phase),
+                help=detail[0].upper() + detail[1:] + "." if detail else None)
     st.progress(min(1.0, progress.completed_epochs / planned),
                 text=f"Epochs: {progress.completed_epochs} of {planned} done")
     batch = progress.last_batch
