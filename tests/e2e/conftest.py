@@ -9,6 +9,8 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -52,33 +54,58 @@ def workspace_path(projects_root) -> Path:
     return projects_root / SAMPLE_PROJECT_NAME
 
 
+@contextmanager
+def running_app(app_arguments: list[str], log_name: str = "streamlit.log") -> Iterator[str]:
+    """``streamlit run streamlit_app.py -- ARGUMENTS`` on a free localhost port, its output in
+    test-artifacts/e2e/LOG_NAME; yields its base URL once it answers, stops it afterwards."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Chromium is not installed (.ci/run installs Debian's chromium package)")
+    port = _free_port()
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with (ARTIFACTS / log_name).open("w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", str(ROOT / "streamlit_app.py"),
+             "--server.port", str(port), "--server.headless", "true",
+             "--server.fileWatcherType", "none", "--", *app_arguments],
+            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+            env={**{key: value for key, value in os.environ.items()
+                    if key != "STUDIO_WORKSPACE"}, "TF_CPP_MIN_LOG_LEVEL": "2"},
+            start_new_session=True)
+        try:
+            _wait_healthy(f"http://127.0.0.1:{port}/_stcore/health", process)
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
 @pytest.fixture(scope="module")
 def app_url(projects_root):
     """Start the app on a fresh projects root (it opens on the sample project); yield its
     base URL; stop it afterwards."""
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Chromium is not installed (.ci/run installs Debian's chromium package)")
-    port = _free_port()
-    log_path = ARTIFACTS / "streamlit.log"
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    log = log_path.open("w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "streamlit_app.py"),
-         "--server.port", str(port), "--server.headless", "true",
-         "--server.fileWatcherType", "none", "--", "--projects-root", str(projects_root)],
-        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-        env={**{key: value for key, value in os.environ.items() if key != "STUDIO_WORKSPACE"},
-             "TF_CPP_MIN_LOG_LEVEL": "2"}, start_new_session=True)
-    try:
-        _wait_healthy(f"http://127.0.0.1:{port}/_stcore/health", process)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
+    with running_app(["--projects-root", str(projects_root)]) as url:
+        yield url
+
+
+def wait_idle(page) -> None:
+    """Wait until Streamlit finished the current script run, dropped the stale elements and
+    drew every element (no skeleton placeholders left).
+
+    Call it after waiting for the outcome of an action: right after a click the next run may
+    not have started yet."""
+    page.wait_for_function(
+        "() => { const app = document.querySelector(\"[data-testid='stApp']\");"
+        " return app && app.getAttribute('data-test-script-state') === 'notRunning'"
+        " && !document.querySelector(\"[data-stale='true'], [data-testid='stSkeleton']\"); }")
+
+
+def no_exception(page) -> None:
+    """The page shows no Python exception."""
+    errors = page.locator("[data-testid='stException']")
+    assert errors.count() == 0, errors.first.inner_text()
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ import pytest
 from engine.ingest.importing import import_files
 from engine.projects import create_project
 from engine.workspace import open_workspace
-from tests.e2e.conftest import screenshot
+from tests.e2e.conftest import no_exception, screenshot, wait_idle
 from tests.engine.ingest.test_cleaning import CONFLICT, COPIES, _status
 from tests.pages.test_results_check_data import FLIPPED, plant
 from tests.planted import jpeg_bytes, scene
@@ -37,25 +37,13 @@ def prepared(projects_root):
     return {"cleaning": cleaning.root, "checks": projects_root / "Checks", "flipped": ids[FLIPPED]}
 
 
-def _wait_idle(page) -> None:
-    page.wait_for_function(
-        "() => { const app = document.querySelector(\"[data-testid='stApp']\");"
-        " return app && app.getAttribute('data-test-script-state') === 'notRunning'"
-        " && !document.querySelector(\"[data-stale='true'], [data-testid='stSkeleton']\"); }")
-
-
-def _no_exception(page) -> None:
-    assert page.locator("[data-testid='stException']").count() == 0, \
-        page.locator("[data-testid='stException']").first.inner_text()
-
-
 def test_quarantine_all_flagged_leaves_the_conflict_pair(prepared, app_url, page):
     page.goto(f"{app_url}/Data?project=Cleaning")
     page.get_by_role("tab", name="Issues").click()
     page.get_by_role("button", name="Quarantine all flagged (3)").click()
     page.get_by_text("Quarantined 3 image(s)").wait_for()
-    _wait_idle(page)
-    _no_exception(page)
+    wait_idle(page)
+    no_exception(page)
     page.get_by_text("Which is right?").wait_for()
     for name in ("Keep as Cat", "Keep as Dog", "Quarantine both"):
         assert page.get_by_role("button", name=name).is_visible(), name
@@ -74,8 +62,8 @@ def test_check_the_data_card_whose_checks_disagree_and_keep(prepared, app_url, p
     card = page.locator(f"[data-testid='stVerticalBlock']:has(> div .st-key-results_keep_"
                         f"{flipped})").last
     card.get_by_text("Look at the photo: the checks disagree.").wait_for(timeout=LONG_MS)
-    _wait_idle(page)
-    _no_exception(page)
+    wait_idle(page)
+    no_exception(page)
     relabel = page.locator(f".st-key-results_accept_{flipped} button")
     assert relabel.inner_text().strip() == "Relabel as ants"
     assert relabel.get_attribute("data-testid") == "stBaseButton-secondary"
@@ -86,11 +74,11 @@ def test_check_the_data_card_whose_checks_disagree_and_keep(prepared, app_url, p
     page.locator(f".st-key-results_keep_{flipped}").get_by_role("button",
                                                                 name="Keep bees").first.click()
     page.get_by_text("1 kept as they are").wait_for()
-    _wait_idle(page)
+    wait_idle(page)
     assert page.locator(f".st-key-results_keep_{flipped}").count() == 0
     page.get_by_role("button", name="Check again").click()
     page.get_by_text("Checked again with the current labels.").wait_for(timeout=LONG_MS)
-    _wait_idle(page)
-    _no_exception(page)
+    wait_idle(page)
+    no_exception(page)
     assert page.locator(f".st-key-results_keep_{flipped}").count() == 0
     page.get_by_text("1 kept as they are").wait_for()

@@ -24,7 +24,7 @@ import pytest
 
 from engine import jobs
 from engine.projects import SAMPLE_PROJECT_NAME, open_project
-from tests.e2e.conftest import ARTIFACTS, screenshot
+from tests.e2e.conftest import ARTIFACTS, no_exception, screenshot, wait_idle
 from tests.planted import jpeg_bytes, scene
 from tests.waiting import wait_until
 
@@ -111,31 +111,18 @@ def step(page, name: str):
     screenshot(page, f"first-session-{name}")
 
 
-def _wait_idle(page) -> None:
-    """Streamlit finished the script run and drew every element."""
-    page.wait_for_function(
-        "() => { const app = document.querySelector(\"[data-testid='stApp']\");"
-        " return app && app.getAttribute('data-test-script-state') === 'notRunning'"
-        " && !document.querySelector(\"[data-stale='true'], [data-testid='stSkeleton']\"); }")
-
-
-def _no_exception(page) -> None:
-    errors = page.locator("[data-testid='stException']")
-    assert errors.count() == 0, errors.first.inner_text()
-
-
 def _open_page(page, name: str) -> None:
     """Click the page in the sidebar's navigation (the session, and its project, stay)."""
     page.get_by_test_id("stSidebarNav").get_by_role("link", name=name).click()
     page.get_by_role("heading", name=name, exact=True).wait_for()
-    _wait_idle(page)
+    wait_idle(page)
 
 
 def _set_number(page, label: str, value: int) -> None:
     field = page.get_by_role("spinbutton", name=label, exact=True)
     field.fill(str(value))
     field.press("Enter")
-    _wait_idle(page)
+    wait_idle(page)
     assert field.input_value() == str(value), (label, field.input_value())
 
 
@@ -144,7 +131,7 @@ def _choose(page, label: str, option: str) -> None:
     box.click()
     page.keyboard.type(option)
     page.get_by_role("option", name=option, exact=True).click()
-    _wait_idle(page)
+    wait_idle(page)
     assert box.input_value() == option, (label, box.input_value())
 
 
@@ -177,11 +164,11 @@ def test_first_session(tab, app_url, projects_root, inputs):
     with step(page, "1-sample-project"):
         page.goto(app_url)
         page.get_by_text("Imported the sample project").wait_for(timeout=180_000)
-        _wait_idle(page)
+        wait_idle(page)
         sidebar = page.get_by_test_id("stSidebar")
         assert sidebar.get_by_role("combobox", name="Project").input_value() == \
             SAMPLE_PROJECT_NAME
-        _no_exception(page)
+        no_exception(page)
 
     with step(page, "2-new-project"):
         sidebar.get_by_text("New project").click()
@@ -189,7 +176,7 @@ def test_first_session(tab, app_url, projects_root, inputs):
         page.get_by_role("button", name="Create", exact=True).click()
         page.get_by_text(f"Created the project '{PROJECT}'").wait_for()
         page.get_by_role("heading", name=PROJECT).wait_for()
-        _wait_idle(page)
+        wait_idle(page)
         page.get_by_text("Import your photos").wait_for()       # the first next step
         assert sidebar.get_by_role("combobox", name="Project").input_value() == PROJECT
     workspace = open_project(projects_root, PROJECT)
@@ -197,15 +184,15 @@ def test_first_session(tab, app_url, projects_root, inputs):
     with step(page, "3-import-zip"):
         _open_page(page, "Data")
         page.get_by_role("tab", name="Import").click()
-        _wait_idle(page)
+        wait_idle(page)
         page.locator(".st-key-data_upload_files input[type='file']").set_input_files(
             str(inputs["zip"]))
         page.get_by_text(inputs["zip"].name).wait_for()
-        _wait_idle(page)
+        wait_idle(page)
         page.get_by_role("button", name="Import the uploaded files").click()
         report = page.get_by_text(re.compile(r"Kept the split given by the folders"))
         report.wait_for(timeout=120_000)
-        _wait_idle(page)
+        wait_idle(page)
         text = report.inner_text()
         total = {split: count * len(CLASSES) for split, count in PER_CLASS.items()}
         assert f"{sum(total.values())} new photos." in text, text
@@ -214,7 +201,7 @@ def test_first_session(tab, app_url, projects_root, inputs):
         per_class = sum(PER_CLASS.values())
         assert f"Classes: ants {per_class}, bees {per_class}." in text, text
         sidebar.get_by_text(f"{sum(total.values())} photos · 2 classes · 0 training runs").wait_for()
-        _no_exception(page)
+        no_exception(page)
         # Every photo has the class and the split of its folders.
         with workspace.connect() as connection:
             rows = connection.execute(
@@ -235,8 +222,8 @@ def test_first_session(tab, app_url, projects_root, inputs):
         page.get_by_role("button", name="Carve a test split out of train").click()
         carved = sum(PER_CLASS.values()) * TEST_SHARE_PERCENT // 100 * len(CLASSES)
         page.get_by_text(f"Moved {carved} photos from train to test.").wait_for()
-        _wait_idle(page)
-        _no_exception(page)
+        wait_idle(page)
+        no_exception(page)
         with workspace.connect() as connection:
             splits = dict(connection.execute(
                 "SELECT split, COUNT(*) FROM images GROUP BY split").fetchall())
@@ -246,7 +233,7 @@ def test_first_session(tab, app_url, projects_root, inputs):
     with step(page, "5-train-form"):
         _open_page(page, "Train")
         page.get_by_text("Model and settings").wait_for()
-        _wait_idle(page)
+        wait_idle(page)
         _choose(page, "Model", VARIANT)
         size = page.get_by_role("slider", name="Photo size")
         size.focus()
@@ -255,27 +242,27 @@ def test_first_session(tab, app_url, projects_root, inputs):
             if str(SIZE_PX) in (size.get_attribute("aria-valuetext") or ""):
                 break
             size.press("ArrowRight")
-        _wait_idle(page)
+        wait_idle(page)
         assert str(SIZE_PX) in size.get_attribute("aria-valuetext")
         page.get_by_text("A weights file", exact=True).click()
-        _wait_idle(page)
+        wait_idle(page)
         page.locator(".st-key-train_form_weights_upload input[type='file']").set_input_files(
             str(inputs["weights"]))
         page.get_by_text(f"Training starts from {inputs['weights'].name}.").wait_for()
-        _wait_idle(page)
+        wait_idle(page)
         _set_number(page, "Epochs, step 1 (quick)", 1)
         _set_number(page, "Epochs, step 2: fine-tuning (slower)", FINE_TUNE_EPOCHS)
         page.get_by_text("Expert settings (the defaults work)").click()
         _set_number(page, "Batch size", BATCH)
         _set_number(page, "Stop after", 100)       # no early stop before the halt
-        _no_exception(page)
+        no_exception(page)
     kept_file = (projects_root / "weights" / inputs["weights"].name).resolve()
     assert kept_file.is_file()                   # the upload is kept on this computer
 
     with step(page, "6-training-started"):
         page.locator(".st-key-train_start").get_by_role("button").click()
         page.get_by_role("heading", name="Training now").wait_for(timeout=120_000)
-        _wait_idle(page)
+        wait_idle(page)
         (run,) = jobs.list_jobs(workspace)
         assert run.variant == VARIANT and run.config["weights"] == str(kept_file), run.config
         assert run.config["image_size_px"] == SIZE_PX and run.config["batch_size"] == BATCH
@@ -283,7 +270,7 @@ def test_first_session(tab, app_url, projects_root, inputs):
     with step(page, "7-after-refresh"):
         page.reload()
         page.get_by_role("heading", name="Training now").wait_for(timeout=120_000)
-        _wait_idle(page)
+        wait_idle(page)
         page.get_by_text("New training run").click()       # folded now that a run exists
         assert page.get_by_role("combobox", name="Model", exact=True).input_value() == VARIANT
         assert page.get_by_role("radio", name="A weights file").is_checked()
@@ -331,8 +318,8 @@ def test_first_session(tab, app_url, projects_root, inputs):
         assert acknowledged.event.steps_waited is not None \
             and acknowledged.event.steps_waited <= 1, timing
         page.get_by_text("Training was halted.").wait_for(timeout=120_000)
-        _wait_idle(page)
-        _no_exception(page)
+        wait_idle(page)
+        no_exception(page)
         assert jobs.job_status(workspace, run.id).run.status == "halted"
     epochs_before = max(s.event.epoch for s in jobs.read_events(workspace, run.id,
                                                                 kinds=("EpochEnded",)))
@@ -342,15 +329,15 @@ def test_first_session(tab, app_url, projects_root, inputs):
         more = page.locator(f".st-key-continue-n-{run.id} input")
         more.fill("1")
         more.press("Enter")
-        _wait_idle(page)
+        wait_idle(page)
         page.get_by_role("button", name="Continue 1 more epoch").click()
         page.get_by_role("heading", name="Training now").wait_for(timeout=60_000)
         _wait_until(lambda: _ended(workspace, run.id), TRAIN_TIMEOUT_S, "the continued run")
         status = jobs.job_status(workspace, run.id)
         assert status.run.status == "finished", status.run.error
         page.get_by_text("Training finished.").wait_for()
-        _wait_idle(page)
-        _no_exception(page)
+        wait_idle(page)
+        no_exception(page)
         epochs = [s.event for s in jobs.read_events(workspace, run.id, kinds=("EpochEnded",))]
         assert epochs[-1].epoch == epochs_before + 1 and epochs[-1].phase == "fine_tune"
         finished = [s.event.status for s in jobs.read_events(workspace, run.id,
@@ -360,9 +347,9 @@ def test_first_session(tab, app_url, projects_root, inputs):
     with step(page, "10-results"):
         page.locator(".st-key-train_open_results").get_by_role("button").click()
         page.get_by_role("heading", name="Results", exact=True).wait_for()
-        _wait_idle(page)
+        wait_idle(page)
         picked = page.get_by_role("combobox", name="Run", exact=True).input_value()
         assert picked.startswith(f"Run 1 · {VARIANT}"), picked
         assert "test accuracy" in picked, picked
         page.get_by_text("Right on test photos").first.wait_for()
-        _no_exception(page)
+        no_exception(page)

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from engine.workspace import open_workspace
-from tests.e2e.conftest import screenshot
+from tests.e2e.conftest import no_exception, screenshot, wait_idle
 from engine.runs import RunFolder
 
 pytestmark = pytest.mark.slow
@@ -92,23 +92,6 @@ def _rows(workspace_path, query: str, *args) -> list[tuple]:
         return [tuple(row) for row in connection.execute(query, args).fetchall()]
 
 
-def _wait_idle(page) -> None:
-    """Wait until Streamlit finished the current script run, dropped the stale elements and
-    drew every element (no skeleton placeholders left).
-
-    Call it after waiting for the outcome of an action: right after a click the next run may
-    not have started yet."""
-    page.wait_for_function(
-        "() => { const app = document.querySelector(\"[data-testid='stApp']\");"
-        " return app && app.getAttribute('data-test-script-state') === 'notRunning'"
-        " && !document.querySelector(\"[data-stale='true'], [data-testid='stSkeleton']\"); }")
-
-
-def _no_exception(page) -> None:
-    assert page.locator("[data-testid='stException']").count() == 0, \
-        page.locator("[data-testid='stException']").first.inner_text()
-
-
 # -- 1 -----------------------------------------------------------------------------------------
 
 def test_step1_home_imports_the_sample(tab, app_url, workspace_path):
@@ -118,8 +101,8 @@ def test_step1_home_imports_the_sample(tab, app_url, workspace_path):
     text = message.inner_text()
     assert re.search(r"\d+ photos in 3 classes \(beach, city, forest\)", text), text
     assert re.search(r"found \d+ problem files", text), text
-    _wait_idle(tab)
-    _no_exception(tab)
+    wait_idle(tab)
+    no_exception(tab)
     images = _rows(workspace_path, "SELECT COUNT(*) FROM images")[0][0]
     assert images >= 120, images
     screenshot(tab, "flow-1-home")
@@ -138,7 +121,7 @@ def _tick_first_row(page, key: str) -> None:
     page.wait_for_function(
         "(s) => { const e = document.querySelector(s); "
         "return e && e.getBoundingClientRect().height >= 36 + 72; }", arg=selector)
-    _wait_idle(page)
+    wait_idle(page)
     box = page.locator(selector).bounding_box()
     page.mouse.click(box["x"] + 17, box["y"] + 36 + 36)
 
@@ -148,7 +131,7 @@ def test_step2_data_quarantine_one_restore_then_all(tab, app_url, workspace_path
     tab.get_by_role("tab", name="Issues").click()
     found = tab.locator("[data-testid='stMarkdownContainer']", has_text="Found:")
     found.wait_for()
-    _wait_idle(tab)
+    wait_idle(tab)
     found = found.inner_text()
     for title in ("Empty files", "Corrupt or truncated", "Not an image", "Exact duplicates"):
         assert title in found, found
@@ -164,7 +147,7 @@ def test_step2_data_quarantine_one_restore_then_all(tab, app_url, workspace_path
     _tick_first_row(tab, "data_issue_table_zero_byte")
     tab.get_by_role("button", name="Quarantine selected (1)").click()
     tab.get_by_text("Quarantined 1 image(s)").wait_for()
-    _wait_idle(tab)
+    wait_idle(tab)
     status = _rows(workspace_path, "SELECT status FROM images WHERE original_name = ?",
                    "beach_empty.jpg")
     assert status == [("quarantined",)], status
@@ -175,7 +158,7 @@ def test_step2_data_quarantine_one_restore_then_all(tab, app_url, workspace_path
     screenshot(tab, "flow-2b-quarantined-one")
     tab.get_by_role("button", name="Restore", exact=True).click()
     tab.get_by_text("Restored beach/beach_empty.jpg to the dataset.").wait_for()
-    _wait_idle(tab)
+    wait_idle(tab)
     assert _rows(workspace_path, "SELECT status FROM images WHERE original_name = ?",
                  "beach_empty.jpg") == [("ok",)]
 
@@ -186,8 +169,8 @@ def test_step2_data_quarantine_one_restore_then_all(tab, app_url, workspace_path
     flag_all.click()
     tab.get_by_text(f"Quarantined {flagged} image(s)").wait_for()
     tab.get_by_text(re.compile(r"No problems found in \d+ images")).wait_for()
-    _wait_idle(tab)
-    _no_exception(tab)
+    wait_idle(tab)
+    no_exception(tab)
     blocking = _rows(workspace_path,
                      "SELECT images.source_path FROM issues JOIN images ON images.id = "
                      "issues.image_id WHERE issues.severity = 'error' AND images.status = 'ok'")
@@ -203,7 +186,7 @@ def test_step2_data_quarantine_one_restore_then_all(tab, app_url, workspace_path
 def test_step3_train_tiny_b0(tab, app_url, workspace_path):
     tab.goto(f"{app_url}/Train")
     tab.get_by_text("Model and settings").wait_for()
-    _wait_idle(tab)
+    wait_idle(tab)
     # Model B0 is the default; check it rather than trust it.
     assert tab.get_by_role("combobox", name="Model", exact=True).input_value() == "B0"
     # Photo size: the slider's first stop is the smallest size, 96 px, with its speed.
@@ -214,9 +197,9 @@ def test_step3_train_tiny_b0(tab, app_url, workspace_path):
         "() => document.querySelector(\"input[type=range][aria-label='Photo size'],"
         " [role=slider][aria-label='Photo size']\")"
         "?.getAttribute('aria-valuetext') === '96 px · about 5.4× faster'")
-    _wait_idle(tab)
+    wait_idle(tab)
     tab.get_by_text("From scratch", exact=True).click()
-    _wait_idle(tab)
+    wait_idle(tab)
     for label, value in (("Epochs, step 1 (quick)", "1"),
                          ("Epochs, step 2: fine-tuning (slower)", "0")):
         field = tab.get_by_role("spinbutton", name=label, exact=True)
@@ -226,7 +209,7 @@ def test_step3_train_tiny_b0(tab, app_url, workspace_path):
             tab.wait_for_timeout(100)
         field.fill(value)
         field.press("Enter")
-        _wait_idle(tab)
+        wait_idle(tab)
         assert field.input_value() == value
     screenshot(tab, "flow-3a-train-form")
     tab.locator(".st-key-train_start").get_by_role("button").click()
@@ -244,8 +227,8 @@ def test_step3_train_tiny_b0(tab, app_url, workspace_path):
     screenshot(tab, "flow-3b-training-live")
     tab.get_by_text(re.compile(r"Training (finished|was halted)\. On the test photos")).wait_for(
         timeout=TRAIN_TIMEOUT_MS)
-    _wait_idle(tab)
-    _no_exception(tab)
+    wait_idle(tab)
+    no_exception(tab)
     runs = _rows(workspace_path, "SELECT status, variant, config_json FROM runs")
     assert len(runs) == 1 and runs[0][0] == "finished" and runs[0][1] == "B0", runs
     assert '"image_size_px": 96' in runs[0][2] and '"weights": "none"' in runs[0][2], runs[0][2]
@@ -277,8 +260,8 @@ def test_step4_results_confusion_and_gallery(tab, app_url, workspace_path):
     tab.get_by_role("tab", name="Mistakes").click()
     chart = tab.locator(".st-key-results_confusion_chart")
     chart.locator(".heatmaplayer").wait_for()     # plotly drew the heatmap trace
-    _wait_idle(tab)
-    _no_exception(tab)
+    wait_idle(tab)
+    no_exception(tab)
     # The matrix is the run's test split: one count per test image.
     predictions = _run_predictions(workspace_path)
     test = predictions[predictions["split"] == "test"]
@@ -309,10 +292,10 @@ def test_step5_relabel_from_results(tab, app_url, workspace_path):
     # Find a photo in the gallery: a test mistake; else any split's; else any photo.
     if _gallery_count(tab) == 0:
         tab.get_by_role("button", name="All splits").click()
-        _wait_idle(tab)
+        wait_idle(tab)
         if _gallery_count(tab) == 0:
             tab.get_by_text("Only mistakes").click()
-            _wait_idle(tab)
+            wait_idle(tab)
     assert _gallery_count(tab) > 0
     cell = tab.locator("[class*='st-key-results_open_']").first
     image_id = int(re.search(r"st-key-results_open_(\d+)", cell.get_attribute("class")).group(1))
@@ -324,22 +307,22 @@ def test_step5_relabel_from_results(tab, app_url, workspace_path):
 
     dialog = tab.get_by_role("dialog")
     dialog.get_by_text(f"labeled {row['true']}, predicted {row['predicted']}").wait_for()
-    _wait_idle(tab)
+    wait_idle(tab)
     target = row["predicted"] if row["predicted"] != row["true"] else next(
         name for name in ("beach", "city", "forest") if name != row["true"])
     chooser = dialog.get_by_role("combobox", name="Relabel as")
     if chooser.input_value() != target:
         chooser.click()
         tab.get_by_role("option", name=target, exact=True).click()
-        _wait_idle(tab)
+        wait_idle(tab)
     assert chooser.input_value() == target
     screenshot(tab, "flow-5a-relabel-dialog")
     dialog.get_by_role("button", name="Relabel", exact=True).click()
 
     tab.get_by_text(f"Relabeled 1 image as '{target}'.").wait_for()
     dialog.wait_for(state="detached")
-    _wait_idle(tab)
-    _no_exception(tab)
+    wait_idle(tab)
+    no_exception(tab)
     tab.get_by_text("Fixes since this run:").wait_for()
     # The photo's gallery cell (the column around its Select | Open row) carries the badge.
     tab.locator(f".st-key-results_open_{image_id}").locator("xpath=ancestor::*[@data-testid="
@@ -364,12 +347,12 @@ def test_step6_download_the_ready_to_run_folder(tab, app_url, workspace_path, tm
 
     tab.goto(f"{app_url}/Predict")
     tab.get_by_role("tab", name="📦 Export model").click()
-    _wait_idle(tab)
+    wait_idle(tab)
     assert tab.get_by_text("Ready-to-run folder (.zip)").first.is_visible()
     tab.get_by_role("button", name="📦 Export and verify").click()
     tab.get_by_text("Exported and verified: bundle").wait_for(timeout=420_000)
-    _wait_idle(tab)
-    _no_exception(tab)
+    wait_idle(tab)
+    no_exception(tab)
     screenshot(tab, "flow-6-export-bundle")
     with tab.expect_download() as download_info:
         tab.get_by_role("button", name="⬇ Download bundle (.zip)").first.click()

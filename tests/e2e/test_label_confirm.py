@@ -7,15 +7,12 @@ finished feature job), so the test runs in seconds; the background job itself is
 ``label-next`` (tests/cli/test_label_next_cli.py)."""
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
-from tests.e2e.conftest import ARTIFACTS, ROOT, _free_port, _wait_healthy, screenshot
+from tests.e2e.conftest import running_app, screenshot
 from tests.engine.labeling_data import image_labels, insert_images, write_photo_features
 
 pytestmark = pytest.mark.slow
@@ -32,24 +29,8 @@ def confirm_app(tmp_path_factory):
     write_photo_features(workspace, ids, centres[kinds]
                          + np.random.default_rng(0).normal(0, 1, (24, 3)))
     truth = {image_id: NAMES[kind] for image_id, kind in zip(ids, kinds)}
-    port = _free_port()
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with (ARTIFACTS / "streamlit-confirm.log").open("w") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", str(ROOT / "streamlit_app.py"),
-             "--server.port", str(port), "--server.headless", "true",
-             "--server.fileWatcherType", "none", "--", "--workspace", str(workspace.root)],
-            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}, start_new_session=True)
-        try:
-            _wait_healthy(f"http://127.0.0.1:{port}/_stcore/health", process)
-            yield f"http://127.0.0.1:{port}/Label", workspace, truth
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
+    with running_app(["--workspace", str(workspace.root)], "streamlit-confirm.log") as url:
+        yield f"{url}/Label", workspace, truth
 
 
 def _shown_ids(page, prefix: str) -> list[int]:

@@ -2,14 +2,11 @@
 assign classes, S skips, Z undoes), then bulk-assign from the grid."""
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 
 import pytest
 
 from engine.labeling import labels
-from tests.e2e.conftest import ARTIFACTS, ROOT, _free_port, _wait_healthy, screenshot
+from tests.e2e.conftest import running_app, screenshot
 from tests.engine.labeling_data import image_labels, insert_images
 
 pytestmark = pytest.mark.slow
@@ -22,24 +19,8 @@ def label_app(tmp_path_factory, browser):
     ids = insert_images(workspace, [None] * 8, with_files=True)
     labels.create_class(workspace, "cat")
     labels.create_class(workspace, "dog")
-    port = _free_port()
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with (ARTIFACTS / "streamlit-label.log").open("w") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", str(ROOT / "streamlit_app.py"),
-             "--server.port", str(port), "--server.headless", "true",
-             "--server.fileWatcherType", "none", "--", "--workspace", str(workspace.root)],
-            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}, start_new_session=True)
-        try:
-            _wait_healthy(f"http://127.0.0.1:{port}/_stcore/health", process)
-            yield f"http://127.0.0.1:{port}/Label", workspace, ids
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
+    with running_app(["--workspace", str(workspace.root)], "streamlit-label.log") as url:
+        yield f"{url}/Label", workspace, ids
 
 
 def _current_file(page) -> str:
