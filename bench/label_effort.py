@@ -1,9 +1,15 @@
 """Benchmark: how many actions labeling by confirming costs a person, through the CLI.
 
-    python -m bench.label_effort                      # pets-dev (1,200 Cat/Dog photos), and 400 of them
+    python -m bench.label_effort                      # every set below, then the timing
+    python -m bench.label_effort --set five_classes   # one set only (repeatable), no timing
     python -m bench.label_effort --timing-only        # only label-next's seconds at 10,000 photos
 
-A simulated person who always knows the right class labels pets-dev imported as one flat
+Sets: ``pets_dev`` (1,200 Cat/Dog photos), ``pets_dev_400`` (400 of them) and
+``five_classes`` (3,000 photos: pets-dev's 600 Cat and 600 Dog plus 600 each of the beach,
+city and forest scenes drawn by sample_data/generate.py; the scenes are easier than real
+photos, so this set only stands in for a 5-class set of real photos).
+
+A simulated person who always knows the right class labels each set imported as one flat
 folder (the files copied under new names, so names carry no class), page by page:
 ``python -m engine label-next --json`` gives the page; on a cold-start page (no suggestion)
 the person types every label (one action each); on a suggested page they correct the wrong
@@ -28,6 +34,7 @@ from pathlib import Path
 
 from bench.common import ROOT, WEIGHTS_DIR, record, require_pets_dev
 
+SETS = ("pets_dev", "pets_dev_400", "five_classes")
 VARIANT = "MobileNetV2-0.5"
 WEIGHTS = WEIGHTS_DIR / "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.5_224_no_top.h5"
 
@@ -56,6 +63,26 @@ def _flat_copy(source: Path, target: Path, limit: int | None = None) -> dict[str
         shutil.copyfile(path, target / name)
         truth[name] = path.parent.name
     return truth
+
+
+def _five_class_folder(target: Path, per_class: int = 600) -> Path:
+    """Class folders Cat and Dog (links to pets-dev's photos) and beach, city, forest
+    (``per_class`` scenes each from sample_data/generate.py, seeds 0..per_class-1)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("generate", ROOT / "sample_data" / "generate.py")
+    generate = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(generate)
+    for name in ("Cat", "Dog"):
+        (target / name).mkdir(parents=True)
+        for path in sorted((require_pets_dev() / name).iterdir())[:per_class]:
+            (target / name / path.name).symlink_to(path)
+    for name in generate.CLASSES:
+        (target / name).mkdir()
+        for index in range(per_class):
+            (target / name / f"{index:04d}.jpg").write_bytes(
+                generate._jpeg(generate.photo(name, index)))
+    return target
 
 
 def simulate(folder: Path, workspace: Path, page_size: int,
@@ -141,6 +168,9 @@ def timing_at_scale(folder: Path, count: int = 10_000, dims: int = 1280) -> dict
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--page", type=int, default=48)
+    parser.add_argument("--set", action="append", choices=SETS, dest="sets",
+                        help="measure only this set (repeatable); without it every set and the "
+                             "timing at 10,000 photos")
     parser.add_argument("--timing-only", action="store_true")
     arguments = parser.parse_args()
     load_before = os.getloadavg()
@@ -150,17 +180,23 @@ def main() -> None:
     figures: dict[str, object] = {k: v for k, v in previous.items()
                                   if k not in ("machine", "measured_at")}
     with tempfile.TemporaryDirectory() as temporary:
-        if not arguments.timing_only:
-            if not WEIGHTS.is_file():
-                raise SystemExit(f"This benchmark needs {WEIGHTS} (see ../shared/weights).")
-            for name, limit in (("pets_dev", None), ("pets_dev_400", 400)):
-                figures[name] = simulate(require_pets_dev(), Path(temporary) / name / "ws",
-                                         arguments.page, limit)
-                print(json.dumps({name: figures[name]}, indent=2))
-        figures["label_next_at_10000"] = timing_at_scale(Path(temporary))
-        print(json.dumps(figures["label_next_at_10000"], indent=2))
-    figures["load_average_before_after"] = [round(load_before[0], 1),
-                                            round(os.getloadavg()[0], 1)]
+        sets = arguments.sets or ([] if arguments.timing_only else SETS)
+        if sets and not WEIGHTS.is_file():
+            raise SystemExit(f"This benchmark needs {WEIGHTS} (see ../shared/weights).")
+        for name in sets:
+            load = os.getloadavg()[0]
+            folder = (_five_class_folder(Path(temporary) / name / "classes")
+                      if name == "five_classes" else require_pets_dev())
+            figures[name] = simulate(folder, Path(temporary) / name / "ws", arguments.page,
+                                     400 if name == "pets_dev_400" else None)
+            figures[name]["load_average_before_after"] = [round(load, 1),
+                                                          round(os.getloadavg()[0], 1)]
+            print(json.dumps({name: figures[name]}, indent=2))
+        if not arguments.sets:
+            figures["label_next_at_10000"] = timing_at_scale(Path(temporary))
+            print(json.dumps(figures["label_next_at_10000"], indent=2))
+            figures["load_average_before_after"] = [round(load_before[0], 1),
+                                                    round(os.getloadavg()[0], 1)]
     figures["cpu_cores"] = os.cpu_count()
     record("label_effort", figures)
 
