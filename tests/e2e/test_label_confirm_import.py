@@ -15,7 +15,13 @@ import pytest
 from PIL import Image
 
 from engine.labeling.photo_features import read_state
-from tests.e2e.conftest import ARTIFACTS, running_app, screenshot, wait_idle, no_exception
+from tests.e2e.conftest import (
+    ARTIFACTS,
+    no_exception,
+    running_app,
+    screenshot,
+    wait_idle,
+)
 from tests.e2e.test_label_confirm import _choose, _shown_ids
 from tests.engine.labeling_data import image_labels
 from tests.factories import WEIGHTS_DIR, photo_array, requires_weights
