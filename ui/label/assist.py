@@ -35,9 +35,9 @@ def render_assist(workspace: Workspace) -> None:
         runs = []
     if not runs:
         st.session_state.pop(SUGGESTION_RUN, None)
-        st.caption("Model-assisted labeling: once a model is trained (Train page), its guesses "
-                   "for unlabeled images show here, with 'accept the confident ones' and "
-                   "'least certain first'.")
+        st.caption("Suggestions come right after an import: the **Confirm** section shows "
+                   "pages of photos that look alike, to label a page at a time. Once a model is "
+                   "trained (Train page), its guesses for unlabeled photos show here too.")
         return
     with st.expander("Model suggestions for unlabeled images", expanded=False):
         names = run_names(list_runs(workspace))
