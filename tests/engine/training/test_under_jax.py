@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[3]
 # augmentation's ops and the backbone's feature pass. Left out: the tests of pure Python
 # (the learning-rate controller, progress, settings, config and variants tables, sharding,
 # the checks that refuse a run before anything is built),
-# the TensorFlow-only distribution strategies, quality thresholds (the 95 % pets-dev check
+# the TensorFlow-only distribution strategies, quality thresholds (the 93 % pets-dev check
 # measures the head, not the backend) and the tests that already start their own process on
 # each backend (test_backends.py, the two-device and two-process tests).
 TRAINING = "tests/engine/training/test_training.py::"
