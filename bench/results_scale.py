@@ -59,7 +59,7 @@ def main() -> None:
     from streamlit.testing.v1 import AppTest
 
     os.environ[WORKSPACE_ENV] = str(workspace.root)
-    page = str(Path(__file__).resolve().parents[1] / "pages" / "4_Results.py")
+    page = str(Path(__file__).resolve().parents[1] / "app_pages" / "4_Results.py")
     test = AppTest.from_file(page, default_timeout=120)
     test.session_state["results_section"] = "Mistakes"
     test.session_state["results_filter_split"] = "all"

@@ -135,7 +135,7 @@ def test_no_engine_or_ui_module_is_over_the_size_limit():
 
 
 def test_pages_stay_short():
-    assert oversized((ROOT / "pages").glob("*.py"), MAX_PAGE_LINES) == []
+    assert oversized((ROOT / "app_pages").glob("*.py"), MAX_PAGE_LINES) == []
     assert oversized([ROOT / "streamlit_app.py"], MAX_PAGE_LINES) == []
 
 
@@ -157,6 +157,6 @@ def spelled_run_files(paths) -> list[str]:
 def test_only_the_run_folder_contract_spells_run_file_names():
     assert spelled_run_files([ENGINE / "runs.py"]) == []          # the contract itself may
     assert spelled_run_files([Path(__file__)]) != []              # and this file is caught
-    product = [*ENGINE.rglob("*.py"), *(ROOT / "ui").rglob("*.py"), *(ROOT / "pages").glob("*.py"),
+    product = [*ENGINE.rglob("*.py"), *(ROOT / "ui").rglob("*.py"), *(ROOT / "app_pages").glob("*.py"),
                ROOT / "streamlit_app.py"]
     assert spelled_run_files(product) == []

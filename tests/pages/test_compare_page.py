@@ -11,7 +11,7 @@ from streamlit.testing.v1 import AppTest
 from engine.workspace import WORKSPACE_ENV
 from tests.engine.tiny_runs import add_finished_run, image_table
 
-PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "6_Compare.py")
+PAGE = str(Path(__file__).resolve().parents[2] / "app_pages" / "6_Compare.py")
 
 
 @pytest.fixture

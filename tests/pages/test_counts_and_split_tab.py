@@ -16,7 +16,7 @@ from engine.workspace import WORKSPACE_ENV
 from tests.planted import jpeg_bytes, scene
 
 ROOT = Path(__file__).resolve().parents[2]
-PAGES = ROOT / "pages"
+PAGES = ROOT / "app_pages"
 
 
 @pytest.fixture

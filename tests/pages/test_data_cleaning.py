@@ -13,7 +13,7 @@ from engine.workspace import WORKSPACE_ENV
 from tests.engine.ingest.test_cleaning import CONFLICT, COPIES, _status
 from tests.planted import jpeg_bytes, scene
 
-DATA = str(Path(__file__).resolve().parents[2] / "pages" / "1_Data.py")
+DATA = str(Path(__file__).resolve().parents[2] / "app_pages" / "1_Data.py")
 
 
 @pytest.fixture

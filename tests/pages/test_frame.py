@@ -13,7 +13,7 @@ from engine.workspace import WORKSPACE_ENV
 from tests.engine.labeling_data import insert_images
 
 ROOT = Path(__file__).resolve().parents[2]
-PAGES = sorted((ROOT / "pages").glob("*.py"))
+PAGES = sorted((ROOT / "app_pages").glob("*.py"))
 
 
 def test_every_page_opens_through_the_frame():
@@ -46,7 +46,7 @@ def projects(tmp_path, monkeypatch):
 
 
 def _page(name: str) -> AppTest:
-    return AppTest.from_file(str(ROOT / "pages" / name), default_timeout=120)
+    return AppTest.from_file(str(ROOT / "app_pages" / name), default_timeout=120)
 
 
 def test_the_sidebar_names_the_project_and_switching_keeps_it_across_pages(projects):

@@ -15,7 +15,7 @@ from tests.planted import make_clean_tree
 
 ROOT = Path(__file__).resolve().parents[2]
 HOME = str(ROOT / "streamlit_app.py")
-DATA = str(ROOT / "pages" / "1_Data.py")
+DATA = str(ROOT / "app_pages" / "1_Data.py")
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from engine.labeling.confirming import confirm_counts
 from engine.workspace import WORKSPACE_ENV
 from tests.engine.labeling_data import image_labels, insert_images, write_photo_features
 
-PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "2_Label.py")
+PAGE = str(Path(__file__).resolve().parents[2] / "app_pages" / "2_Label.py")
 
 
 def test_confirm_a_page_then_undo_it(workspace, monkeypatch):

@@ -12,7 +12,7 @@ from engine.labeling import labels
 from engine.workspace import WORKSPACE_ENV
 from tests.engine.labeling_data import insert_images
 
-PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "2_Label.py")
+PAGE = str(Path(__file__).resolve().parents[2] / "app_pages" / "2_Label.py")
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from engine.labeling.split import split_summary
 from engine.workspace import WORKSPACE_ENV
 from tests.engine.labeling_data import image_labels, image_splits, insert_images
 
-PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "2_Label.py")
+PAGE = str(Path(__file__).resolve().parents[2] / "app_pages" / "2_Label.py")
 
 
 @pytest.fixture

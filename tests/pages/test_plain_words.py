@@ -24,7 +24,7 @@ from engine.workspace import WORKSPACE_ENV, Workspace
 from tests.canned_runs import CannedImage, insert_images, register_run
 from tests.planted import make_clean_tree
 
-PAGES = Path(__file__).resolve().parents[2] / "pages"
+PAGES = Path(__file__).resolve().parents[2] / "app_pages"
 # (page file, session-state key of its section tabs, the sections)
 SCREENS = [("../streamlit_app.py", None, (None,)),      # Home, through the app's navigation
            ("1_Data.py", "data_section", ("Overview", "Issues", "Quarantined", "Import")),

@@ -13,7 +13,7 @@ from engine.serving.predict import (expand_paths, load_predictor, predict_paths,
 from engine.workspace import WORKSPACE_ENV
 from tests.engine.tiny_runs import add_finished_run, image_table
 from ui.predict import view as predict_view
-PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "5_Predict.py")
+PAGE = str(Path(__file__).resolve().parents[2] / "app_pages" / "5_Predict.py")
 
 
 @pytest.fixture

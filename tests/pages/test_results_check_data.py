@@ -18,7 +18,7 @@ from engine.workspace import WORKSPACE_ENV
 from tests.canned_runs import CannedImage, insert_images, register_run
 from ui.results import queue
 
-PAGES = Path(__file__).resolve().parents[2] / "pages"
+PAGES = Path(__file__).resolve().parents[2] / "app_pages"
 CLASSES = ("ants", "bees", "wasps")
 PER_CLASS = 20
 FLIPPED = 10          # an ant labelled bees, in the training split

@@ -15,7 +15,7 @@ from tests.canned_runs import CannedImage, insert_images, register_run
 from ui.results import gallery
 from ui.state import SELECTED_RUN
 
-PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "4_Results.py")
+PAGE = str(Path(__file__).resolve().parents[2] / "app_pages" / "4_Results.py")
 CLASSES = ("cat", "dog")
 # (label, split, probability of 'cat'): test has 2 dog->cat, 1 cat->dog mistakes.
 PLAN = ([("cat", "test", p) for p in (0.9, 0.8, 0.7, 0.3)]

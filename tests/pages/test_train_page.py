@@ -31,7 +31,7 @@ from ui.state import projects_root
 from ui.train.epochs import EPOCH_COLUMNS, PLAIN_EPOCH_COLUMNS
 from ui.train.weights import imagenet_available
 
-PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "3_Train.py")
+PAGE = str(Path(__file__).resolve().parents[2] / "app_pages" / "3_Train.py")
 
 
 @pytest.fixture

@@ -33,7 +33,7 @@ TIMING_NAMES = {"seconds_per_epoch": "Seconds per epoch",
                 "inference_ms_per_image_single": "Time per photo, one at a time (ms)",
                 "total_seconds": "Training time in all (s)"}
 SECTIONS = ("Overview", "Mistakes", "Check the data", "Calibration", "What changed")
-TRAIN_PAGE = "pages/3_Train.py"
+TRAIN_PAGE = "app_pages/3_Train.py"
 STARTED_RUN = "results_started_run"
 
 

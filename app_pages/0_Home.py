@@ -18,16 +18,16 @@ from ui.state import SECTION_PARAMETER
 from ui.projects import render_manager
 
 SAMPLE_REPORT = "home_sample_report"
-PAGES = (("pages/1_Data.py", "Data", ":material/folder_open:",
+PAGES = (("app_pages/1_Data.py", "Data", ":material/folder_open:",
           "import photos, find broken files and duplicates"),
-         ("pages/2_Label.py", "Label", ":material/label:", "assign classes, split train/val/test"),
-         ("pages/3_Train.py", "Train", ":material/model_training:",
+         ("app_pages/2_Label.py", "Label", ":material/label:", "assign classes, split train/val/test"),
+         ("app_pages/3_Train.py", "Train", ":material/model_training:",
           "train an EfficientNet in the background"),
-         ("pages/4_Results.py", "Results", ":material/insights:",
+         ("app_pages/4_Results.py", "Results", ":material/insights:",
           "accuracy, confusions, mistakes to fix"),
-         ("pages/5_Predict.py", "Predict", ":material/online_prediction:",
+         ("app_pages/5_Predict.py", "Predict", ":material/online_prediction:",
           "classify new photos, export the model"),
-         ("pages/6_Compare.py", "Compare", ":material/compare:", "runs side by side"))
+         ("app_pages/6_Compare.py", "Compare", ":material/compare:", "runs side by side"))
 
 project = frame.open_project(None, "🧪")
 st.title("EfficientNet Studio")
@@ -74,7 +74,7 @@ columns[4].metric("Trained models", summary.num_finished_runs,
 
 def next_steps() -> list[tuple[str, str, str]]:
     """(page, label, why) in the order a user should do them; a Data step names its section
-    as ``pages/1_Data.py#Import`` (opened on that tab)."""
+    as ``app_pages/1_Data.py#Import`` (opened on that tab)."""
     steps = []
     if counts.num_photos == 0 and counts.num_problem_files == 0:
         steps.append((f"{PAGES[0][0]}#Import", "Import your photos", "upload files or a zip, or give a "

@@ -19,7 +19,7 @@ from ui.run_names import name_runs_in, run_names, started_text
 from ui.train import form as train_form
 from ui.train import progress_view as training_view
 RUN_PICKER = "train_run_picker"
-RESULTS_PAGE = "pages/4_Results.py"
+RESULTS_PAGE = "app_pages/4_Results.py"
 
 workspace = frame.open_page("Train", "🏋️")
 st.title("Train")
