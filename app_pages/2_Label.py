@@ -6,7 +6,7 @@ import streamlit as st
 
 from ui.label.assist import render_assist
 from ui.label.common import SECTION
-from ui.label.confirm import has_suggestions, render_confirm
+from ui.label.confirm import opens_first, render_confirm
 from ui.label.grid import render_grid
 from ui.label.manage import render_classes, render_history
 from ui.label.single import render_single
@@ -21,7 +21,7 @@ st.title("Label")
 render_assist(workspace)
 
 tabs = st.tabs(SECTIONS, key=SECTION, on_change="rerun",
-               default="Confirm" if has_suggestions(workspace) else "Grid")
+               default="Confirm" if opens_first(workspace) else "Grid")
 renderers = (render_confirm, render_grid, render_single, render_classes, render_split, render_history,
              render_export)
 for tab, render in zip(tabs, renderers):

@@ -3,12 +3,13 @@ exist; confirming a page labels it (an unticked photo gets the class picked for 
 undo takes the whole page back."""
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
 from streamlit.testing.v1 import AppTest
 
-from engine.labeling import labels
+from engine.labeling import labels, photo_features
 from engine.labeling.confirming import confirm_counts
 from engine.workspace import WORKSPACE_ENV
 from tests.engine.labeling_data import image_labels, insert_images, write_photo_features
@@ -90,3 +91,16 @@ def test_keys_give_the_marked_photo_a_class_then_enter_confirms(workspace, monke
     now = image_labels(workspace)
     other = "dog" if shown == "cat" else "cat"
     assert [now[i] for i in page] == [shown, other, None, *[shown] * (len(page) - 3)]
+
+
+def test_the_page_opens_on_confirm_while_the_photos_are_looked_at(workspace, monkeypatch):
+    insert_images(workspace, [None] * 4, with_files=True)
+    monkeypatch.setenv(WORKSPACE_ENV, str(workspace.root))
+    assert AppTest.from_file(PAGE, default_timeout=60).run().session_state[
+        "label_section"] == "Grid"                        # nothing to suggest: the grid
+    photo_features._write_state(workspace, {"state": "running", "started_at": time.time(),
+                                            "done": 3, "total": 4})
+    test = AppTest.from_file(PAGE, default_timeout=60).run()
+    assert not test.exception
+    assert test.session_state["label_section"] == "Confirm"
+    assert any("Looking at every photo once" in str(bar.text) for bar in test.get("progress"))

@@ -33,12 +33,19 @@ HELP = ("How it works: the app looks at every photo once, then learns from each 
         "ones and pick their right class (or leave them unlabeled), then press Confirm: the "
         "whole page is labeled, and Undo takes the whole page back. After each page the app "
         "learns again, so the next pages get better. The first pages, before you have two "
-        "classes, show one photo of each kind of photo it found: name them to start.")
+        "classes, show photos from different groups of look-alike photos it found, so every "
+        "kind of photo comes up early: name them to start.")
 
 
 def has_suggestions(workspace: Workspace) -> bool:
-    """True once the photo features are ready (the Confirm section is then the default)."""
+    """True once the photo features are ready."""
     return read_state(workspace).get("cache_name") is not None
+
+
+def opens_first(workspace: Workspace) -> bool:
+    """The Label page opens on Confirm once there are suggestions, and while the photos are
+    being looked at for them (its progress shows there)."""
+    return has_suggestions(workspace) or read_state(workspace).get("state") == "running"
 
 
 def _start(workspace: Workspace) -> None:
@@ -158,7 +165,8 @@ def render_confirm(workspace: Workspace) -> None:
 def _header(page: LabelPage) -> None:
     if page.mode == "cold_start":
         st.subheader("Name these photos")
-        st.caption("One photo of each kind the app found among your photos. Pick the right class "
+        st.caption("Photos from different groups of look-alike photos the app found, so every "
+                   "kind comes up early. Pick the right class "
                    "under each one (add classes just below); once two classes have photos, the "
                    "app suggests the rest. " f"{page.num_unlabeled} photos are unlabeled.")
     elif page.class_name:
