@@ -173,6 +173,11 @@ def test_the_bundle_runs_in_a_new_environment_with_only_its_requirements(bundle,
     """A new virtual environment (pip from PyPI), no TensorFlow, no Keras: the bundle's
     predict.py gives every file a row and the app's probabilities within 1e-4."""
     run_dir, _, unpacked, photos = bundle
+    reachable = subprocess.run([sys.executable, "-m", "pip", "index", "versions", "onnxruntime"],
+                               capture_output=True, text=True, check=False)
+    if reachable.returncode != 0:
+        pytest.skip("the Python package index is not reachable from here, so a new environment "
+                    "cannot be installed (CI reaches it)")
     environment = tmp_path / "env"
     subprocess.run([sys.executable, "-m", "venv", str(environment)], check=True)
     python = str(environment / "bin" / "python")
