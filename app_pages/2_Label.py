@@ -20,8 +20,11 @@ st.title("Label")
 
 render_assist(workspace)
 
-tabs = st.tabs(SECTIONS, key=SECTION, on_change="rerun",
-               default="Confirm" if opens_first(workspace) else "Grid")
+# The section the page opens on is chosen once per visit: a default that changed between two
+# runs (the background job ending) would make Streamlit reset the section someone just chose.
+if SECTION not in st.session_state:
+    st.session_state[SECTION] = "Confirm" if opens_first(workspace) else "Grid"
+tabs = st.tabs(SECTIONS, key=SECTION, on_change="rerun")
 renderers = (render_confirm, render_grid, render_single, render_classes, render_split, render_history,
              render_export)
 for tab, render in zip(tabs, renderers):
