@@ -355,7 +355,7 @@ def test_step6_download_the_ready_to_run_folder(tab, app_url, workspace_path, tm
     no_exception(tab)
     screenshot(tab, "flow-6-export-bundle")
     with tab.expect_download() as download_info:
-        tab.get_by_role("button", name="⬇ Download bundle (.zip)").first.click()
+        tab.get_by_role("button", name="⬇ Download the ready-to-run folder (.zip)").click()
     target = tmp_path / download_info.value.suggested_filename
     download_info.value.save_as(target)
     assert target.name.endswith("-bundle.zip"), target.name

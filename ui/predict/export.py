@@ -83,7 +83,8 @@ def render_export(result: ExportResult) -> None:
                      f"file `{result.model_path}`.")
         left, right = st.columns(2)
         if result.bundle_path.is_file():
-            left.download_button("⬇ Download bundle (.zip)", result.bundle_path.read_bytes(),
+            what = "the ready-to-run folder" if result.format == "bundle" else "everything"
+            left.download_button(f"⬇ Download {what} (.zip)", result.bundle_path.read_bytes(),
                                  file_name=f"{result.export_dir.parent.parent.name}-"
                                            f"{result.export_dir.name}.zip",
                                  mime="application/zip", key=f"dl_zip_{result.export_dir.name}")
