@@ -12,7 +12,7 @@ import re
 import numpy as np
 import pytest
 
-from tests.e2e.conftest import running_app, screenshot
+from tests.e2e.conftest import running_app, screenshot, wait_idle
 from tests.engine.labeling_data import image_labels, insert_images, write_photo_features
 
 pytestmark = pytest.mark.slow
@@ -41,16 +41,19 @@ def _shown_ids(page, prefix: str) -> list[int]:
 
 
 def _choose(page, key: str, name: str) -> None:
-    """Pick `name` in the selectbox of widget `key` (again when a rerun closed the list)."""
+    """Pick `name` in the selectbox of widget `key`. Each pick reruns the page, and a rerun
+    redraws the lists: open one only once the page is idle, and pick again if a rerun closed it
+    (no short timeouts: on a loaded machine a rerun takes long)."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
     for _ in range(5):
+        wait_idle(page)
         page.locator(f".st-key-{key}").get_by_role("combobox").click()
         try:
-            page.get_by_role("option", name=name, exact=True).click(timeout=5_000)
+            page.get_by_role("option", name=name, exact=True).click(timeout=20_000)
             page.wait_for_function(
                 "([key, name]) => { const e = document.querySelector('.st-key-' + key);"
                 " return e && [...e.querySelectorAll('input')].some(i => i.value === name); }",
-                arg=[key, name], timeout=5_000)
+                arg=[key, name])
             return
         except PlaywrightTimeout:
             page.keyboard.press("Escape")
