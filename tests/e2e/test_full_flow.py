@@ -200,17 +200,33 @@ def test_step3_train_tiny_b0(tab, app_url, workspace_path):
     wait_idle(tab)
     tab.get_by_text("From scratch", exact=True).click()
     wait_idle(tab)
-    for label, value in (("Epochs, step 1 (quick)", "1"),
-                         ("Epochs, step 2: fine-tuning (slower)", "0")):
-        field = tab.get_by_role("spinbutton", name=label, exact=True)
-        for _ in range(100):  # mid-rerun the faded old field and the new one both exist
-            if field.count() == 1:
-                break
-            tab.wait_for_timeout(100)
-        field.fill(value)
-        field.press("Enter")
+    # Type both numbers until both hold: a rerun still under way from the click before (its
+    # start can come after wait_idle returned) draws the fields anew and drops what was typed,
+    # and mid-rerun the faded old field and the new one both exist for a moment.
+    from playwright.sync_api import Error as PlaywrightError
+    wanted = {"Epochs, step 1 (quick)": "1", "Epochs, step 2: fine-tuning (slower)": "0"}
+    fields = {label: tab.get_by_role("spinbutton", name=label, exact=True) for label in wanted}
+
+    def values() -> dict[str, str | None]:
+        try:
+            return {label: field.input_value(timeout=5_000) for label, field in fields.items()}
+        except PlaywrightError:       # two copies of a field mid-rerun: read again later
+            return {label: None for label in fields}
+
+    for _ in range(10):
+        for label, value in wanted.items():
+            if values()[label] != value:
+                try:
+                    fields[label].fill(value, timeout=5_000)
+                    fields[label].press("Enter", timeout=5_000)
+                except PlaywrightError:
+                    pass
+            wait_idle(tab)
+        tab.wait_for_timeout(500)        # a rerun that starts late shows up as stale here
         wait_idle(tab)
-        assert field.input_value() == value
+        if values() == wanted:
+            break
+    assert values() == wanted
     screenshot(tab, "flow-3a-train-form")
     tab.locator(".st-key-train_start").get_by_role("button").click()
 
