@@ -53,23 +53,29 @@ def test_export_reloads_and_matches(tiny_run, export_format, quantize, model_nam
     check_export(run_dir, result, quantize, model_name)
 
 
+def _predicts_like_the_model(code: str, run_dir, model_path, images, tmp_path) -> None:
+    """Run `code` (argv: model file, input .npy, output .npy) in a new interpreter on 4 photos
+    and compare its output with the Keras model's."""
+    from engine.serving.models import load_model
+    pixels = load_images(images["path"][:4], 32)
+    np.save(tmp_path / "x.npy", pixels)
+    subprocess.run([sys.executable, "-c", code, str(model_path), str(tmp_path / "x.npy"),
+                    str(tmp_path / "y.npy")], check=True, capture_output=True)
+    expected = load_model(run_dir).predict(pixels, verbose=0)
+    np.testing.assert_allclose(np.load(tmp_path / "y.npy"), expected, atol=1e-4)
+
+
 def test_tflite_export_predicts_like_the_model_in_another_process(tiny_run, tmp_path):
     """Independent of export_model's own check: load the .tflite file in a new interpreter."""
     run_dir, images = tiny_run
     result = export_model(run_dir, "tflite", sample_paths=list(images["path"][:6]))
     check_export(run_dir, result, False, "model.tflite")
-    pixels = load_images(images["path"][:4], 32)
-    np.save(tmp_path / "x.npy", pixels)
     code = ("import numpy as np, tensorflow as tf, sys\n"
             "i = tf.lite.Interpreter(model_path=sys.argv[1])\n"
             "x = np.load(sys.argv[2]); d = i.get_input_details()[0]['index']\n"
             "i.resize_tensor_input(d, x.shape); i.allocate_tensors(); i.set_tensor(d, x)\n"
             "i.invoke(); np.save(sys.argv[3], i.get_tensor(i.get_output_details()[0]['index']))")
-    subprocess.run([sys.executable, "-c", code, str(result.model_path), str(tmp_path / "x.npy"),
-                    str(tmp_path / "y.npy")], check=True, capture_output=True)
-    from engine.serving.models import load_model
-    expected = load_model(run_dir).predict(pixels, verbose=0)
-    np.testing.assert_allclose(np.load(tmp_path / "y.npy"), expected, atol=1e-4)
+    _predicts_like_the_model(code, run_dir, result.model_path, images, tmp_path)
 
 
 def test_onnx_export_predicts_like_the_model_with_onnx_runtime_in_another_process(tiny_run,
@@ -77,18 +83,12 @@ def test_onnx_export_predicts_like_the_model_with_onnx_runtime_in_another_proces
     """Independent of export_model's own check: ONNX Runtime alone, in a new interpreter."""
     run_dir, images = tiny_run
     result = export_model(run_dir, "onnx", sample_paths=list(images["path"][:6]))
-    pixels = load_images(images["path"][:4], 32)
-    np.save(tmp_path / "x.npy", pixels)
     code = ("import numpy as np, onnxruntime as ort, sys\n"
             "s = ort.InferenceSession(sys.argv[1], providers=['CPUExecutionProvider'])\n"
             "x = np.load(sys.argv[2])\n"
             "np.save(sys.argv[3], s.run(None, {s.get_inputs()[0].name: x})[0])\n"
             "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules")
-    subprocess.run([sys.executable, "-c", code, str(result.model_path), str(tmp_path / "x.npy"),
-                    str(tmp_path / "y.npy")], check=True, capture_output=True)
-    from engine.serving.models import load_model
-    expected = load_model(run_dir).predict(pixels, verbose=0)
-    np.testing.assert_allclose(np.load(tmp_path / "y.npy"), expected, atol=1e-4)
+    _predicts_like_the_model(code, run_dir, result.model_path, images, tmp_path)
     saved = json.loads((result.export_dir / "export.json").read_text())
     assert saved["model_path"] == "model.onnx" and saved["export_dir"] == "onnx"
 
