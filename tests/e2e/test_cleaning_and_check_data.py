@@ -12,13 +12,11 @@ from __future__ import annotations
 
 import pytest
 
-from engine.ingest.importing import import_files
 from engine.projects import create_project
 from engine.workspace import open_workspace
 from tests.e2e.conftest import no_exception, screenshot, wait_idle
-from tests.engine.ingest.test_cleaning import CONFLICT, COPIES, _status
+from tests.engine.ingest.test_cleaning import CONFLICT, COPIES, _status, import_messy
 from tests.pages.test_results_check_data import FLIPPED, plant
-from tests.planted import jpeg_bytes, scene
 
 LONG_MS = 240_000      # the first Check the data runs the cleanlab audit on 2 shared cores
 
@@ -27,12 +25,7 @@ LONG_MS = 240_000      # the first Check the data runs the cleanlab audit on 2 s
 def prepared(projects_root):
     """Two projects made before the app's first page (so no sample project is made)."""
     cleaning = create_project(projects_root, "Cleaning")
-    conflict, copy = jpeg_bytes(scene(40)), jpeg_bytes(scene(41, class_index=1))
-    files = [(f"{label}/{label.lower()}.{n}.jpg", jpeg_bytes(scene(n, class_index=index)))
-             for index, label in enumerate(("Cat", "Dog")) for n in range(3)]
-    files += [(path, conflict) for path in CONFLICT] + [(path, copy) for path in COPIES]
-    files += [("Cat/empty.jpg", b"")]
-    import_files(cleaning, files, workers=1)
+    import_messy(cleaning)
     _, _, ids = plant(create_project(projects_root, "Checks"))
     return {"cleaning": cleaning.root, "checks": projects_root / "Checks", "flipped": ids[FLIPPED]}
 

@@ -8,10 +8,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from engine.ingest.importing import import_files
 from engine.workspace import WORKSPACE_ENV
-from tests.engine.ingest.test_cleaning import CONFLICT, COPIES, _status
-from tests.planted import jpeg_bytes, scene
+from tests.engine.ingest.test_cleaning import CONFLICT, COPIES, _status, import_messy
 
 DATA = str(Path(__file__).resolve().parents[2] / "app_pages" / "1_Data.py")
 
@@ -19,12 +17,7 @@ DATA = str(Path(__file__).resolve().parents[2] / "app_pages" / "1_Data.py")
 @pytest.fixture
 def issues_tab(workspace, monkeypatch):
     monkeypatch.setenv(WORKSPACE_ENV, str(workspace.root))
-    conflict, copy = jpeg_bytes(scene(40)), jpeg_bytes(scene(41, class_index=1))
-    files = [(f"{label}/{label.lower()}.{n}.jpg", jpeg_bytes(scene(n, class_index=index)))
-             for index, label in enumerate(("Cat", "Dog")) for n in range(3)]
-    files += [(path, conflict) for path in CONFLICT] + [(path, copy) for path in COPIES]
-    files += [("Cat/empty.jpg", b"")]
-    import_files(workspace, files, workers=1)
+    import_messy(workspace)
     test = AppTest.from_file(DATA, default_timeout=180)
     test.session_state["data_section"] = "Issues"
     return workspace, test.run()

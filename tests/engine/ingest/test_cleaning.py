@@ -22,15 +22,22 @@ def _status(workspace) -> dict[str, str]:
             "SELECT source_path, status FROM images")}
 
 
+def import_messy(workspace, per_class: int = 3,
+                 broken: tuple[tuple[str, bytes], ...] = (("Cat/empty.jpg", b""),)) -> None:
+    """Import `per_class` distinct photos under Cat/ and Dog/ each, the conflict pair (one photo
+    under both labels), three same-label copies and the `broken` files."""
+    conflict, copy = jpeg_bytes(scene(40)), jpeg_bytes(scene(41, class_index=1))
+    files = [(f"{label}/{label.lower()}.{n}.jpg", jpeg_bytes(scene(n, class_index=index)))
+             for index, label in enumerate(("Cat", "Dog")) for n in range(per_class)]
+    files += [(path, conflict) for path in CONFLICT] + [(path, copy) for path in COPIES]
+    import_files(workspace, [*files, *broken], workers=1)
+
+
 @pytest.fixture
 def messy(workspace):
     """Eight distinct photos, a conflict pair, three same-label copies, two broken files."""
-    conflict, copy = jpeg_bytes(scene(40)), jpeg_bytes(scene(41, class_index=1))
-    files = [(f"{label}/{label.lower()}.{n}.jpg", jpeg_bytes(scene(n, class_index=index)))
-             for index, label in enumerate(("Cat", "Dog")) for n in range(4)]
-    files += [(path, conflict) for path in CONFLICT] + [(path, copy) for path in COPIES]
-    files += [("Cat/empty.jpg", b""), ("Dog/page.jpg", b"<html>404</html>")]
-    import_files(workspace, files, workers=1)
+    import_messy(workspace, per_class=4,
+                 broken=(("Cat/empty.jpg", b""), ("Dog/page.jpg", b"<html>404</html>")))
     return workspace
 
 
