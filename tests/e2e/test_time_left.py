@@ -40,7 +40,7 @@ from engine.projects import create_project
 from engine.runs import create_run, get_run
 from engine.training.progress import Progress
 from tests.e2e import scripted_worker
-from tests.e2e.conftest import ARTIFACTS, ROOT, screenshot
+from tests.e2e.conftest import ARTIFACTS, IDLE_JS, ROOT, screenshot
 from tests.engine.training.test_progress import SANE_FACTOR, largest_jump, old_eta
 
 pytestmark = pytest.mark.slow
@@ -53,6 +53,13 @@ METRICS_JS = """() => Object.fromEntries(
   Array.from(document.querySelectorAll("[data-testid='stMetric']")).map(m => [
     (m.querySelector("[data-testid='stMetricLabel']") || m).innerText.trim(),
     (m.querySelector("[data-testid='stMetricValue']") || m).innerText.trim()]))"""
+# The figures and the page's text of one finished redraw, or null mid-run: one evaluation is
+# one look at the page, and mid-run the page mixes two redraws' elements (CI once paired a
+# "Step 2" figure with the next redraw's last-step words, and a "Last step" figure with the
+# last redraw's Halt button, not yet removed).
+SNAPSHOT_JS = """() => !%s ? null : ({metrics: (%s)(),
+  text: (document.querySelector("[data-testid='stMain']") || document.body).innerText})""" \
+    % (IDLE_JS, METRICS_JS)
 
 
 @dataclass(frozen=True)
@@ -99,10 +106,13 @@ def scripted_run(projects_root, tmp_path_factory):
         log.close()
 
 
-def _read(page) -> Reading:
-    metrics = page.evaluate(METRICS_JS)
+def _read(page) -> Reading | None:
+    """The reading of the page as its last finished redraw left it; None mid-redraw."""
+    snapshot = page.evaluate(SNAPSHOT_JS)
+    if snapshot is None:
+        return None
+    metrics, text = snapshot["metrics"], snapshot["text"]
     left_text = metrics.get("Time left", "")
-    text = page.get_by_test_id("stMain").inner_text()
     return Reading(metrics.get("Phase", ""), metrics.get("Epoch", ""),
                    parse_duration(metrics.get("Elapsed", "")), left_text,
                    parse_duration(left_text), FINISHING_TEXT in text, "Halt: stop" in text)
@@ -124,7 +134,7 @@ def _watch(page, go, release, process) -> list[Reading]:
         if process.poll() is not None and "Training now" not in main_text:
             break
         reading = _read(page)
-        if not readings or reading != readings[-1]:
+        if reading is not None and (not readings or reading != readings[-1]):
             readings.append(reading)
             shot = {"Step 1": "step-1", "Step 2": "step-2"}.get(reading.phase)
             if reading.finishing_shown:
@@ -176,7 +186,8 @@ def test_the_time_left_holds_still_through_a_run_and_the_last_step_is_shown(
     # The last step shows as its own step, with its words, and offers no controls that the
     # worker would no longer read (halt, more epochs, cancel); the ended run's phase is done.
     assert any(r.finishing_shown and r.phase == "Last step" for r in readings), summary
-    assert not any(r.finishing_shown for r in readings if r.phase in ("Step 1", "Step 2"))
+    assert not any(r.finishing_shown for r in readings
+                   if r.phase in ("Step 1", "Step 2")), summary
     assert not any(r.halt_shown for r in readings if r.phase == "Last step"), summary
     assert any(r.halt_shown for r in readings if r.phase == "Step 2"), summary
     assert page.evaluate(METRICS_JS).get("Phase") == "Done"
