@@ -75,6 +75,17 @@ class EpochEnded:
 
 
 @dataclass(frozen=True)
+class HeadSolved:
+    """Step 1 solved in one fit (``engine.training.solved_step``): each strength tried (the
+    logistic regression's inverse regularization C), its validation loss, the one kept."""
+    strengths: tuple[float, ...]
+    losses: tuple[float, ...]
+    kept: float
+    chosen_by: str                    # "validation" | "cross-validation" | "default"
+    seconds: float
+
+
+@dataclass(frozen=True)
 class LearningRateChanged:
     epoch: int
     old: float
@@ -124,11 +135,12 @@ class RunFailed:
     message: str
 
 
-Event = (RunStarted | PhaseStarted | BatchEnded | EpochEnded | LearningRateChanged
+Event = (RunStarted | PhaseStarted | BatchEnded | EpochEnded | HeadSolved | LearningRateChanged
          | CheckpointSaved | Message | CommandAcknowledged | RunFinished | RunFailed)
 EventSink = Callable[[Event], None]
 EVENT_TYPES: dict[str, type] = {cls.__name__: cls for cls in (
-    RunStarted, PhaseStarted, BatchEnded, EpochEnded, LearningRateChanged, CheckpointSaved,
+    RunStarted, PhaseStarted, BatchEnded, EpochEnded, HeadSolved, LearningRateChanged,
+    CheckpointSaved,
     Message, CommandAcknowledged, RunFinished, RunFailed)}
 
 
@@ -140,8 +152,9 @@ def event_to_record(event: Event) -> tuple[str, dict[str, Any]]:
 def event_from_record(kind: str, payload: dict[str, Any]) -> Event:
     """Inverse of :func:`event_to_record`."""
     cls = EVENT_TYPES[kind]
-    if "class_names" in payload:
-        payload = {**payload, "class_names": tuple(payload["class_names"])}
+    for name in ("class_names", "strengths", "losses"):   # JSON gives lists back
+        if name in payload:
+            payload = {**payload, name: tuple(payload[name])}
     return cls(**payload)
 
 

@@ -19,6 +19,7 @@ weights (the dwell weights are not checkpointed).
 """
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import asdict
 from pathlib import Path
@@ -26,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.errors import TrainingError
+from engine.errors import EngineError, TrainingError
 from engine.events import CheckpointSaved, EventSink, Message
 from engine.runs import RunFolder
 from engine.training.artefacts import (EpochRow, TrainingState, save_weights_atomic,
@@ -257,6 +258,18 @@ class Checkpointing:
         self.sink(Message(f"Resumed from the checkpoint of epoch {state.epochs_done}."))
 
 
+def _step_one_solved(run_dir: Path) -> bool:
+    """The run's config solves step 1 (a config that no longer validates: as trained by
+    epochs; its run then fails to start with the config's own message)."""
+    from engine.training.config import TrainConfig
+
+    try:
+        data = json.loads(RunFolder(run_dir).config.read_text(encoding="utf-8"))
+        return TrainConfig.from_dict(data).solves_head
+    except (OSError, ValueError, EngineError):
+        return False
+
+
 def extend_for_continue(run_dir: Path, epochs: int) -> int:
     """Prepare a halted or finished run to train ``epochs`` more epochs in its last phase,
     starting from the weights its checkpoint holds (the kept ones: a phase that ends restores
@@ -275,6 +288,13 @@ def extend_for_continue(run_dir: Path, epochs: int) -> int:
                             "checkpoint folder is missing or empty). Start a new run instead.")
     if state.phase_complete:
         state.phase_planned_epochs = state.phase_epochs_done
+    if state.phase == "head" and _step_one_solved(run_dir):
+        # A solved step 1 has nothing more to learn from the same photos: the epochs fine-tune.
+        state.phase_planned_epochs = state.phase_epochs_done
+        state.phase_complete = True
+        state.fine_tune_planned_epochs = epochs
+        write_state(run_dir, state)
+        return state.epochs_done + epochs
     state.phase_planned_epochs += epochs
     # Exactly ``epochs`` more: continuing phase 1 does not start a fine-tuning phase after it.
     state.fine_tune_planned_epochs = state.phase_planned_epochs if state.phase != "head" else 0

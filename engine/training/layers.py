@@ -16,6 +16,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import numpy as np
+
+from engine.linear import HEAD_EPSILON, SolvedHead
 from engine.training.config import Head, Optimizer, Pooling, TrainConfig
 from engine.training.variants import VariantSpec, block_starts, build_backbone_checked
 
@@ -82,12 +85,30 @@ def build_head(feature_dim: int, num_classes: int, config: TrainConfig, seed: in
                               activity_regularizer=regularizers.L1(SEED_L1),
                               bias_regularizer=regularizers.L1(SEED_L1))(tensor)
     else:
-        tensor = layers.BatchNormalization(axis=-1, momentum=SIMPLE_BN_MOMENTUM, name="head_bn")(
-            tensor)
+        tensor = layers.BatchNormalization(axis=-1, momentum=SIMPLE_BN_MOMENTUM,
+                                           epsilon=HEAD_EPSILON, name="head_bn")(tensor)
     tensor = layers.Dropout(config.dropout, seed=seed, name="head_dropout")(tensor)
     outputs = layers.Dense(num_classes, activation="softmax", dtype="float32",
                            name="probabilities")(tensor)
     return keras.Model(inputs, outputs, name=HEAD_NAME)
+
+
+def write_solved_head(head: keras.Model, solved: SolvedHead) -> None:
+    """Make the ``simple`` head compute ``solved``'s probabilities exactly: its BatchNorm
+    standardizes with the solver's mean and variance (scale 1, shift 0) and its softmax layer
+    takes the solver's weights; Dropout is off outside training.
+
+    Raises:
+        ValueError: the head is not the simple one (the seed's has a hidden layer).
+    """
+    names = {layer.name for layer in head.layers}
+    if "head_dense" in names or "head_bn" not in names:
+        raise ValueError("only the simple head (standardization + softmax) can take a solved "
+                         "step 1")
+    batch_norm = head.get_layer("head_bn")
+    ones = np.ones_like(solved.mean)
+    batch_norm.set_weights([ones, np.zeros_like(solved.mean), solved.mean, solved.variance])
+    head.get_layer("probabilities").set_weights([solved.kernel, solved.bias])
 
 
 def assemble_model(spec: VariantSpec, config: TrainConfig, num_classes: int,

@@ -24,6 +24,7 @@ from engine.events import (CommandSource, EpochEnded, EventSink, LearningRateCha
                            PhaseStarted, RunStarted)
 from engine.runs import RunRecord
 from engine.training.artefacts import EpochRow, TrainingState, read_state, write_histories
+from engine.training import solved_step
 from engine.training.checkpoints import Checkpointing, KeptWeights
 from engine.training.callbacks import (PHASE_FINE_TUNE, PHASE_FINISHING, PHASE_HEAD, BatchThrottle,
                                        CommandState, PhaseCallback, PhaseOutcome, PhaseProgress,
@@ -131,7 +132,7 @@ class Trainer(Checkpointing):
     def _planned_after_features(self, state: TrainingState | None) -> tuple[int, int]:
         """(step 1, fine-tuning) epochs still to train, as planned (for the time left)."""
         if state is None:
-            return self.config.epochs, self.fine_tune_planned
+            return self.config.head_epochs, self.fine_tune_planned
         left = max(0, state.phase_planned_epochs - state.phase_epochs_done)
         head = state.phase == PHASE_HEAD
         return (left * (head and not state.phase_complete),
@@ -156,7 +157,7 @@ class Trainer(Checkpointing):
         config = self.config
         model = self._phase_one_model()
         freeze_backbone(self.studio)
-        planned, done = config.epochs, 0
+        planned, done = config.head_epochs, 0
         if state is not None:
             planned, done = state.phase_planned_epochs, state.phase_epochs_done
             self._restore_from_checkpoint(state, model)
@@ -165,7 +166,11 @@ class Trainer(Checkpointing):
         train, val = self.masks["train"], self.masks["val"]
         weights = self._class_weights()
         steps = self.plan.steps(int(train.sum()))
-        if config.augment_phase1:
+        if config.solves_head:   # one exact fit: one "epoch", one step
+            detail, fitted, steps = solved_step.DETAIL, model, 1
+            fit = solved_step.solved_fit(self.inputs, model, train, val, weights, self.sink,
+                                         config.seed)
+        elif config.augment_phase1:
             detail = ("augmentation in phase 1 takes the exact path: the frozen backbone runs on "
                       "every augmented image every epoch (slower than the cached features)")
             self.sink(Message(detail[0].upper() + detail[1:] + ".", level="warning"))

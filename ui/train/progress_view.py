@@ -47,8 +47,8 @@ def cached_progress(workspace: Workspace, run: RunRecord) -> Progress:
     """The run's Progress, updated with the events stored since the last call."""
     cache = st.session_state.setdefault(PROGRESS_CACHE, {})
     run_id = run.id
-    progress = cache.get(run_id) or Progress(planned_from_config=(
-        int(run.config.get("epochs", 0)) + int(run.config.get("fine_tune_epochs", 0)) or None))
+    progress = cache.get(run_id) or Progress(
+        planned_from_config=TrainConfig.planned_epochs_of(run.config) or None)
     cache[run_id] = progress.apply(jobs.read_events(workspace, run_id, after_id=progress.last_id))
     return progress
 
