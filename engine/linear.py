@@ -10,7 +10,8 @@ Two uses, one estimator:
 - Step 1 of a run (:func:`solve_softmax_head`): the same regression on the run's standardized
   features, its strength chosen by validation log loss (:data:`STRENGTHS`), as exact weights
   for the Keras head (standardization + dense softmax, :mod:`engine.training.layers`); the data
-  signals' out-of-fold model (:mod:`engine.results.label_issues`) uses the same choice.
+  signals' out-of-fold model (:mod:`engine.results.label_issues`) fits the same regression
+  at its own strength, one fit per fold.
 """
 from __future__ import annotations
 
@@ -80,18 +81,19 @@ class FeatureSpace:
 
 @dataclass(frozen=True)
 class LinearModel:
-    """A fitted model: ``classes`` (names) and the scikit-learn estimator."""
+    """A fitted model: ``classes`` (names) and its :class:`SolvedHead` (one column each)."""
     classes: tuple[str, ...]
-    estimator: object
+    solved: SolvedHead
 
     def predict_proba(self, features: np.ndarray) -> np.ndarray:
         """(n, len(classes)) probabilities, columns in ``classes`` order."""
-        return np.asarray(self.estimator.predict_proba(features))  # type: ignore[attr-defined]
+        return self.solved.probabilities(features)
 
 
 def fit_linear(features: np.ndarray, labels: list[str] | np.ndarray, *, c: float = DEFAULT_C,
                max_rows: int = MAX_TRAINING_ROWS, seed: int = 0) -> LinearModel:
-    """Fit the logistic regression on (transformed) features and class names.
+    """Fit the logistic regression (step 1's, at strength ``c``, classes weighed equally) on
+    (transformed) features and class names.
 
     Args:
         features: (n, k) rows (already through :meth:`FeatureSpace.transform`).
@@ -100,17 +102,18 @@ def fit_linear(features: np.ndarray, labels: list[str] | np.ndarray, *, c: float
     Raises:
         ValueError: fewer than two classes.
     """
-    from sklearn.linear_model import LogisticRegression
-
     labels = np.asarray(labels, dtype=object)
     classes = sorted(set(labels.tolist()))
     if len(classes) < 2:
         raise ValueError("a linear model needs labels in at least two classes")
     rows = _balanced_rows(labels, classes, max_rows, seed)
-    estimator = LogisticRegression(C=c, max_iter=300, tol=1e-3, class_weight="balanced")
-    with one_blas_thread():
-        estimator.fit(features[rows], labels[rows])
-    return LinearModel(tuple(str(name) for name in estimator.classes_), estimator)
+    index = np.array([classes.index(name) for name in labels[rows]])
+    counts = np.bincount(index, minlength=len(classes))
+    balanced = (len(index) / (len(classes) * counts))[index]   # scikit-learn's "balanced"
+    empty = np.zeros((0, features.shape[1]), dtype=np.float32)
+    solved = solve_softmax_head(features[rows], index, empty, np.zeros(0, np.int64),
+                                len(classes), sample_weight=balanced, strengths=(c,), seed=seed)
+    return LinearModel(tuple(str(name) for name in classes), solved)
 
 
 def _balanced_rows(labels: np.ndarray, classes: list[str], max_rows: int,
@@ -152,8 +155,8 @@ class SolvedHead:
         strengths, losses: each strength tried and its validation log loss (cross-validated
             when ``chosen_by`` is ``"cross-validation"``), in the order tried.
         strength: the strength kept (lowest loss).
-        chosen_by: ``"validation"``, ``"cross-validation"`` or ``"default"`` (too few photos
-            in some class to compare strengths).
+        chosen_by: ``"validation"``, ``"cross-validation"``, ``"default"`` (too few photos
+            in some class to compare strengths) or ``"given"`` (one strength was asked for).
     """
     mean: np.ndarray
     variance: np.ndarray
@@ -179,6 +182,8 @@ def solve_softmax_head(train_x: np.ndarray, train_y: np.ndarray, val_x: np.ndarr
     Args:
         train_x, val_x: (n, d) features; train_y, val_y: (n,) class indices in 0..K-1.
         sample_weight: per training photo (class weights), or None.
+        strengths: those to compare; a single one is fitted without comparing (``val_x`` may
+            then be empty).
     Raises:
         ValueError: fewer than two classes among the training photos.
     """
@@ -199,7 +204,9 @@ def _solve(train_x: np.ndarray, train_y: np.ndarray, val_x: np.ndarray, val_y: n
     val_z = _standardize(val_x, mean, variance)
     pooled_counts = np.bincount(np.concatenate([train_y, val_y]), minlength=num_classes)
     val_counts = np.bincount(val_y, minlength=num_classes)[np.unique(train_y)]
-    if val_counts.min() >= MIN_VALIDATION_PER_CLASS:
+    if len(strengths) == 1:
+        chosen_by, losses = "given", [math.nan]
+    elif val_counts.min() >= MIN_VALIDATION_PER_CLASS:
         chosen_by = "validation"
         losses = _strength_path(strengths, [(train_z, train_y, sample_weight, val_z, val_y)],
                                 num_classes)

@@ -21,7 +21,7 @@ from engine.events import (
     RunStarted,
 )
 from engine.training.backends import installed_backends, select_backend
-from engine.training.config import Backend, Head, Optimizer
+from engine.training.config import Backend, Head, HeadFit, Optimizer
 from engine.training.hosts import (
     ENV_JOB_ADDRESSES,
     ENV_NUM_PROCESSES,
@@ -54,9 +54,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help=f"backbone: {', '.join(VARIANTS)} (default {DEFAULTS.variant})")
     parser.add_argument("--weights", default=DEFAULTS.weights,
                         help="imagenet (download), none (from scratch) or a weights file path")
+    parser.add_argument("--head-fit", default=DEFAULTS.head_fit.value,
+                        choices=[choice.value for choice in HeadFit],
+                        help="phase 1 (the head on cached features): solve (default: an exact "
+                             "L2 logistic regression, its strength chosen on the validation "
+                             "photos, in seconds) or gradient (epochs of gradient descent, the "
+                             "000 seed's way; --epochs and --head-patience apply)")
     parser.add_argument("--epochs", type=int, default=DEFAULTS.epochs,
-                        help=f"phase-1 (head) epochs at most (default {DEFAULTS.epochs}); it "
-                             "stops earlier when validation loss stops improving")
+                        help=f"phase-1 (head) epochs at most with --head-fit gradient (default "
+                             f"{DEFAULTS.epochs}); it stops earlier when validation loss stops "
+                             "improving. A solved phase 1 is one epoch; 0 skips phase 1")
     parser.add_argument("--head-patience", type=int, default=DEFAULTS.head_patience,
                         help="phase 1 stops after this many epochs without a lower validation "
                              f"loss (default {DEFAULTS.head_patience})")
@@ -114,7 +121,7 @@ def _config(arguments: argparse.Namespace) -> TrainConfig:
         fine_tune_epochs=arguments.fine_tune_epochs, fine_tune_blocks=arguments.fine_tune_blocks,
         image_size_px=arguments.image_size, batch_size=arguments.batch_size,
         learning_rate=arguments.learning_rate, optimizer=arguments.optimizer,
-        head=arguments.head, augment_phase1=arguments.augment_phase1,
+        head=arguments.head, head_fit=arguments.head_fit, augment_phase1=arguments.augment_phase1,
         augment=not arguments.no_augment, early_stopping=arguments.early_stopping,
         seed=arguments.seed, distribution=arguments.distribution,
         backend=arguments.backend)

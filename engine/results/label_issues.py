@@ -11,7 +11,6 @@ would take K trainings (the cleanlab #555 discussion).
 """
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -46,13 +45,9 @@ def out_of_fold_probabilities(features: np.ndarray, labels: np.ndarray, num_clas
     Raises:
         DatasetError: fewer than two classes, or a class with fewer than 2 images.
     """
-    # scikit-learn loads here, not at import: every `python -m engine` command imports
-    # this module's CLI, and scikit-learn costs about a second to import.
-    from sklearn.exceptions import ConvergenceWarning
-    from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
+
+    from engine.linear import solve_softmax_head
 
     counts = np.bincount(labels, minlength=num_classes)
     present = np.flatnonzero(counts)
@@ -66,13 +61,11 @@ def out_of_fold_probabilities(features: np.ndarray, labels: np.ndarray, num_clas
                             shuffle=True, random_state=seed)
     probabilities = np.zeros((len(labels), num_classes), dtype=np.float64)
     for train_index, held_out in folds.split(features, labels):
-        model = make_pipeline(StandardScaler(), LogisticRegression(C=inverse_regularization,
-                                                                  max_iter=500))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            model.fit(features[train_index], labels[train_index])
-        # A fold's model knows only the classes it saw; put its columns in their places.
-        probabilities[np.ix_(held_out, model.classes_)] = model.predict_proba(features[held_out])
+        # The engine's one linear model on features (step 1's), at this module's strength.
+        model = solve_softmax_head(features[train_index], labels[train_index],
+                                   features[held_out], labels[held_out], num_classes,
+                                   strengths=(inverse_regularization,), seed=seed)
+        probabilities[held_out] = model.probabilities(features[held_out])
     return probabilities
 
 

@@ -258,6 +258,18 @@ class Checkpointing:
         self.sink(Message(f"Resumed from the checkpoint of epoch {state.epochs_done}."))
 
 
+def planned_after_features(state: TrainingState | None, head_epochs: int,
+                           fine_tune_planned: int) -> tuple[int, int]:
+    """(step 1, fine-tuning) epochs still to train after the features, as planned (for the
+    time left): the config's for a new run, what the checkpoint left for a resumed one."""
+    if state is None:
+        return head_epochs, fine_tune_planned
+    left = max(0, state.phase_planned_epochs - state.phase_epochs_done)
+    head = state.phase == "head"
+    return (left * (head and not state.phase_complete),
+            state.fine_tune_planned_epochs if head else left)
+
+
 def _step_one_solved(run_dir: Path) -> bool:
     """The run's config solves step 1 (a config that no longer validates: as trained by
     epochs; its run then fails to start with the config's own message)."""

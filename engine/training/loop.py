@@ -1,15 +1,14 @@
 """The training loop behind :func:`engine.training.api.train`.
 
-One :class:`Trainer` per run: prepare inputs (decode once, features once), phase 1 (head on
-cached features, or the exact augmented path), phase 2 (fine-tuning), then the artefacts
-(:mod:`engine.training.finishing`). One ``fit`` call per phase; after every epoch
-:meth:`Trainer.after_epoch` applies the learning-rate controller (the 000 seed's callback),
-keeps the best weights and writes a checkpoint; :mod:`engine.training.callbacks` turns batch
-logs into events and ends ``fit`` within a batch when a command asks to.
+One :class:`Trainer` per run: prepare inputs (decode once, features once), phase 1 (the head
+solved on the cached features, :mod:`engine.training.solved_step`; or trained on them, or on
+augmented images), phase 2 (fine-tuning), then the artefacts. One ``fit`` call per phase;
+after every epoch :meth:`Trainer.after_epoch` applies the learning-rate controller (the 000
+seed's callback), keeps the best weights and writes a checkpoint; :mod:`engine.training.callbacks`
+turns batch logs into events and ends ``fit`` within a batch when a command asks to.
 
-The run ends on the epoch with the lowest validation loss over both phases, fine-tuning
-replacing phase 1 only when it beats it by more than chance (:mod:`engine.training.checkpoints`).
-"""
+The run ends on the epoch with the lowest validation loss over both phases, fine-tuning replacing
+phase 1 only when it beats it by more than chance (:mod:`engine.training.checkpoints`)."""
 from __future__ import annotations
 
 import time
@@ -25,7 +24,7 @@ from engine.events import (CommandSource, EpochEnded, EventSink, LearningRateCha
 from engine.runs import RunRecord
 from engine.training.artefacts import EpochRow, TrainingState, read_state, write_histories
 from engine.training import solved_step
-from engine.training.checkpoints import Checkpointing, KeptWeights
+from engine.training.checkpoints import Checkpointing, KeptWeights, planned_after_features
 from engine.training.callbacks import (PHASE_FINE_TUNE, PHASE_FINISHING, PHASE_HEAD, BatchThrottle,
                                        CommandState, PhaseCallback, PhaseOutcome, PhaseProgress,
                                        run_fit)
@@ -109,7 +108,8 @@ class Trainer(Checkpointing):
         self.inputs.batch_size = self.global_batch
         state = read_state(self.run_dir) if resume else None
         if not self.inputs.prepare(self.studio, self.spec.name, self.config.pooling.value,
-                                   later=self._planned_after_features(state)):
+                                   later=planned_after_features(state, self.config.head_epochs,
+                                                                     self.fine_tune_planned)):
             return self._finish("cancelled")
         if resume and state is None:
             self.sink(Message("No checkpoint was found, so training starts from the beginning."))
@@ -128,15 +128,6 @@ class Trainer(Checkpointing):
             resumed = state if state is not None and state.phase == PHASE_FINE_TUNE else None
             outcome = self._phase_two(resumed)
         return self._finish(outcome.run_status)
-
-    def _planned_after_features(self, state: TrainingState | None) -> tuple[int, int]:
-        """(step 1, fine-tuning) epochs still to train, as planned (for the time left)."""
-        if state is None:
-            return self.config.head_epochs, self.fine_tune_planned
-        left = max(0, state.phase_planned_epochs - state.phase_epochs_done)
-        head = state.phase == PHASE_HEAD
-        return (left * (head and not state.phase_complete),
-                state.fine_tune_planned_epochs if head else left)
 
     def _make_controller(self, state: TrainingState | None) -> Any:
         """Phase 1 early stopping on validation loss, fine-tuning the seed's rule
@@ -288,7 +279,11 @@ class Trainer(Checkpointing):
         self.commands.where = (phase, epoch, 0)
         self.commands.poll()
         extension = self.commands.take_extension()
-        if extension:
+        if extension and phase == PHASE_HEAD and self.config.solves_head:
+            self.fine_tune_planned += extension   # nothing left to learn in a solved step 1
+            self.sink(Message(f"Continuing {extension} more epoch(s): step 1 is solved, so "
+                              f"they fine-tune ({self.fine_tune_planned} fine-tuning epochs)."))
+        elif extension:
             progress.planned += extension
             self.sink(Message(f"Continuing {extension} more epoch(s): {phase.replace('_', '-')} "
                               f"now ends at epoch {epoch + progress.planned - progress.done}."))

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from engine.events import (BatchEnded, CheckpointSaved, CommandAcknowledged, EpochEnded,
-                           Message, PhaseStarted, RunFailed, RunFinished, RunStarted)
+                           HeadSolved, Message, PhaseStarted, RunFailed, RunFinished, RunStarted)
 from engine.events import StoredEvent
 from engine.training.time_left import TimeLeft
 
@@ -31,6 +31,7 @@ class Progress:
     fine_tune_from_epoch: int | None = None
     last_checkpoint_epoch: int | None = None
     messages: list[tuple[float, Message]] = field(default_factory=list)
+    solved: HeadSolved | None = None       # step 1, when it was solved rather than trained
     finished: RunFinished | None = None
     failed: RunFailed | None = None
     acknowledged: set[str] = field(default_factory=set)   # commands the worker read (kinds)
@@ -59,6 +60,8 @@ class Progress:
         elif isinstance(event, EpochEnded):
             self.epochs[event.epoch] = event   # a resumed run may repeat an epoch: keep the last
             self.epoch_ended_at = at
+        elif isinstance(event, HeadSolved):
+            self.solved = event
         elif isinstance(event, CheckpointSaved):
             self.last_checkpoint_epoch = event.epoch
         elif isinstance(event, Message):

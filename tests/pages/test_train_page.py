@@ -190,6 +190,11 @@ def test_settings_and_the_weights_file_stick_across_a_refresh(labeled_workspace:
     app.selectbox(key="train_form_variant").set_value("MobileNetV2-0.5").run()
     app.radio(key="train_form_weights").set_value("file").run()
     assert app.selectbox(key="train_form_weights_file").value == str(kept)   # offered, chosen
+    # Step 1 is solved by default: no epochs box until it trains by gradient descent.
+    with pytest.raises(KeyError):
+        app.number_input(key="train_form_epochs")
+    assert any("Step 1 (seconds)" in m.value for m in app.markdown)
+    app.toggle(key="train_form_gradient").set_value(True).run()
     app.number_input(key="train_form_epochs").set_value(3).run()
     app.select_slider(key="train_form_size").set_value(96).run()
     assert not app.exception and not app.button(key="train_start").disabled
@@ -198,6 +203,7 @@ def test_settings_and_the_weights_file_stick_across_a_refresh(labeled_workspace:
     assert fresh.selectbox(key="train_form_variant").value == "MobileNetV2-0.5"
     assert fresh.radio(key="train_form_weights").value == "file"
     assert fresh.selectbox(key="train_form_weights_file").value == str(kept)
+    assert fresh.toggle(key="train_form_gradient").value is True
     assert fresh.number_input(key="train_form_epochs").value == 3
     assert fresh.select_slider(key="train_form_size").value == 96
     assert not fresh.button(key="train_start").disabled
@@ -360,12 +366,12 @@ def test_pressing_train_starts_a_real_worker_and_the_page_attaches(labeled_works
     app = _run()
     app.radio(key="train_form_weights").set_value("none").run()
     app.select_slider(key="train_form_size").set_value(96)
-    app.number_input(key="train_form_epochs").set_value(1)
     app.number_input(key="train_form_fine_epochs").set_value(0)
     app.button(key="train_start").click().run()
     assert not app.exception, app.exception
     active = jobs.active_job(workspace)
     assert active is not None and active.config["image_size_px"] == 96
+    assert active.config["head_fit"] == "solve" and active.config["epochs"] >= 1
     assert any(h.value == "Training now" for h in app.subheader)
 
     fresh = _run()     # a new browser session re-attaches to the running job

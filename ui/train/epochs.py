@@ -17,6 +17,11 @@ EPOCH_COLUMNS = ["Epoch", "Loss", "Accuracy", "V_loss", "V_acc", "LR", "Next LR"
 PLAIN_EPOCH_COLUMNS = ["Epoch", "Step", "Right, training photos", "Right, validation photos",
                        "Loss, training", "Loss, validation", "Time"]
 STEP_NAMES = {"features": "1", "head": "1", "fine_tune": "2"}
+SOLVED_HOW = {"validation": "compared on the validation photos",
+              "cross-validation": "compared by cross-validation: too few validation photos in "
+                                  "some class to compare them on those alone",
+              "default": "not compared: too few photos in some class, so the usual setting "
+                         "was used"}
 
 
 def _planned(progress: Progress) -> int:
@@ -58,7 +63,44 @@ def epoch_table(progress: Progress) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=EPOCH_COLUMNS)
 
 
+def solved_table(progress: Progress) -> pd.DataFrame:
+    """Step 1 solved: one row per setting tried, its validation loss, the one kept."""
+    solved = progress.solved
+    if solved is None:
+        return pd.DataFrame(columns=["Setting", "Loss, validation", "Kept"])
+    return pd.DataFrame({"Setting": list(solved.strengths),
+                         "Loss, validation": list(solved.losses),
+                         "Kept": ["★" if strength == solved.kept else ""
+                                  for strength in solved.strengths]})
+
+
+def render_solved(progress: Progress, run_id: str) -> None:
+    """How step 1 was solved (when it was): in words, and the settings tried under
+    "Expert details"."""
+    solved = progress.solved
+    if solved is None:
+        return
+    st.caption(f"Step 1 took {solved.seconds:.1f} s: the new last layer was fitted exactly "
+               f"to the training photos, no epochs needed ({len(solved.strengths)} settings "
+               f"tried, {SOLVED_HOW.get(solved.chosen_by, solved.chosen_by)}).")
+    with st.expander("Expert details: how step 1 was solved"):
+        st.dataframe(solved_table(progress), hide_index=True, key=f"solved-{run_id}",
+                     column_config={
+                         "Setting": st.column_config.NumberColumn(
+                             format="%g", help="How closely the model may follow the training "
+                                               "photos: the logistic regression's C (inverse "
+                                               "L2 regularization) on standardized features. "
+                                               "Small: a smooth, cautious model; large: one that "
+                                               "fits the training photos closely."),
+                         "Loss, validation": st.column_config.NumberColumn(format="%.4f")})
+        st.caption("Step 1 is an L2-regularized logistic regression on the backbone's features, "
+                   "solved exactly; the setting with the lowest validation loss is kept and "
+                   "written into the model's last layer, which fine-tuning then starts from. "
+                   "The 000 seed trained it by gradient descent instead (Expert settings).")
+
+
 def render_epoch_tables(progress: Progress, run_id: str) -> None:
+    render_solved(progress, run_id)
     percent = st.column_config.NumberColumn(format="%.1f %%")
     loss_help = "How wrong the model's answers are (lower is better)."
     st.dataframe(plain_epoch_table(progress), hide_index=True, key=f"epochs-{run_id}",

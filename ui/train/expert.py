@@ -9,7 +9,7 @@ import streamlit as st
 
 from engine.errors import ConfigError
 from engine.training.backends import installed_backends, requested_backend
-from engine.training.config import Backend, ClassWeights, Head, Optimizer, Pooling
+from engine.training.config import Backend, ClassWeights, Head, HeadFit, Optimizer, Pooling
 
 KEY = "train_form_"
 HEAD_NAMES = {Head.SEED.value: "Dense layer + dropout (the original recipe)",
@@ -98,6 +98,16 @@ def render_expert() -> dict:
                      "unfrozen; with pretrained weights, the batch-normalisation statistics "
                      "stay as they were."),
         }
+        gradient = st.toggle(
+            "Step 1 by gradient descent, as the 000 seed does", key=f"{KEY}gradient",
+            help="Off (recommended): step 1 fits the new last layer exactly in seconds, an "
+                 "L2-regularized logistic regression on the backbone's features whose "
+                 "strength is chosen on the validation photos. On: step 1 trains it epoch by "
+                 "epoch with the optimizer and learning rate above, stopping when the "
+                 "validation loss stops improving (the 000 seed's way; with a few hundred "
+                 "photos it overfits within a few epochs). The original-recipe head and "
+                 "'Vary them in step 1 too' always use gradient descent.")
+        values["head_fit"] = HeadFit.GRADIENT.value if gradient else HeadFit.SOLVE.value
         col1, col2, col3 = st.columns(3)
         values |= {
             "head": col1.selectbox("Last layers (head)", list(HEAD_NAMES), key=f"{KEY}head",

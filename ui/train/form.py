@@ -20,7 +20,7 @@ from engine.errors import EngineError
 from engine.labeling.split import split_summary
 from engine.training import estimates
 from engine.training.backends import requested_backend
-from engine.training.config import TrainConfig
+from engine.training.config import Head, HeadFit, TrainConfig
 from engine.training.settings import TrainSettings, load_train_settings, save_train_settings
 from engine.training.variants import VARIANTS
 from engine.workspace import Workspace
@@ -107,6 +107,7 @@ def seed_widgets(workspace: Workspace) -> TrainSettings:
             value = float(value)     # a number box refuses an int where its range is float
         state.setdefault(f"{KEY}{suffix}", value)
     state.setdefault(f"{KEY}fine_lr", float(values["fine_tune_learning_rate"] or 0.0))
+    state.setdefault(f"{KEY}gradient", values.get("head_fit") == HeadFit.GRADIENT.value)
     state.setdefault(f"{KEY}size", values["image_size_px"] or NATIVE)
     if state[f"{KEY}backend"] not in backend_options():   # stored, then uninstalled
         state[f"{KEY}backend"] = "auto"
@@ -198,18 +199,34 @@ def _render_model_choice(workspace: Workspace, summary: pd.DataFrame) -> tuple[s
     return variant, image_size_px
 
 
+def step_one_solved() -> bool:
+    """The form's settings solve step 1 (``TrainConfig.solves_head``, from the widgets' state)."""
+    state = st.session_state
+    return (not state.get(f"{KEY}gradient", False)
+            and state.get(f"{KEY}head", DEFAULTS.head.value) == Head.SIMPLE.value
+            and not state.get(f"{KEY}augment1", False))
+
+
 def render_form(workspace: Workspace, summary: pd.DataFrame) -> TrainConfig | None:
     """Render the settings; returns the TrainConfig they describe (None when not usable).
 
     A usable form is stored as this project's settings."""
-    seed_widgets(workspace)
+    settings = seed_widgets(workspace)
     variant, image_size_px = _render_model_choice(workspace, summary)
     weights = weights_view.render_weights(workspace, variant, image_size_px, summary)
     epochs_col, fine_col = st.columns(2)
-    epochs = epochs_col.number_input(
-        "Epochs, step 1 (quick)", 0, 1000, key=f"{KEY}epochs",
-        help="An epoch is one pass over all training photos. Step 1 keeps the pretrained model "
-             "fixed and trains only its new last layers (the head): fast.")
+    if step_one_solved():
+        epochs_col.markdown("**Step 1 (seconds)**")
+        epochs_col.caption("The new last layer is fitted exactly to your training photos: no "
+                           "epochs to choose. (Expert settings can train it epoch by epoch.)")
+        # The epochs box is not drawn, so Streamlit forgets its value: keep the stored one
+        # (it comes back if step 1 goes back to epochs).
+        epochs = max(1, int(settings.values["epochs"]))
+    else:
+        epochs = epochs_col.number_input(
+            "Epochs, step 1 (quick)", 0, 1000, key=f"{KEY}epochs",
+            help="An epoch is one pass over all training photos. Step 1 keeps the pretrained "
+                 "model fixed and trains only its new last layers (the head): fast.")
     fine_tune_epochs = fine_col.number_input(
         "Epochs, step 2: fine-tuning (slower)", 0, 1000, key=f"{KEY}fine_epochs",
         help="After step 1, the top of the model learns too (fine-tuning). 0 = skip step 2. "

@@ -15,6 +15,7 @@ import streamlit as st
 from engine import jobs
 from engine.errors import EngineError
 from engine.runs import RunRecord, RunStatus
+from engine.training.config import TrainConfig
 from engine.training.progress import Progress, format_seconds  # noqa: F401  (format_seconds: the Train page)
 from engine.workspace import Workspace
 from ui.errors import show_error

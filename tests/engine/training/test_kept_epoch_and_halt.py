@@ -48,7 +48,7 @@ class ScriptedTrainer(SnapshotsEachEpoch, Trainer):
 
 def _scripted_run(tmp_path, val_losses=SCRIPTED_VAL_LOSS, photo_losses=CLEAR_GAIN):
     config = tiny_config(epochs=5, fine_tune_epochs=3, patience=100, stop_patience=100,
-                         augment=False)   # the kept epoch does not depend on it
+                         augment=False, head_fit="gradient")   # the kept epoch does not depend on it
     return run_scripted(tmp_path, ScriptedTrainer, config, val_losses=val_losses,
                         photo_losses=photo_losses)
 

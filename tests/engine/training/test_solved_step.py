@@ -112,3 +112,24 @@ def test_a_run_resumes_and_continues_after_a_solved_step_one(tmp_path):
     assert result.status == "finished" and result.epochs_run == 3
     assert [(e.phase, e.epoch) for e in events.events if isinstance(e, EpochEnded)] == [
         ("fine_tune", 2), ("fine_tune", 3)]
+
+
+def test_more_epochs_asked_during_a_solved_step_one_fine_tune(tmp_path):
+    from engine.events import Command, CommandKind
+
+    workspace = tiny_workspace(tmp_path)
+    run = start_run(workspace, tiny_config(epochs=50, fine_tune_epochs=0, augment=False))
+    sent = []
+
+    def commands():
+        if not sent:
+            sent.append(1)
+            return [Command(CommandKind.CONTINUE, 2)]
+        return []
+
+    events = EventCollector()
+    result = train(workspace, run.id, sink=events, commands=commands)
+    assert result.status == "finished" and result.epochs_run == 3
+    assert [(e.phase, e.epoch) for e in events.events if isinstance(e, EpochEnded)] == [
+        ("head", 1), ("fine_tune", 2), ("fine_tune", 3)]
+    assert len([e for e in events.events if isinstance(e, HeadSolved)]) == 1

@@ -138,7 +138,7 @@ def test_features_are_computed_once_and_reused_by_the_next_run(trained):
 
 def test_halt_keeps_the_best_weights_and_writes_the_model(tmp_path):
     workspace = tiny_workspace(tmp_path)
-    run = start_run(workspace, tiny_config(epochs=5))
+    run = start_run(workspace, tiny_config(epochs=5, head_fit="gradient"))
     sent = []
 
     def commands():
@@ -166,7 +166,7 @@ def test_cancel_marks_the_run_cancelled_without_a_model(tmp_path):
 
 def test_continue_extends_the_phase(tmp_path):
     workspace = tiny_workspace(tmp_path)
-    run = start_run(workspace, tiny_config(epochs=1, stop_patience=10))
+    run = start_run(workspace, tiny_config(epochs=1, stop_patience=10, head_fit="gradient"))
     sent = []
 
     def commands():
@@ -182,7 +182,8 @@ def test_continue_extends_the_phase(tmp_path):
 
 def test_resume_continues_after_an_interruption(tmp_path):
     workspace = tiny_workspace(tmp_path)
-    run = start_run(workspace, tiny_config(epochs=4, stop_patience=10, patience=5))
+    run = start_run(workspace, tiny_config(epochs=4, stop_patience=10, patience=5,
+                                                head_fit="gradient"))
 
     def dies_after_epoch_two(event):
         if isinstance(event, CheckpointSaved) and event.epoch == 2:
