@@ -1,21 +1,22 @@
-"""Model quality with the default settings: does phase 1 get what the features allow, and does
-fine-tuning keep it?
+"""Model quality with the default settings: does step 1 get what the features allow, and does
+fine-tuning keep it? Step 1 solved (the default) and by gradient descent (the 000 seed's way),
+side by side.
 
-    python -m bench.quality                     # 224 px, both splits, each also fine-tuned
+    python -m bench.quality                     # 224 px, both splits, both ways, fine-tuned too
     python -m bench.quality --fine-tune-splits small   # fine-tune at 10/10/80 only (faster)
+    python -m bench.quality --fine-tune-rates default,1e-5   # fine-tuning's rate against 1e-5
     python -m bench.quality --image-size 160    # faster, and says so in the figures
 
 On the real photos of ``../shared/datasets/pets-dev`` (1,200 cats and dogs) with the real
 MobileNetV2-0.35 ImageNet weights (``../shared/weights``), through the engine's own ``train``
-(import, split, decode once, cached features, phase 1, fine-tuning, artefacts):
+(import, split, decode once, cached features, step 1, fine-tuning, artefacts):
 
 - split 10 % train / 10 % val / 80 % test ("small") and 80/10/10 ("large"), seed 0;
-- the default phase 1 (``fine_tune_epochs=0``; everything else ``TrainConfig``'s defaults):
-  test accuracy, against the best logistic regression (C in 0.01, 0.1, 1) on the *same run's*
-  cached features (``embeddings.npz``) and split. Target: >= logistic regression - 1 point;
-- the default fine-tuning after it: test accuracy no worse than after phase 1 (the run keeps
-  fine-tuning's model only when it beats phase 1 on the validation photos by more than
-  chance, see ``engine.training.checkpoints``).
+- for each way of fitting step 1 (``--head-fits``): step 1 alone (``fine_tune_epochs=0``;
+  everything else ``TrainConfig``'s defaults), then the default fine-tuning after it at each
+  ``--fine-tune-rates``: test accuracy, against the best logistic regression (C in 0.01, 0.1,
+  1, the best on the test photos) on the *same run's* cached features (``embeddings.npz``)
+  and split. Target (issue 24): >= that logistic regression - 0.5 point.
 
 Each figure is printed beside its target with PASS or MISS and recorded under ``quality`` in
 bench/results.json.
@@ -41,7 +42,8 @@ VARIANT = "MobileNetV2-0.35"
 WEIGHTS_FILE = WEIGHTS_DIR / "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_224_no_top.h5"
 SPLITS = {"small": (0.1, 0.1, 0.8), "large": (0.8, 0.1, 0.1)}
 LOGISTIC_C = (0.01, 0.1, 1.0)
-PROBE_MARGIN = 0.01   # phase 1 may be at most 1 point below the best logistic regression
+PROBE_MARGIN = 0.005  # a run may be at most 0.5 point below the best logistic regression
+HEAD_FIT_NAMES = {"solve": "solved", "gradient": "by gradient"}
 
 
 def logistic_accuracy(run_dir: Path) -> dict[str, float]:
@@ -81,38 +83,48 @@ def train_once(workspace, config) -> tuple[dict, list]:
     return report, epochs
 
 
-def measure_split(workspace, name: str, image_size: int | None, fine_tune: bool) -> dict:
+def measure_path(workspace, name: str, base, head_fit: str, fine_tune: bool,
+                 fine_tune_rates: tuple[float | None, ...]) -> dict:
+    """Step 1 alone, then (``fine_tune``) the default fine-tuning after it at each learning
+    rate, all with ``head_fit``."""
+    config = base.replace(head_fit=head_fit)
+    started = time.perf_counter()
+    report, epochs = train_once(workspace, config.replace(fine_tune_epochs=0))
+    figures = {"phase1_test_accuracy": report["accuracy"], "phase1_epochs": len(epochs),
+               "phase1_seconds": time.perf_counter() - started,
+               "phase1_step_seconds": sum(event.duration_seconds for event in epochs),
+               "run_dir": report["run_dir"]}
+    print(f"[{name}, step 1 {head_fit}] {report['accuracy']:.4f} after {len(epochs)} epoch(s), "
+          f"{figures['phase1_step_seconds']:.1f} s of step 1", flush=True)
+    for rate in fine_tune_rates if fine_tune else ():
+        started = time.perf_counter()
+        tuned, tuned_epochs = train_once(workspace, config.replace(fine_tune_learning_rate=rate))
+        label = "default" if rate is None else f"{rate:g}"
+        figures.setdefault("fine_tuned", {})[label] = {
+            "test_accuracy": tuned["accuracy"], "epochs": len(tuned_epochs),
+            "best_epoch": tuned.get("best_epoch"), "seconds": time.perf_counter() - started}
+        print(f"[{name}, step 1 {head_fit}, fine-tuning rate {label}] {tuned['accuracy']:.4f} "
+              f"({len(tuned_epochs)} epochs in all, kept {tuned.get('best_epoch')})", flush=True)
+    return figures
+
+
+def measure_split(workspace, name: str, image_size: int | None, fine_tune: bool,
+                  head_fits: tuple[str, ...], fine_tune_rates: tuple[float | None, ...]) -> dict:
     from engine.labeling.split import SplitConfig, assign_splits
     from engine.training.config import TrainConfig
 
     train_share, val_share, test_share = SPLITS[name]
     assign_splits(workspace, SplitConfig(train_share, val_share, test_share, seed=0), resplit=True)
     base = TrainConfig(variant=VARIANT, weights=str(WEIGHTS_FILE), image_size_px=image_size)
-    started = time.perf_counter()
-    report, epochs = train_once(workspace, base.replace(fine_tune_epochs=0))
-    figures = {"split": SPLITS[name], "test_images": report.get("num_images"),
-               "phase1_test_accuracy": report["accuracy"],
-               "phase1_epochs": len(epochs), "phase1_best_epoch": report.get("best_epoch"),
-               "phase1_seconds": time.perf_counter() - started}
-    probes = logistic_accuracy(Path(report["run_dir"]))
+    figures = {"split": SPLITS[name], "paths": {
+        head_fit: measure_path(workspace, name, base, head_fit, fine_tune, fine_tune_rates)
+        for head_fit in head_fits}}
+    run_dir = Path(next(iter(figures["paths"].values()))["run_dir"])
+    probes = logistic_accuracy(run_dir)
     figures["logistic_regression"] = probes
     figures["logistic_best"] = max(probes.values())
-    figures["phase1_meets_probe"] = figures["phase1_test_accuracy"] >= (
-        figures["logistic_best"] - PROBE_MARGIN - 1e-9)
-    print(f"[{name}] phase 1: {figures['phase1_test_accuracy']:.4f} after {len(epochs)} "
-          f"epochs (best {figures['phase1_best_epoch']}); logistic regression {probes}",
-          flush=True)
-    if fine_tune:
-        started = time.perf_counter()
-        tuned, tuned_epochs = train_once(workspace, base)
-        figures.update(fine_tuned_test_accuracy=tuned["accuracy"],
-                       fine_tuned_epochs=len(tuned_epochs),
-                       fine_tuned_best_epoch=tuned.get("best_epoch"),
-                       fine_tune_epochs_planned=base.fine_tune_epochs,
-                       fine_tuned_seconds=time.perf_counter() - started)
-        figures["fine_tuned_no_worse"] = tuned["accuracy"] >= figures["phase1_test_accuracy"]
-        print(f"[{name}] fine-tuned: {tuned['accuracy']:.4f} ({len(tuned_epochs)} epochs in "
-              f"all, best {tuned.get('best_epoch')})", flush=True)
+    figures["test_images"] = json.loads((run_dir / "report.json").read_text()).get("num_images")
+    print(f"[{name}] logistic regression on the same features and split: {probes}", flush=True)
     return figures
 
 
@@ -122,18 +134,22 @@ def verdict(ok: bool) -> str:
 
 def print_figures(results: dict) -> None:
     size = results["image_size_px"]
-    print(f"\nQuality on pets-dev, {VARIANT} ImageNet weights, {size} px:")
+    print(f"\nQuality on pets-dev, {VARIANT} ImageNet weights, {size} px "
+          f"(step 1 solved = the default; by gradient = the 000 seed's way):")
     for name, figures in results["splits"].items():
         shares = "/".join(f"{round(share * 100)}" for share in figures["split"])
         target = figures["logistic_best"] - PROBE_MARGIN
-        print(f"  {shares} split, phase-1 test accuracy {figures['phase1_test_accuracy']:.4f}  "
-              f"target >= {target:.4f} (best logistic regression "
-              f"{figures['logistic_best']:.4f} - 0.01)  {verdict(figures['phase1_meets_probe'])}")
-        if "fine_tuned_test_accuracy" in figures:
-            print(f"  {shares} split, fine-tuned test accuracy "
-                  f"{figures['fine_tuned_test_accuracy']:.4f}  target >= "
-                  f"{figures['phase1_test_accuracy']:.4f} (phase 1)  "
-                  f"{verdict(figures['fine_tuned_no_worse'])}")
+        print(f"  {shares} split: best logistic regression {figures['logistic_best']:.4f}, "
+              f"target >= {target:.4f}")
+        for head_fit, path in figures["paths"].items():
+            accuracy = path["phase1_test_accuracy"]
+            print(f"    step 1 {HEAD_FIT_NAMES.get(head_fit, head_fit):12} "
+                  f"{accuracy:.4f} ({path['phase1_epochs']} epoch(s), "
+                  f"{path['phase1_step_seconds']:.1f} s)  {verdict(accuracy >= target - 1e-9)}")
+            for rate, tuned in path.get("fine_tuned", {}).items():
+                print(f"      + fine-tuning at rate {rate:8} {tuned['test_accuracy']:.4f} "
+                      f"(kept epoch {tuned['best_epoch']})  "
+                      f"{verdict(tuned['test_accuracy'] >= target - 1e-9)}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -144,6 +160,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--splits", default="small,large", help="of small (10/10/80), large")
     parser.add_argument("--fine-tune-splits", default="small,large",
                         help="splits on which the default fine-tuning also runs ('' = none)")
+    parser.add_argument("--head-fits", default="solve,gradient",
+                        help="step 1's ways, of solve (the default), gradient (the seed's)")
+    parser.add_argument("--fine-tune-rates", default="default",
+                        help="fine-tuning learning rates to measure, comma-separated: 'default' "
+                             "(a hundredth of step 1's) and/or numbers such as 1e-5")
     parser.add_argument("--work", type=Path, help="keep the workspace here (default: temporary)")
     arguments = parser.parse_args(argv)
     source = require_pets_dev()
@@ -154,13 +175,17 @@ def main(argv: list[str] | None = None) -> int:
 
     names = [name for name in arguments.splits.split(",") if name]
     tuned = {name for name in arguments.fine_tune_splits.split(",") if name}
+    head_fits = tuple(name for name in arguments.head_fits.split(",") if name)
+    rates = tuple(None if rate == "default" else float(rate)
+                  for rate in arguments.fine_tune_rates.split(",") if rate)
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bench-quality-") as scratch:
         work = arguments.work or Path(scratch)
         workspace = open_workspace(work / "workspace")
         import_folder(workspace, source)
         results = {"variant": VARIANT, "image_size_px": arguments.image_size, "splits": {
-            name: measure_split(workspace, name, arguments.image_size, name in tuned)
+            name: measure_split(workspace, name, arguments.image_size, name in tuned, head_fits,
+                                rates)
             for name in names}}
     results["seconds"] = time.perf_counter() - started
     record("quality", results)
