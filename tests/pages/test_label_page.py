@@ -42,6 +42,8 @@ def test_bulk_assign_from_the_grid_and_undo(app, workspace):
     labels.create_class(workspace, "cat")
     test = app("Grid")
     assert not test.exception
+    # The new class counts at once, and says it has no photo yet.
+    assert any("**2** classes (1 still without photos)" in m.value for m in test.markdown)
     for image_id in ids[:4]:
         test.checkbox(key=f"label_pick_{image_id}").check()
     test.run()

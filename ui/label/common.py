@@ -146,13 +146,19 @@ def render_status(workspace: Workspace, key: str) -> None:
     after every click (a fragment cannot refresh the rest of the page)."""
     from engine.ingest.overview import count_photos
     from engine.labeling.split import split_summary
+    from engine.labeling.history import class_names
     counts = count_photos(workspace)
     summary = split_summary(workspace)
     num_split = int(summary[["train", "val", "test"]].to_numpy().sum()) if len(summary) else 0
+    # Every class made, also those with no photo yet (a new class counts from the moment it
+    # is added); the photo counts say how many are used.
+    num_classes = max(len(class_names(workspace)), counts.num_classes)
+    empty = num_classes - counts.num_classes
     cols = st.columns([4, 3], vertical_alignment="center")
     cols[0].markdown(
         f"**{counts.num_labeled:,}** labeled · **{counts.num_unlabeled:,}** unlabeled · "
-        f"**{counts.num_classes}** classes · **{num_split:,}** in a split",
+        f"**{num_classes}** classes" + (f" ({empty} still without photos)" if empty else "")
+        + f" · **{num_split:,}** in a split",
         help="Counted among the usable photos (problem files and quarantined files are left "
              "out), the same way as on Home and the Data page.")
     last = last_action_text(workspace)
