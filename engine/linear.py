@@ -204,23 +204,25 @@ def _solve(train_x: np.ndarray, train_y: np.ndarray, val_x: np.ndarray, val_y: n
     val_z = _standardize(val_x, mean, variance)
     pooled_counts = np.bincount(np.concatenate([train_y, val_y]), minlength=num_classes)
     val_counts = np.bincount(val_y, minlength=num_classes)[np.unique(train_y)]
+    starts: list = []   # the search's solutions on the training photos, to finish from
     if len(strengths) == 1:
         chosen_by, losses = "given", [math.nan]
     elif val_counts.min() >= MIN_VALIDATION_PER_CLASS:
         chosen_by = "validation"
-        losses = _strength_path(strengths, [(train_z, train_y, sample_weight, val_z, val_y)],
-                                num_classes)
+        losses, starts = _strength_path(
+            strengths, [(train_z, train_y, sample_weight, val_z, val_y)], num_classes)
     elif pooled_counts[pooled_counts > 0].min() >= 2:
         chosen_by = "cross-validation"
-        losses = _strength_path(strengths, _folds(np.concatenate([train_z, val_z]),
-                                                  np.concatenate([train_y, val_y]),
-                                                  sample_weight, len(train_y), seed),
-                                num_classes)
+        losses, _ = _strength_path(strengths, _folds(np.concatenate([train_z, val_z]),
+                                                     np.concatenate([train_y, val_y]),
+                                                     sample_weight, len(train_y), seed),
+                                   num_classes)
     else:
         chosen_by, losses = "default", [math.nan]
         strengths = (DEFAULT_C,)
     best = int(np.nanargmin(losses)) if not all(map(math.isnan, losses)) else 0
-    estimator = _fit(strengths[best], train_z, train_y, sample_weight)
+    estimator = _fit(strengths[best], train_z, train_y, sample_weight,
+                     starts[best] if starts else None)
     kernel, bias = _dense_weights(estimator, num_classes)
     return SolvedHead(mean.astype(np.float32), variance.astype(np.float32), kernel, bias,
                       tuple(float(c) for c in strengths[:len(losses)]),
@@ -228,14 +230,16 @@ def _solve(train_x: np.ndarray, train_y: np.ndarray, val_x: np.ndarray, val_y: n
 
 
 def _strength_path(strengths: tuple[float, ...], folds: list[tuple], num_classes: int
-                   ) -> list[float]:
+                   ) -> tuple[list[float], list[tuple[np.ndarray, np.ndarray]]]:
     """The mean held-out log loss of each strength over ``folds`` ((train_z, train_y,
     sample_weight, held_z, held_y) each), strongest first, each fold's fit warm-started from
-    its last; stops :data:`RISES_TO_STOP` strengths past the lowest."""
+    its last; stops :data:`RISES_TO_STOP` strengths past the lowest. Also the first fold's
+    (coef, intercept) at each strength."""
     from sklearn.linear_model import LogisticRegression
 
     estimators = [LogisticRegression(max_iter=500, tol=1e-4, warm_start=True) for _ in folds]
     losses: list[float] = []
+    solutions: list[tuple[np.ndarray, np.ndarray]] = []
     for strength in strengths:
         fold_losses = []
         for estimator, (train_z, train_y, weight, held_z, held_y) in zip(estimators, folds):
@@ -244,10 +248,11 @@ def _strength_path(strengths: tuple[float, ...], folds: list[tuple], num_classes
             kernel, bias = _dense_weights(estimator, num_classes)
             fold_losses.append(_log_loss(_softmax(held_z @ kernel + bias), held_y))
         losses.append(float(np.mean(fold_losses)))
+        solutions.append((estimators[0].coef_.copy(), estimators[0].intercept_.copy()))
         if len(losses) > RISES_TO_STOP and all(
                 losses[-i] > losses[-i - 1] for i in range(1, RISES_TO_STOP + 1)):
             break
-    return losses
+    return losses, solutions
 
 
 def _folds(pooled_z: np.ndarray, pooled_y: np.ndarray, sample_weight: np.ndarray | None,
@@ -269,12 +274,16 @@ def _folds(pooled_z: np.ndarray, pooled_y: np.ndarray, sample_weight: np.ndarray
 
 
 def _fit(strength: float, train_z: np.ndarray, train_y: np.ndarray,
-         sample_weight: np.ndarray | None) -> object:
+         sample_weight: np.ndarray | None,
+         start: tuple[np.ndarray, np.ndarray] | None = None) -> object:
     from sklearn.linear_model import LogisticRegression
 
     # Tighter than the search's fits: this one is the head (within 1e-3 of the exact optimum's
-    # probabilities; the search only ranks strengths).
-    estimator = LogisticRegression(C=strength, max_iter=1000, tol=1e-6)
+    # probabilities; the search only ranks strengths). It goes on from the search's solution
+    # at the same strength when there is one.
+    estimator = LogisticRegression(C=strength, max_iter=1000, tol=1e-6, warm_start=True)
+    if start is not None:
+        estimator.coef_, estimator.intercept_ = start
     _quiet_fit(estimator, train_z, train_y, sample_weight)
     return estimator
 
