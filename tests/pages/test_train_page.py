@@ -136,7 +136,7 @@ def test_without_imagenet_the_form_asks_for_a_weights_file_first(labeled_workspa
     assert any("not on this computer" in i.value for i in app.info)
     assert app.button(key="train_start").disabled          # no file yet: no silent scratch
     assert not app.error                                   # nothing was done wrong yet
-    assert any("upload it or type where it is" in i.value for i in app.info)
+    assert not any("upload it or type where it is" in i.value for i in app.info)  # said once
 
     app.radio(key="train_form_weights").set_value("none").run()
     assert any("expect a weak model" in w.value for w in app.warning)

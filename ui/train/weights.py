@@ -68,7 +68,8 @@ def render_weights(workspace: Workspace, variant: str, image_size_px: int | None
     if choice == "imagenet" and has_imagenet and not imagenet_available(variant, image_size_px):
         st.caption(f"The pretrained file for {variant} is downloaded when training starts "
                    "(once; then it stays on this computer).")
-    if not has_imagenet and choice != "none":
+    asked = not has_imagenet and choice != "none"
+    if asked:
         st.info(f"Pretrained weights for {variant} are not on this computer, and it cannot "
                 "download them, so give a weights file: a pretrained start learns well from "
                 "far fewer photos.", icon=":material/info:")
@@ -84,7 +85,7 @@ def render_weights(workspace: Workspace, variant: str, image_size_px: int | None
         st.warning(scratch_expectation(num_labeled, max(1, len(summary))),
                    icon=":material/warning:")
         return "none"
-    return _render_file(workspace, variant, image_size_px)
+    return _render_file(workspace, variant, image_size_px, asked)
 
 
 def library_dir() -> Path:
@@ -120,7 +121,10 @@ def _default_file(options: list[str], expected_name: str) -> str:
     return (matching or options)[0]
 
 
-def _render_file(workspace: Workspace, variant: str, image_size_px: int | None) -> str | None:
+def _render_file(workspace: Workspace, variant: str, image_size_px: int | None,
+                 asked: bool) -> str | None:
+    """The weights-file choice; ``asked``: the page already asked for a file (no second
+    hint)."""
     spec = VARIANTS[variant]
     expected_name = spec.keras_weights_file(image_size_px)
     options = [str(path) for path in known_files(workspace)] + [OTHER]
@@ -145,8 +149,9 @@ def _render_file(workspace: Workspace, variant: str, image_size_px: int | None) 
     if UPLOAD_ERROR in st.session_state:
         show_error(st.session_state.pop(UPLOAD_ERROR))
     if not path:
-        st.info("To start from a weights file, upload it or type where it is.",
-                icon=":material/info:")
+        if not asked:
+            st.info("To start from a weights file, upload it or type where it is.",
+                    icon=":material/info:")
         return None
     if not Path(path).expanduser().is_file():
         st.error(f"There is no file {path}. Check the place, or upload the file again.")
