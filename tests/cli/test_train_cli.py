@@ -26,7 +26,8 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_train_prints_epoch_lines_and_a_final_json_line(tmp_path, capsys):
     workspace = tiny_workspace(tmp_path)
     code = main(["train", "--workspace", str(workspace.root), "--variant", TINY_VARIANT,
-                 "--weights", "none", "--epochs", "2", "--fine-tune-epochs", "0",
+                 "--weights", "none", "--head-fit", "gradient", "--epochs", "2",
+                 "--fine-tune-epochs", "0",
                  "--image-size", "32", "--batch-size", "8", "--seed", "3", "--json"])
     assert code == 0
     lines = capsys.readouterr().out.strip().splitlines()
