@@ -157,13 +157,18 @@ def _reruns_asked(page) -> int:
     return page.evaluate("() => window.__studio.sends")
 
 
+# Only so that a broken app cannot hang the suite: a script run may take minutes on a loaded
+# machine (a first audit, an import), and settling waits for it.
+HANG_GUARD_MS = 600_000
+
+
 def settle(page) -> None:
     """Wait until the page is settled: no script run under way, no stale element or skeleton,
     every rerun the page asked for ended and drawn, and still so two animation frames later
     with no new rerun asked for meanwhile (a click's rerun request may leave late)."""
     page.evaluate(_TRACK_JS)
     while True:
-        page.wait_for_function(f"() => {SETTLED_JS}")
+        page.wait_for_function(f"() => {SETTLED_JS}", timeout=HANG_GUARD_MS)
         if page.evaluate(
                 "() => new Promise(r => { const asked = window.__studio.sends;"
                 " requestAnimationFrame(() => requestAnimationFrame(() =>"
@@ -243,10 +248,13 @@ def pick_tab(page, name: str, *, rerun: bool = True) -> None:
               rerun=rerun, what=f"tab {name}")
 
 
-def choose(page, box, option: str) -> None:
-    """Pick ``option`` in the selectbox ``box`` (a combobox locator) until it holds."""
+def choose(page, box, option: str, *, search: bool = False) -> None:
+    """Pick ``option`` in the selectbox ``box`` (a combobox locator) until it holds;
+    ``search``: type the option's name first (a long list shows only some options)."""
     def pick() -> None:
         box.click()
+        if search:
+            page.keyboard.type(option)
         try:     # a rerun that closed the list: close it too, try again
             page.get_by_role("option", name=option, exact=True).click(timeout=20_000)
         except Exception:
@@ -264,6 +272,24 @@ def type_value(page, field, value: str) -> None:
         field.press("Enter")
 
     act_until(page, type_it, lambda: field.input_value() == value, what=f"type {value}")
+
+
+# Every labelled widget's value in one look: selectboxes, number and text inputs (what the
+# field shows), radios (the chosen option's words).
+WIDGET_VALUES_JS = """() => { const out = {};
+  const label = (e) => (e.querySelector("[data-testid='stWidgetLabel']")?.textContent || '').trim();
+  for (const e of document.querySelectorAll("[data-testid='stSelectbox'], "
+      + "[data-testid='stNumberInput'], [data-testid='stTextInput']")) {
+    const input = e.querySelector('input'); if (label(e) && input) out[label(e)] = input.value; }
+  for (const e of document.querySelectorAll("[data-testid='stRadio']")) {
+    const checked = e.querySelector('input:checked');
+    if (label(e)) out[label(e)] = checked ? checked.closest('label').textContent.trim() : null; }
+  return out; }"""
+
+
+def widget_values(page) -> dict[str, str | None]:
+    """{label: value} of the page's widgets, read in one look on a settled page."""
+    return read_page(page, WIDGET_VALUES_JS)
 
 
 def no_exception(page) -> None:
