@@ -186,8 +186,8 @@ def act(page, action: Callable[[], object], *, rerun: bool = True) -> None:
 
     For actions that must happen exactly once (Create, Import, Quarantine); wait for their
     outcome afterwards. For setting a value, act_until is safer."""
-    asked = _reruns_asked(page)
     settle(page)
+    asked = _reruns_asked(page)
     action()
     if rerun:
         page.wait_for_function(f"() => window.__studio && window.__studio.sends > {asked}")
@@ -246,6 +246,22 @@ def pick_tab(page, name: str, *, rerun: bool = True) -> None:
     tab = page.get_by_role("tab", name=name)
     act_until(page, tab.click, lambda: tab.get_attribute("aria-selected") == "true",
               rerun=rerun, what=f"tab {name}")
+
+
+def set_expander(page, title: str, expanded: bool) -> None:
+    """Open (``expanded``) or fold the expander ``title`` (st.expander, no rerun) until it is
+    so. A click toggles it with an animation: its state is read once the animation ended, so a
+    second click never undoes the first."""
+    summary = page.locator("summary", has_text=title).first
+    state = ("(s) => { const d = s.closest('details'); return d.getAnimations({subtree: true})"
+             ".length === 0 ? d.open : null; }")
+
+    def toggle() -> None:
+        summary.click()
+        page.wait_for_function(f"(s) => ({state})(s) !== null", arg=summary.element_handle())
+
+    act_until(page, toggle, lambda: summary.evaluate(state) is expanded, rerun=False,
+              what=f"{'open' if expanded else 'fold'} {title}")
 
 
 def choose(page, box, option: str, *, search: bool = False) -> None:

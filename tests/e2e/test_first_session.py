@@ -33,6 +33,7 @@ from tests.e2e.conftest import (
     no_exception,
     pick_tab,
     screenshot,
+    set_expander,
     settle,
     type_value,
     widget_values,
@@ -263,9 +264,7 @@ def test_first_session(tab, app_url, projects_root, inputs):
         settle(page)
         _set_number(page, "Epochs, step 1 (quick)", 1)
         _set_number(page, "Epochs, step 2: fine-tuning (slower)", FINE_TUNE_EPOCHS)
-        batch = page.get_by_role("spinbutton", name="Batch size", exact=True)
-        act_until(page, page.get_by_text("Expert settings (the defaults work)").click,
-                  batch.is_visible, rerun=False, what="open the expert settings")
+        set_expander(page, "Expert settings (the defaults work)", True)
         _set_number(page, "Batch size", BATCH)
         _set_number(page, "Stop after", 100)       # no early stop before the halt
         shown = widget_values(page)              # every choice still holds, in one look
@@ -291,9 +290,7 @@ def test_first_session(tab, app_url, projects_root, inputs):
     with step(page, "7-after-refresh"):
         page.reload()
         page.get_by_role("heading", name="Training now").wait_for(timeout=120_000)
-        model = page.get_by_role("combobox", name="Model", exact=True)
-        act_until(page, page.get_by_text("New training run").click, model.is_visible,
-                  rerun=False, what="unfold the form")     # folded now that a run exists
+        set_expander(page, "New training run", True)     # folded now that a run exists
         page.get_by_text(f"Training starts from {inputs['weights'].name}.").wait_for()
         shown = widget_values(page)
         assert shown.get("Model") == VARIANT, shown
@@ -301,8 +298,7 @@ def test_first_session(tab, app_url, projects_root, inputs):
         assert shown.get("Weights file") == inputs["weights"].name, shown  # offered and chosen
         assert shown.get("Epochs, step 2: fine-tuning (slower)") == str(FINE_TUNE_EPOCHS), shown
         screenshot(page, "first-session-7a-form-kept")
-        act_until(page, page.get_by_text("New training run").click, lambda: not model.is_visible(),
-                  rerun=False, what="fold the form")
+        set_expander(page, "New training run", False)
 
     with step(page, "8-halted"):
         # Past the first fine-tuning batch (it sets the model up: a minute), with batches of
