@@ -22,14 +22,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.events import (
-    BatchEnded,
-    EpochEnded,
-    Event,
-    PhaseStarted,
-    RunFinished,
-    RunStarted,
-)
+from engine.events import BatchEnded, EpochEnded, Event, PhaseStarted, RunFinished, RunStarted
 from engine.runs import get_run, update_run
 from engine.worker import DatabaseEventSink, Heartbeat
 from engine.workspace import open_workspace, utc_now
