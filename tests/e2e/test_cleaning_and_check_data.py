@@ -14,14 +14,8 @@ import pytest
 
 from engine.projects import create_project
 from engine.workspace import open_workspace
-from tests.e2e.conftest import (
-    click,
-    no_exception,
-    pick_tab,
-    read_page,
-    screenshot,
-    settle,
-)
+from tests.e2e.conftest import no_exception, screenshot
+from tests.e2e.driving import click, pick_tab, read_page, settle
 from tests.engine.ingest.test_cleaning import CONFLICT, COPIES, _status, import_messy
 from tests.pages.test_results_check_data import FLIPPED, plant
 
@@ -43,9 +37,9 @@ def test_quarantine_all_flagged_leaves_the_conflict_pair(prepared, app_url, page
     pick_tab(page, "Issues")
     click(page, page.get_by_role("button", name="Quarantine all flagged (3)"))
     page.get_by_text("Quarantined 3 image(s)").wait_for()
+    page.get_by_text("Which is right?").wait_for()
     settle(page)
     no_exception(page)
-    page.get_by_text("Which is right?").wait_for()
     for name in ("Keep as Cat", "Keep as Dog", "Quarantine both"):
         assert page.get_by_role("button", name=name).is_visible(), name
     for path in CONFLICT:

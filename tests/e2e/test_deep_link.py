@@ -5,7 +5,8 @@ page alone in its older multipage mode on such a visit: a sidebar of file names 
 "streamlit app". Screenshot: test-artifacts/e2e/deep-link-train.png."""
 from __future__ import annotations
 
-from tests.e2e.conftest import click, no_exception, read_page, screenshot, settle
+from tests.e2e.conftest import no_exception, screenshot
+from tests.e2e.driving import click, read_page, settle
 
 PAGE_NAMES = ["Home", "Data", "Label", "Train", "Results", "Predict", "Compare"]
 

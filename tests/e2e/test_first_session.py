@@ -24,15 +24,13 @@ import pytest
 
 from engine import jobs
 from engine.projects import SAMPLE_PROJECT_NAME, open_project
-from tests.e2e.conftest import (
-    ARTIFACTS,
+from tests.e2e.conftest import ARTIFACTS, no_exception, screenshot
+from tests.e2e.driving import (
     act,
     act_until,
     choose,
     click,
-    no_exception,
     pick_tab,
-    screenshot,
     set_expander,
     settle,
     type_value,

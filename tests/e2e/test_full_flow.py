@@ -23,13 +23,12 @@ import pytest
 
 from engine.runs import RunFolder
 from engine.workspace import open_workspace
-from tests.e2e.conftest import (
+from tests.e2e.conftest import no_exception, screenshot
+from tests.e2e.driving import (
     act_until,
     choose,
     click,
-    no_exception,
     pick_tab,
-    screenshot,
     settle,
     type_value,
     widget_values,

@@ -17,7 +17,8 @@ import pytest
 from engine.projects import create_project
 from engine.runs import RunFolder
 from tests.canned_runs import CannedImage, register_run, write_run_folder
-from tests.e2e.conftest import screenshot, settle
+from tests.e2e.conftest import screenshot
+from tests.e2e.driving import settle
 
 pytestmark = pytest.mark.slow
 PROJECT = "Continued run"

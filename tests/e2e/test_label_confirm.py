@@ -12,7 +12,8 @@ import re
 import numpy as np
 import pytest
 
-from tests.e2e.conftest import act, choose, click, running_app, screenshot, settle
+from tests.e2e.conftest import running_app, screenshot
+from tests.e2e.driving import act, choose, click, settle
 from tests.engine.labeling_data import image_labels, insert_images, write_photo_features
 
 pytestmark = pytest.mark.slow

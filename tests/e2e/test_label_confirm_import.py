@@ -15,17 +15,8 @@ import pytest
 from PIL import Image
 
 from engine.labeling.photo_features import read_state
-from tests.e2e.conftest import (
-    ARTIFACTS,
-    act_until,
-    click,
-    no_exception,
-    pick_tab,
-    running_app,
-    screenshot,
-    settle,
-    type_value,
-)
+from tests.e2e.conftest import ARTIFACTS, no_exception, running_app, screenshot
+from tests.e2e.driving import act_until, click, pick_tab, settle, type_value
 from tests.e2e.test_label_confirm import (
     _choose,
     _shown_ids,

@@ -5,16 +5,8 @@ from __future__ import annotations
 import pytest
 
 from engine.labeling import labels
-from tests.e2e.conftest import (
-    act,
-    act_until,
-    choose,
-    click,
-    pick_tab,
-    running_app,
-    screenshot,
-    settle,
-)
+from tests.e2e.conftest import running_app, screenshot
+from tests.e2e.driving import act, act_until, choose, click, pick_tab, settle
 from tests.engine.labeling_data import image_labels, insert_images
 
 pytestmark = pytest.mark.slow

@@ -7,7 +7,8 @@ from __future__ import annotations
 from PIL import Image
 
 from engine.workspace import open_workspace
-from tests.e2e.conftest import act_until, click, screenshot, settle, type_value
+from tests.e2e.conftest import screenshot
+from tests.e2e.driving import act_until, click, settle, type_value
 from tests.engine.tiny_runs import add_finished_run, image_table
 from tests.planted import (
     bad_crc_png,

@@ -4,7 +4,8 @@ Screenshot: test-artifacts/e2e/home_two_projects.png."""
 from __future__ import annotations
 
 from engine.projects import SAMPLE_PROJECT_NAME, list_projects
-from tests.e2e.conftest import act, click, screenshot, settle
+from tests.e2e.conftest import screenshot
+from tests.e2e.driving import act, click, settle
 
 
 def test_create_a_second_project_from_the_sidebar(page, app_url, projects_root):

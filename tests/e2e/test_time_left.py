@@ -40,7 +40,8 @@ from engine.projects import create_project
 from engine.runs import create_run, get_run
 from engine.training.progress import Progress
 from tests.e2e import scripted_worker
-from tests.e2e.conftest import ARTIFACTS, IDLE_JS, ROOT, read_page, screenshot
+from tests.e2e.conftest import ARTIFACTS, ROOT, screenshot
+from tests.e2e.driving import IDLE_JS, read_page
 from tests.engine.training.test_progress import SANE_FACTOR, largest_jump, old_eta
 
 pytestmark = pytest.mark.slow
