@@ -62,15 +62,6 @@ SETTLED_JS = (f"(() => {IDLE_JS} && (!window.__studio"
               " || window.__studio.sent < window.__studio.drawn || !window.__studio.sent))()")
 
 
-def wait_idle(page) -> None:
-    """Wait until Streamlit finished the current script run, dropped the stale elements and
-    drew every element (no skeleton placeholders left).
-
-    Call it after waiting for the outcome of an action: right after a click the next run may
-    not have started yet (settle() also waits for that)."""
-    page.wait_for_function(f"() => {IDLE_JS}")
-
-
 def _reruns_asked(page) -> int:
     page.evaluate(_TRACK_JS)
     return page.evaluate("() => window.__studio.sends")
