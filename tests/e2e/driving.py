@@ -4,7 +4,7 @@ Every widget change reruns the script; while a rerun is under way the page mixes
 run's elements with the last run's (stale ones), and a widget drawn anew drops what was just
 typed or picked. So a browser test acts and reads only on a settled page: settle() waits for
 it, act() does one action between two settles, act_until() repeats an action until its value
-holds, read_page() reads many values in one look. conftest.py re-exports all of these."""
+holds, read_page() reads many values in one look."""
 from __future__ import annotations
 
 from collections.abc import Callable
