@@ -111,12 +111,13 @@ def act_until(page, action: Callable[[], object], holds: Callable[[], bool], *,
     done again (at most ``tries`` times). Checks ``holds()`` first: a value that already holds
     needs no action. ``holds`` reads the page (a locator's value, text or checked state)."""
     from playwright.sync_api import Error as PlaywrightError
-    from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
-    for _ in range(tries):
+    for attempt in range(tries):
         settle(page)
         if holds():
             return
+        if attempt:           # shown with a failure's output: how often a rerun dropped it
+            print(f"act_until({what}): did not hold; try {attempt + 1}")
         asked = _reruns_asked(page)
         try:
             action()
@@ -124,10 +125,8 @@ def act_until(page, action: Callable[[], object], holds: Callable[[], bool], *,
                 page.wait_for_function(
                     f"() => window.__studio && window.__studio.sends > {asked}",
                     timeout=RERUN_ASKED_MS)
-        except PlaywrightTimeout:
-            pass
-        except PlaywrightError as err:     # the element was replaced under the action
-            print(f"act_until({what}): {err.message.splitlines()[0]}; again")
+        except PlaywrightError as err:     # dropped, or its element replaced under it
+            print(f"act_until({what}): {err.message.splitlines()[0]}")
         settle(page)
     if not holds():
         from tests.e2e.conftest import screenshot
