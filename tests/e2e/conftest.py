@@ -90,23 +90,6 @@ def app_url(projects_root):
         yield url
 
 
-# A JavaScript expression: true when no script run is under way and every element on the page
-# is from the last finished run (none stale, none still a placeholder). Only then does the page
-# show one redraw's state; mid-run it mixes the new run's elements with the last run's.
-IDLE_JS = ("(() => { const app = document.querySelector(\"[data-testid='stApp']\");"
-           " return !!app && app.getAttribute('data-test-script-state') === 'notRunning'"
-           " && !document.querySelector(\"[data-stale='true'], [data-testid='stSkeleton']\"); })()")
-
-
-def wait_idle(page) -> None:
-    """Wait until Streamlit finished the current script run, dropped the stale elements and
-    drew every element (no skeleton placeholders left).
-
-    Call it after waiting for the outcome of an action: right after a click the next run may
-    not have started yet."""
-    page.wait_for_function(f"() => {IDLE_JS}")
-
-
 def no_exception(page) -> None:
     """The page shows no Python exception."""
     errors = page.locator("[data-testid='stException']")

@@ -14,7 +14,8 @@ import pytest
 
 from engine.projects import create_project
 from engine.workspace import open_workspace
-from tests.e2e.conftest import no_exception, screenshot, wait_idle
+from tests.e2e.conftest import no_exception, screenshot
+from tests.e2e.driving import click, pick_tab, read_page, settle
 from tests.engine.ingest.test_cleaning import CONFLICT, COPIES, _status, import_messy
 from tests.pages.test_results_check_data import FLIPPED, plant
 
@@ -32,12 +33,13 @@ def prepared(projects_root):
 
 def test_quarantine_all_flagged_leaves_the_conflict_pair(prepared, app_url, page):
     page.goto(f"{app_url}/Data?project=Cleaning")
-    page.get_by_role("tab", name="Issues").click()
-    page.get_by_role("button", name="Quarantine all flagged (3)").click()
+    page.get_by_role("tab", name="Issues").wait_for()
+    pick_tab(page, "Issues")
+    click(page, page.get_by_role("button", name="Quarantine all flagged (3)"))
     page.get_by_text("Quarantined 3 image(s)").wait_for()
-    wait_idle(page)
-    no_exception(page)
     page.get_by_text("Which is right?").wait_for()
+    settle(page)
+    no_exception(page)
     for name in ("Keep as Cat", "Keep as Dog", "Quarantine both"):
         assert page.get_by_role("button", name=name).is_visible(), name
     for path in CONFLICT:
@@ -51,27 +53,32 @@ def test_quarantine_all_flagged_leaves_the_conflict_pair(prepared, app_url, page
 def test_check_the_data_card_whose_checks_disagree_and_keep(prepared, app_url, page):
     flipped = prepared["flipped"]
     page.goto(f"{app_url}/Results?project=Checks")
-    page.get_by_role("tab", name="Check the data").click()
+    page.get_by_role("tab", name="Check the data").wait_for()
+    pick_tab(page, "Check the data")
     card = page.locator(f"[data-testid='stVerticalBlock']:has(> div .st-key-results_keep_"
                         f"{flipped})").last
     card.get_by_text("Look at the photo: the checks disagree.").wait_for(timeout=LONG_MS)
-    wait_idle(page)
+    settle(page)
     no_exception(page)
-    relabel = page.locator(f".st-key-results_accept_{flipped} button")
-    assert relabel.inner_text().strip() == "Relabel as ants"
-    assert relabel.get_attribute("data-testid") == "stBaseButton-secondary"
-    assert page.locator("[data-testid='stBaseButton-primary']").filter(
-        has_text="Relabel").count() == 0
+    relabel = read_page(page, f"""() => {{
+        const button = document.querySelector('.st-key-results_accept_{flipped} button');
+        return {{text: button && button.innerText.trim(),
+                 kind: button && button.getAttribute('data-testid'),
+                 primary: [...document.querySelectorAll("[data-testid='stBaseButton-primary']")]
+                   .filter(b => b.innerText.includes('Relabel')).length}}; }}""")
+    assert relabel["text"] == "Relabel as ants", relabel
+    assert relabel["kind"] == "stBaseButton-secondary", relabel
+    assert relabel["primary"] == 0, relabel
     screenshot(page, "check-data-disagree")
 
-    page.locator(f".st-key-results_keep_{flipped}").get_by_role("button",
-                                                                name="Keep bees").first.click()
+    click(page, page.locator(f".st-key-results_keep_{flipped}").get_by_role(
+        "button", name="Keep bees").first)
     page.get_by_text("1 kept as they are").wait_for()
-    wait_idle(page)
+    settle(page)
     assert page.locator(f".st-key-results_keep_{flipped}").count() == 0
-    page.get_by_role("button", name="Check again").click()
+    click(page, page.get_by_role("button", name="Check again"))
     page.get_by_text("Checked again with the current labels.").wait_for(timeout=LONG_MS)
-    wait_idle(page)
+    settle(page)
     no_exception(page)
     assert page.locator(f".st-key-results_keep_{flipped}").count() == 0
     page.get_by_text("1 kept as they are").wait_for()

@@ -24,7 +24,18 @@ import pytest
 
 from engine import jobs
 from engine.projects import SAMPLE_PROJECT_NAME, open_project
-from tests.e2e.conftest import ARTIFACTS, no_exception, screenshot, wait_idle
+from tests.e2e.conftest import ARTIFACTS, no_exception, screenshot
+from tests.e2e.driving import (
+    act,
+    act_until,
+    choose,
+    click,
+    pick_tab,
+    set_expander,
+    settle,
+    type_value,
+    widget_values,
+)
 from tests.planted import jpeg_bytes, scene
 from tests.waiting import wait_until
 
@@ -113,26 +124,22 @@ def step(page, name: str):
 
 def _open_page(page, name: str) -> None:
     """Click the page in the sidebar's navigation (the session, and its project, stay)."""
-    page.get_by_test_id("stSidebarNav").get_by_role("link", name=name).click()
+    click(page, page.get_by_test_id("stSidebarNav").get_by_role("link", name=name))
     page.get_by_role("heading", name=name, exact=True).wait_for()
-    wait_idle(page)
+    settle(page)
 
 
 def _set_number(page, label: str, value: int) -> None:
-    field = page.get_by_role("spinbutton", name=label, exact=True)
-    field.fill(str(value))
-    field.press("Enter")
-    wait_idle(page)
-    assert field.input_value() == str(value), (label, field.input_value())
+    type_value(page, page.get_by_role("spinbutton", name=label, exact=True), str(value))
 
 
 def _choose(page, label: str, option: str) -> None:
-    box = page.get_by_role("combobox", name=label, exact=True)
-    box.click()
-    page.keyboard.type(option)
-    page.get_by_role("option", name=option, exact=True).click()
-    wait_idle(page)
-    assert box.input_value() == option, (label, box.input_value())
+    choose(page, page.get_by_role("combobox", name=label, exact=True), option, search=True)
+
+
+def _upload(page, selector: str, path: Path) -> None:
+    """Give a file to an uploader, once (it asks for upload addresses, then reruns)."""
+    act(page, lambda: page.locator(selector).set_input_files(str(path)))
 
 
 def _wait_until(condition, timeout_s: float, what: str):
@@ -164,35 +171,33 @@ def test_first_session(tab, app_url, projects_root, inputs):
     with step(page, "1-sample-project"):
         page.goto(app_url)
         page.get_by_text("Imported the sample project").wait_for(timeout=180_000)
-        wait_idle(page)
+        settle(page)
         sidebar = page.get_by_test_id("stSidebar")
         assert sidebar.get_by_role("combobox", name="Project").input_value() == \
             SAMPLE_PROJECT_NAME
         no_exception(page)
 
     with step(page, "2-new-project"):
-        sidebar.get_by_text("New project").click()
-        page.get_by_label("Name of the new project").fill(PROJECT)
-        page.get_by_role("button", name="Create", exact=True).click()
+        click(page, sidebar.get_by_text("New project"))
+        act(page, lambda: page.get_by_label("Name of the new project").fill(PROJECT),
+            rerun=False)
+        click(page, page.get_by_role("button", name="Create", exact=True))
         page.get_by_text(f"Created the project '{PROJECT}'").wait_for()
         page.get_by_role("heading", name=PROJECT).wait_for()
-        wait_idle(page)
         page.get_by_text("Import your photos").wait_for()       # the first next step
+        settle(page)
         assert sidebar.get_by_role("combobox", name="Project").input_value() == PROJECT
     workspace = open_project(projects_root, PROJECT)
 
     with step(page, "3-import-zip"):
         _open_page(page, "Data")
-        page.get_by_role("tab", name="Import").click()
-        wait_idle(page)
-        page.locator(".st-key-data_upload_files input[type='file']").set_input_files(
-            str(inputs["zip"]))
+        pick_tab(page, "Import")
+        _upload(page, ".st-key-data_upload_files input[type='file']", inputs["zip"])
         page.get_by_text(inputs["zip"].name).wait_for()
-        wait_idle(page)
-        page.get_by_role("button", name="Import the uploaded files").click()
+        click(page, page.get_by_role("button", name="Import the uploaded files"))
         report = page.get_by_text(re.compile(r"Kept the split given by the folders"))
         report.wait_for(timeout=120_000)
-        wait_idle(page)
+        settle(page)
         text = report.inner_text()
         total = {split: count * len(CLASSES) for split, count in PER_CLASS.items()}
         assert f"{sum(total.values())} new photos." in text, text
@@ -214,15 +219,15 @@ def test_first_session(tab, app_url, projects_root, inputs):
 
     with step(page, "4-label-split"):
         _open_page(page, "Label")
-        page.get_by_role("tab", name="Split").click()
+        pick_tab(page, "Split")
         page.get_by_text("Kept the split given by the folders: training "
                          f"{total['train']}, validation {total['val']}").wait_for()
         page.get_by_text("The folders give no test photos.").wait_for()
         _set_number(page, "Share of each class for test (%)", TEST_SHARE_PERCENT)
-        page.get_by_role("button", name="Carve a test split out of train").click()
+        click(page, page.get_by_role("button", name="Carve a test split out of train"))
         carved = sum(PER_CLASS.values()) * TEST_SHARE_PERCENT // 100 * len(CLASSES)
         page.get_by_text(f"Moved {carved} photos from train to test.").wait_for()
-        wait_idle(page)
+        settle(page)
         no_exception(page)
         with workspace.connect() as connection:
             splits = dict(connection.execute(
@@ -233,36 +238,49 @@ def test_first_session(tab, app_url, projects_root, inputs):
     with step(page, "5-train-form"):
         _open_page(page, "Train")
         page.get_by_text("Model and settings").wait_for()
-        wait_idle(page)
+        settle(page)
         _choose(page, "Model", VARIANT)
         size = page.get_by_role("slider", name="Photo size")
-        size.focus()
-        size.press("Home")
-        for _ in range(20):
-            if str(SIZE_PX) in (size.get_attribute("aria-valuetext") or ""):
-                break
-            size.press("ArrowRight")
-        wait_idle(page)
-        assert str(SIZE_PX) in size.get_attribute("aria-valuetext")
-        page.get_by_text("A weights file", exact=True).click()
-        wait_idle(page)
-        page.locator(".st-key-train_form_weights_upload input[type='file']").set_input_files(
-            str(inputs["weights"]))
+
+        def size_shown() -> bool:
+            return str(SIZE_PX) in (size.get_attribute("aria-valuetext") or "")
+
+        def pick_size() -> None:
+            size.focus()
+            size.press("Home")
+            for _ in range(20):
+                if size_shown():
+                    break
+                size.press("ArrowRight")
+
+        act_until(page, pick_size, size_shown, what="the photo size")
+        own_file = page.get_by_role("radio", name="A weights file")
+        act_until(page, page.get_by_text("A weights file", exact=True).click,
+                  own_file.is_checked, what="a weights file")
+        _upload(page, ".st-key-train_form_weights_upload input[type='file']", inputs["weights"])
         page.get_by_text(f"Training starts from {inputs['weights'].name}.").wait_for()
-        wait_idle(page)
+        settle(page)
         _set_number(page, "Epochs, step 1 (quick)", 1)
         _set_number(page, "Epochs, step 2: fine-tuning (slower)", FINE_TUNE_EPOCHS)
-        page.get_by_text("Expert settings (the defaults work)").click()
+        set_expander(page, "Expert settings (the defaults work)", True)
         _set_number(page, "Batch size", BATCH)
         _set_number(page, "Stop after", 100)       # no early stop before the halt
+        shown = widget_values(page)              # every choice still holds, in one look
+        assert {label: shown.get(label) for label in (
+            "Model", "Epochs, step 1 (quick)", "Epochs, step 2: fine-tuning (slower)",
+            "Batch size", "Stop after")} == {
+            "Model": VARIANT, "Epochs, step 1 (quick)": "1",
+            "Epochs, step 2: fine-tuning (slower)": str(FINE_TUNE_EPOCHS),
+            "Batch size": str(BATCH), "Stop after": "100"}, shown
+        assert str(SIZE_PX) in size.get_attribute("aria-valuetext")
         no_exception(page)
     kept_file = (projects_root / "weights" / inputs["weights"].name).resolve()
     assert kept_file.is_file()                   # the upload is kept on this computer
 
     with step(page, "6-training-started"):
-        page.locator(".st-key-train_start").get_by_role("button").click()
+        click(page, page.locator(".st-key-train_start").get_by_role("button"))
         page.get_by_role("heading", name="Training now").wait_for(timeout=120_000)
-        wait_idle(page)
+        settle(page)
         (run,) = jobs.list_jobs(workspace)
         assert run.variant == VARIANT and run.config["weights"] == str(kept_file), run.config
         assert run.config["image_size_px"] == SIZE_PX and run.config["batch_size"] == BATCH
@@ -270,17 +288,15 @@ def test_first_session(tab, app_url, projects_root, inputs):
     with step(page, "7-after-refresh"):
         page.reload()
         page.get_by_role("heading", name="Training now").wait_for(timeout=120_000)
-        wait_idle(page)
-        page.get_by_text("New training run").click()       # folded now that a run exists
-        assert page.get_by_role("combobox", name="Model", exact=True).input_value() == VARIANT
-        assert page.get_by_role("radio", name="A weights file").is_checked()
-        chosen = page.get_by_role("combobox", name="Weights file", exact=True)
-        assert chosen.input_value() == inputs["weights"].name     # offered and chosen
+        set_expander(page, "New training run", True)     # folded now that a run exists
         page.get_by_text(f"Training starts from {inputs['weights'].name}.").wait_for()
-        assert page.get_by_role("spinbutton", name="Epochs, step 2: fine-tuning (slower)",
-                                exact=True).input_value() == str(FINE_TUNE_EPOCHS)
+        shown = widget_values(page)
+        assert shown.get("Model") == VARIANT, shown
+        assert shown.get("Starting point") == "A weights file", shown
+        assert shown.get("Weights file") == inputs["weights"].name, shown  # offered and chosen
+        assert shown.get("Epochs, step 2: fine-tuning (slower)") == str(FINE_TUNE_EPOCHS), shown
         screenshot(page, "first-session-7a-form-kept")
-        page.get_by_text("New training run").click()       # fold it again
+        set_expander(page, "New training run", False)
 
     with step(page, "8-halted"):
         # Past the first fine-tuning batch (it sets the model up: a minute), with batches of
@@ -293,8 +309,9 @@ def test_first_session(tab, app_url, projects_root, inputs):
         _wait_until(lambda: (last := _fine_tune_batches(workspace, run.id)[-1].event)
                     and last.batch <= last.steps_per_epoch - 2, TRAIN_TIMEOUT_S,
                     "an epoch with batches ahead")
-        clicked_at = time.time()
-        halt.click()
+        clicked = []
+        act(page, lambda: (clicked.append(time.time()), halt.click()))
+        clicked_at = clicked[0]
         acknowledged = _wait_until(
             lambda: jobs.read_events(workspace, run.id, kinds=("CommandAcknowledged",)),
             120, "the halt to be acknowledged")[0]
@@ -318,7 +335,7 @@ def test_first_session(tab, app_url, projects_root, inputs):
         assert acknowledged.event.steps_waited is not None \
             and acknowledged.event.steps_waited <= 1, timing
         page.get_by_text("Training was halted.").wait_for(timeout=120_000)
-        wait_idle(page)
+        settle(page)
         no_exception(page)
         assert jobs.job_status(workspace, run.id).run.status == "halted"
     epochs_before = max(s.event.epoch for s in jobs.read_events(workspace, run.id,
@@ -326,17 +343,14 @@ def test_first_session(tab, app_url, projects_root, inputs):
     assert epochs_before < 1 + FINE_TUNE_EPOCHS
 
     with step(page, "9-continued"):
-        more = page.locator(f".st-key-continue-n-{run.id} input")
-        more.fill("1")
-        more.press("Enter")
-        wait_idle(page)
-        page.get_by_role("button", name="Continue 1 more epoch").click()
+        type_value(page, page.locator(f".st-key-continue-n-{run.id} input"), "1")
+        click(page, page.get_by_role("button", name="Continue 1 more epoch"))
         page.get_by_role("heading", name="Training now").wait_for(timeout=60_000)
         _wait_until(lambda: _ended(workspace, run.id), TRAIN_TIMEOUT_S, "the continued run")
         status = jobs.job_status(workspace, run.id)
         assert status.run.status == "finished", status.run.error
         page.get_by_text("Training finished.").wait_for()
-        wait_idle(page)
+        settle(page)
         no_exception(page)
         epochs = [s.event for s in jobs.read_events(workspace, run.id, kinds=("EpochEnded",))]
         assert epochs[-1].epoch == epochs_before + 1 and epochs[-1].phase == "fine_tune"
@@ -345,9 +359,9 @@ def test_first_session(tab, app_url, projects_root, inputs):
         assert finished == ["halted", "finished"], finished
 
     with step(page, "10-results"):
-        page.locator(".st-key-train_open_results").get_by_role("button").click()
+        click(page, page.locator(".st-key-train_open_results").get_by_role("button"))
         page.get_by_role("heading", name="Results", exact=True).wait_for()
-        wait_idle(page)
+        settle(page)
         picked = page.get_by_role("combobox", name="Run", exact=True).input_value()
         assert picked.startswith(f"Run 1 · {VARIANT}"), picked
         assert "test accuracy" in picked, picked

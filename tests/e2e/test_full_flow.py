@@ -21,9 +21,18 @@ from pathlib import Path
 
 import pytest
 
-from engine.workspace import open_workspace
-from tests.e2e.conftest import no_exception, screenshot, wait_idle
 from engine.runs import RunFolder
+from engine.workspace import open_workspace
+from tests.e2e.conftest import no_exception, screenshot
+from tests.e2e.driving import (
+    act_until,
+    choose,
+    click,
+    pick_tab,
+    settle,
+    type_value,
+    widget_values,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -98,10 +107,10 @@ def test_step1_home_imports_the_sample(tab, app_url, workspace_path):
     tab.goto(app_url)
     message = tab.get_by_text("Imported the sample project")
     message.wait_for(timeout=180_000)
+    settle(tab)
     text = message.inner_text()
     assert re.search(r"\d+ photos in 3 classes \(beach, city, forest\)", text), text
     assert re.search(r"found \d+ problem files", text), text
-    wait_idle(tab)
     no_exception(tab)
     images = _rows(workspace_path, "SELECT COUNT(*) FROM images")[0][0]
     assert images >= 120, images
@@ -114,24 +123,29 @@ def _issue_table(page, kind: str):
     return page.locator(f".st-key-data_issue_table_{kind}")
 
 
-def _tick_first_row(page, key: str) -> None:
+def _tick_first_row(page, key: str, selected) -> None:
     """Select the first row of a st.dataframe(selection_mode=...): 36 px header, 72 px rows
-    (the Data page's row height), row markers in the first 35 px."""
+    (the Data page's row height), row markers in the first 35 px; until ``selected`` (a
+    locator the selection shows) is there."""
     selector = f".st-key-{key} [data-testid='stDataFrame']"
     page.wait_for_function(
         "(s) => { const e = document.querySelector(s); "
         "return e && e.getBoundingClientRect().height >= 36 + 72; }", arg=selector)
-    wait_idle(page)
-    box = page.locator(selector).bounding_box()
-    page.mouse.click(box["x"] + 17, box["y"] + 36 + 36)
+
+    def tick() -> None:
+        box = page.locator(selector).bounding_box()
+        page.mouse.click(box["x"] + 17, box["y"] + 36 + 36)
+
+    act_until(page, tick, lambda: selected.count() > 0, what="tick the first row")
 
 
 def test_step2_data_quarantine_one_restore_then_all(tab, app_url, workspace_path):
     tab.goto(f"{app_url}/Data")
-    tab.get_by_role("tab", name="Issues").click()
+    tab.get_by_role("tab", name="Issues").wait_for()
+    pick_tab(tab, "Issues")
     found = tab.locator("[data-testid='stMarkdownContainer']", has_text="Found:")
     found.wait_for()
-    wait_idle(tab)
+    settle(tab)
     found = found.inner_text()
     for title in ("Empty files", "Corrupt or truncated", "Not an image", "Exact duplicates"):
         assert title in found, found
@@ -144,32 +158,36 @@ def test_step2_data_quarantine_one_restore_then_all(tab, app_url, workspace_path
 
     # Quarantine one file: tick the only row of the "empty files" table (a canvas grid: click
     # its row-marker column once the row is drawn), then "Quarantine selected".
-    _tick_first_row(tab, "data_issue_table_zero_byte")
-    tab.get_by_role("button", name="Quarantine selected (1)").click()
+    quarantine = tab.get_by_role("button", name="Quarantine selected (1)")
+    _tick_first_row(tab, "data_issue_table_zero_byte", quarantine)
+    click(tab, quarantine)
     tab.get_by_text("Quarantined 1 image(s)").wait_for()
-    wait_idle(tab)
+    settle(tab)
     status = _rows(workspace_path, "SELECT status FROM images WHERE original_name = ?",
                    "beach_empty.jpg")
     assert status == [("quarantined",)], status
 
-    tab.get_by_role("tab", name="Quarantined").click()
+    pick_tab(tab, "Quarantined")
     tab.get_by_text("1 quarantined images").wait_for()
     tab.get_by_text("beach/beach_empty.jpg").first.wait_for()
+    settle(tab)
     screenshot(tab, "flow-2b-quarantined-one")
-    tab.get_by_role("button", name="Restore", exact=True).click()
+    click(tab, tab.get_by_role("button", name="Restore", exact=True))
     tab.get_by_text("Restored beach/beach_empty.jpg to the dataset.").wait_for()
-    wait_idle(tab)
+    settle(tab)
     assert _rows(workspace_path, "SELECT status FROM images WHERE original_name = ?",
                  "beach_empty.jpg") == [("ok",)]
 
-    tab.get_by_role("tab", name="Issues").click()
+    pick_tab(tab, "Issues")
     flag_all = tab.get_by_role("button", name=re.compile(r"Quarantine all flagged \(\d+\)"))
+    flag_all.wait_for()
+    settle(tab)
     flagged = int(re.search(r"\((\d+)\)", flag_all.inner_text()).group(1))
     assert flagged >= len(BROKEN) + 1, flagged
-    flag_all.click()
+    click(tab, flag_all)
     tab.get_by_text(f"Quarantined {flagged} image(s)").wait_for()
     tab.get_by_text(re.compile(r"No problems found in \d+ images")).wait_for()
-    wait_idle(tab)
+    settle(tab)
     no_exception(tab)
     blocking = _rows(workspace_path,
                      "SELECT images.source_path FROM issues JOIN images ON images.id = "
@@ -186,49 +204,31 @@ def test_step2_data_quarantine_one_restore_then_all(tab, app_url, workspace_path
 def test_step3_train_tiny_b0(tab, app_url, workspace_path):
     tab.goto(f"{app_url}/Train")
     tab.get_by_text("Model and settings").wait_for()
-    wait_idle(tab)
+    settle(tab)
     # Model B0 is the default; check it rather than trust it.
     assert tab.get_by_role("combobox", name="Model", exact=True).input_value() == "B0"
     # Photo size: the slider's first stop is the smallest size, 96 px, with its speed.
     size = tab.get_by_role("slider", name="Photo size")
-    size.focus()
-    size.press("Home")
-    tab.wait_for_function(
-        "() => document.querySelector(\"input[type=range][aria-label='Photo size'],"
-        " [role=slider][aria-label='Photo size']\")"
-        "?.getAttribute('aria-valuetext') === '96 px · about 5.4× faster'")
-    wait_idle(tab)
-    tab.get_by_text("From scratch", exact=True).click()
-    wait_idle(tab)
-    # Type both numbers until both hold: a rerun still under way from the click before (its
-    # start can come after wait_idle returned) draws the fields anew and drops what was typed,
-    # and mid-rerun the faded old field and the new one both exist for a moment.
-    from playwright.sync_api import Error as PlaywrightError
+
+    def smallest() -> None:
+        size.focus()
+        size.press("Home")
+
+    act_until(tab, smallest, lambda: size.get_attribute("aria-valuetext")
+              == "96 px · about 5.4× faster", what="the smallest photo size")
+    scratch = tab.get_by_role("radio", name="From scratch", exact=True)
+    act_until(tab, tab.get_by_text("From scratch", exact=True).click, scratch.is_checked,
+              what="from scratch")
+    # Each number is typed until it holds on a settled page (a rerun still under way from the
+    # click before draws the fields anew and drops what was typed); then both are read in one
+    # look, as the Train button will send them.
     wanted = {"Epochs, step 1 (quick)": "1", "Epochs, step 2: fine-tuning (slower)": "0"}
-    fields = {label: tab.get_by_role("spinbutton", name=label, exact=True) for label in wanted}
-
-    def values() -> dict[str, str | None]:
-        try:
-            return {label: field.input_value(timeout=5_000) for label, field in fields.items()}
-        except PlaywrightError:       # two copies of a field mid-rerun: read again later
-            return {label: None for label in fields}
-
-    for _ in range(10):
-        for label, value in wanted.items():
-            if values()[label] != value:
-                try:
-                    fields[label].fill(value, timeout=5_000)
-                    fields[label].press("Enter", timeout=5_000)
-                except PlaywrightError:
-                    pass
-            wait_idle(tab)
-        tab.wait_for_timeout(500)        # a rerun that starts late shows up as stale here
-        wait_idle(tab)
-        if values() == wanted:
-            break
-    assert values() == wanted
+    for label, value in wanted.items():
+        type_value(tab, tab.get_by_role("spinbutton", name=label, exact=True), value)
+    shown = widget_values(tab)
+    assert {label: shown.get(label) for label in wanted} == wanted, shown
     screenshot(tab, "flow-3a-train-form")
-    tab.locator(".st-key-train_start").get_by_role("button").click()
+    click(tab, tab.locator(".st-key-train_start").get_by_role("button"))
 
     tab.get_by_role("heading", name="Training now").wait_for(timeout=120_000)
     # The live view, caught while the worker trains: a progress bar of the planned epoch
@@ -243,7 +243,7 @@ def test_step3_train_tiny_b0(tab, app_url, workspace_path):
     screenshot(tab, "flow-3b-training-live")
     tab.get_by_text(re.compile(r"Training (finished|was halted)\. On the test photos")).wait_for(
         timeout=TRAIN_TIMEOUT_MS)
-    wait_idle(tab)
+    settle(tab)
     no_exception(tab)
     runs = _rows(workspace_path, "SELECT status, variant, config_json FROM runs")
     assert len(runs) == 1 and runs[0][0] == "finished" and runs[0][1] == "B0", runs
@@ -264,19 +264,21 @@ def _gallery_count(page) -> int:
     header = page.locator("[data-testid='stMarkdownContainer']",
                           has_text=re.compile(r"^\d+ image\(s\):"))
     header.wait_for()
+    settle(page)
     return int(header.inner_text().split(" ", 1)[0])
 
 
 def test_step4_results_confusion_and_gallery(tab, app_url, workspace_path):
-    tab.locator(".st-key-train_open_results").get_by_role("button").click()
+    click(tab, tab.locator(".st-key-train_open_results").get_by_role("button"))
     tab.get_by_role("heading", name="Results", exact=True).wait_for()
+    settle(tab)
     assert len(_rows(workspace_path, "SELECT id FROM runs")) == 1
     picked = tab.get_by_role("combobox", name="Run").input_value()
     assert picked.startswith("Run 1 · B0 · "), picked     # runs are named in words
-    tab.get_by_role("tab", name="Mistakes").click()
+    pick_tab(tab, "Mistakes")
     chart = tab.locator(".st-key-results_confusion_chart")
     chart.locator(".heatmaplayer").wait_for()     # plotly drew the heatmap trace
-    wait_idle(tab)
+    settle(tab)
     no_exception(tab)
     # The matrix is the run's test split: one count per test image.
     predictions = _run_predictions(workspace_path)
@@ -307,11 +309,9 @@ def test_step4_results_confusion_and_gallery(tab, app_url, workspace_path):
 def test_step5_relabel_from_results(tab, app_url, workspace_path):
     # Find a photo in the gallery: a test mistake; else any split's; else any photo.
     if _gallery_count(tab) == 0:
-        tab.get_by_role("button", name="All splits").click()
-        wait_idle(tab)
+        click(tab, tab.get_by_role("button", name="All splits"))
         if _gallery_count(tab) == 0:
-            tab.get_by_text("Only mistakes").click()
-            wait_idle(tab)
+            click(tab, tab.get_by_text("Only mistakes"))
     assert _gallery_count(tab) > 0
     cell = tab.locator("[class*='st-key-results_open_']").first
     image_id = int(re.search(r"st-key-results_open_(\d+)", cell.get_attribute("class")).group(1))
@@ -319,27 +319,25 @@ def test_step5_relabel_from_results(tab, app_url, workspace_path):
     (before,) = _rows(workspace_path, "SELECT classes.name FROM images JOIN classes ON "
                       "classes.id = images.class_id WHERE images.id = ?", image_id)[0]
     assert before == row["true"]
-    cell.get_by_role("button", name="Open").click()
+    click(tab, cell.get_by_role("button", name="Open"))
 
     dialog = tab.get_by_role("dialog")
     dialog.get_by_text(f"labeled {row['true']}, predicted {row['predicted']}").wait_for()
-    wait_idle(tab)
+    settle(tab)
     target = row["predicted"] if row["predicted"] != row["true"] else next(
         name for name in ("beach", "city", "forest") if name != row["true"])
     chooser = dialog.get_by_role("combobox", name="Relabel as")
-    if chooser.input_value() != target:
-        chooser.click()
-        tab.get_by_role("option", name=target, exact=True).click()
-        wait_idle(tab)
+    choose(tab, chooser, target)
     assert chooser.input_value() == target
     screenshot(tab, "flow-5a-relabel-dialog")
-    dialog.get_by_role("button", name="Relabel", exact=True).click()
+    click(tab, dialog.get_by_role("button", name="Relabel", exact=True))
 
     tab.get_by_text(f"Relabeled 1 image as '{target}'.").wait_for()
     dialog.wait_for(state="detached")
-    wait_idle(tab)
+    settle(tab)
     no_exception(tab)
     tab.get_by_text("Fixes since this run:").wait_for()
+    settle(tab)
     # The photo's gallery cell (the column around its Select | Open row) carries the badge.
     tab.locator(f".st-key-results_open_{image_id}").locator("xpath=ancestor::*[@data-testid="
                 "'stColumn'][2]").get_by_text(f"relabeled → {target}").wait_for()
@@ -362,16 +360,16 @@ def test_step6_download_the_ready_to_run_folder(tab, app_url, workspace_path, tm
     import zipfile
 
     tab.goto(f"{app_url}/Predict")
-    tab.get_by_role("tab", name="📦 Export model").click()
-    wait_idle(tab)
+    tab.get_by_role("tab", name="📦 Export model").wait_for()
+    pick_tab(tab, "📦 Export model", rerun=False)      # these tabs do not rerun the page
     assert tab.get_by_text("Ready-to-run folder (.zip)").first.is_visible()
-    tab.get_by_role("button", name="📦 Export and verify").click()
+    click(tab, tab.get_by_role("button", name="📦 Export and verify"))
     tab.get_by_text("Exported and verified: bundle").wait_for(timeout=420_000)
-    wait_idle(tab)
+    settle(tab)
     no_exception(tab)
     screenshot(tab, "flow-6-export-bundle")
     with tab.expect_download() as download_info:
-        tab.get_by_role("button", name="⬇ Download the ready-to-run folder (.zip)").click()
+        click(tab, tab.get_by_role("button", name="⬇ Download the ready-to-run folder (.zip)"))
     target = tmp_path / download_info.value.suggested_filename
     download_info.value.save_as(target)
     assert target.name.endswith("-bundle.zip"), target.name

@@ -18,6 +18,7 @@ from engine.projects import create_project
 from engine.runs import RunFolder
 from tests.canned_runs import CannedImage, register_run, write_run_folder
 from tests.e2e.conftest import screenshot
+from tests.e2e.driving import settle
 
 pytestmark = pytest.mark.slow
 PROJECT = "Continued run"
@@ -74,6 +75,7 @@ def continued_run(projects_root):
 def _expect_kept_and_chance(page) -> None:
     main = page.get_by_test_id("stMain")
     main.get_by_text("Kept: the model of epoch 19", exact=False).first.wait_for()
+    settle(page)
     text = main.inner_text()
     assert "chosen on the 153 validation photos" in text
     assert "6 more than epoch 3, the model kept before Continue" in text

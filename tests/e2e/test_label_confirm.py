@@ -12,7 +12,8 @@ import re
 import numpy as np
 import pytest
 
-from tests.e2e.conftest import running_app, screenshot, wait_idle
+from tests.e2e.conftest import running_app, screenshot
+from tests.e2e.driving import act, choose, click, settle
 from tests.engine.labeling_data import image_labels, insert_images, write_photo_features
 
 pytestmark = pytest.mark.slow
@@ -34,6 +35,7 @@ def confirm_app(tmp_path_factory):
 
 
 def _shown_ids(page, prefix: str) -> list[int]:
+    settle(page)
     classes = page.locator(f"[class*='st-key-{prefix}']").evaluate_all(
         "els => els.map(e => e.className)")
     return sorted({int(m.group(1)) for c in classes
@@ -41,24 +43,42 @@ def _shown_ids(page, prefix: str) -> list[int]:
 
 
 def _choose(page, key: str, name: str) -> None:
-    """Pick `name` in the selectbox of widget `key`. Each pick reruns the page, and a rerun
-    redraws the lists: open one only once the page is idle, and pick again if a rerun closed it
-    (no short timeouts: on a loaded machine a rerun takes long)."""
-    from playwright.sync_api import TimeoutError as PlaywrightTimeout
-    for _ in range(5):
-        wait_idle(page)
-        page.locator(f".st-key-{key}").get_by_role("combobox").click()
-        try:
-            page.get_by_role("option", name=name, exact=True).click(timeout=20_000)
-            page.wait_for_function(
-                "([key, name]) => { const e = document.querySelector('.st-key-' + key);"
-                " return e && [...e.querySelectorAll('input')].some(i => i.value === name); }",
-                arg=[key, name])
-            return
-        except PlaywrightTimeout:
-            page.keyboard.press("Escape")
-    screenshot(page, "label-confirm-debug")
-    raise AssertionError(f"could not choose {name} for {key}")
+    """Pick `name` in the selectbox of widget `key` (each pick reruns the page: the shared
+    helper picks on a settled page and picks again if a rerun dropped it)."""
+    choose(page, page.locator(f".st-key-{key}").get_by_role("combobox"), name)
+
+
+def add_class(page, name: str) -> None:
+    """Type a class name and press Add class, once; wait for the page to say so."""
+    act(page, lambda: page.get_by_label("New class", exact=True).fill(name), rerun=False)
+    click(page, page.get_by_role("button", name="Add class"))
+    page.wait_for_selector(f"text=Class '{name}' added")
+
+
+def confirm_every_page(page, pages: int) -> int:
+    """Press Enter (Confirm) on each page of suggestions until none is left; the number of
+    pages confirmed."""
+    done = "Every photo with suggestions is labeled"
+    enters = 0
+    for _ in range(pages):
+        settle(page)
+        if page.get_by_text(done).count():
+            break
+        heading = page.locator("h3", has_text="These look like").inner_text()
+
+        def press_enter() -> None:
+            page.mouse.click(1300, 110)   # focus the page, not a text field
+            page.keyboard.press("Enter")
+
+        act(page, press_enter)
+        enters += 1
+        page.wait_for_function(
+            "([old, done]) => { const h = [...document.querySelectorAll('h3')].map(e => e.innerText);"
+            " return h.every(t => t !== old) || document.body.innerText.includes(done); }",
+            arg=[heading, done])
+    page.wait_for_selector(f"text={done}")
+    settle(page)
+    return enters
 
 
 def test_name_classes_on_the_first_page_then_confirm_every_page(confirm_app, page):
@@ -66,28 +86,17 @@ def test_name_classes_on_the_first_page_then_confirm_every_page(confirm_app, pag
     page.goto(url)
     page.wait_for_selector("text=Name these photos")   # Confirm is the default section
     for name in NAMES:
-        page.get_by_label("New class", exact=True).fill(name)
-        page.get_by_role("button", name="Add class").click()
-        page.wait_for_selector(f"text=Class '{name}' added")
+        add_class(page, name)
     first = _shown_ids(page, "confirm_fix_")
     assert {truth[i] for i in first} == set(NAMES)          # the first page meets every kind
     screenshot(page, "label-confirm-first-page")
     for image_id in first:
         _choose(page, f"confirm_fix_{image_id}", truth[image_id])
-    page.get_by_role("button", name=re.compile("Confirm these")).click()
+    click(page, page.get_by_role("button", name=re.compile("Confirm these")))
     page.wait_for_selector("text=These look like")
+    settle(page)
     screenshot(page, "label-confirm-suggested-page")
-    for _ in range(6):
-        if page.get_by_text("Every photo with suggestions is labeled").count():
-            break
-        heading = page.locator("h3", has_text="These look like").inner_text()
-        page.mouse.click(1300, 110)   # focus the page, not a text field
-        page.keyboard.press("Enter")
-        page.wait_for_function(
-            "(old) => { const h = [...document.querySelectorAll('h3')].map(e => e.innerText);"
-            " return h.every(t => t !== old) || document.body.innerText.includes("
-            "'Every photo with suggestions is labeled'); }", arg=heading)
-    page.wait_for_selector("text=Every photo with suggestions is labeled")
+    confirm_every_page(page, 6)
     screenshot(page, "label-confirm-done")
     assert image_labels(workspace) == truth
     assert page.get_by_text(re.compile(r"by confirming: 1[0-9]")).count()

@@ -15,14 +15,14 @@ import pytest
 from PIL import Image
 
 from engine.labeling.photo_features import read_state
-from tests.e2e.conftest import (
-    ARTIFACTS,
-    no_exception,
-    running_app,
-    screenshot,
-    wait_idle,
+from tests.e2e.conftest import ARTIFACTS, no_exception, running_app, screenshot
+from tests.e2e.driving import act_until, click, pick_tab, settle, type_value
+from tests.e2e.test_label_confirm import (
+    _choose,
+    _shown_ids,
+    add_class,
+    confirm_every_page,
 )
-from tests.e2e.test_label_confirm import _choose, _shown_ids
 from tests.engine.labeling_data import image_labels
 from tests.factories import WEIGHTS_DIR, photo_array, requires_weights
 from tests.waiting import wait_until
@@ -61,9 +61,9 @@ def imported_app(tmp_path_factory):
 
 
 def _open_page(page, name: str) -> None:
-    page.get_by_test_id("stSidebarNav").get_by_role("link", name=name).click()
+    click(page, page.get_by_test_id("stSidebarNav").get_by_role("link", name=name))
     page.get_by_role("heading", name=name, exact=True).wait_for()
-    wait_idle(page)
+    settle(page)
 
 
 def test_import_a_flat_folder_then_label_it_all_by_confirming(imported_app, page):
@@ -71,19 +71,17 @@ def test_import_a_flat_folder_then_label_it_all_by_confirming(imported_app, page
     total = len(truth)
     actions = 0
     page.goto(url)
-    wait_idle(page)
+    page.get_by_test_id("stSidebarNav").wait_for()
+    settle(page)
     _open_page(page, "Data")
-    page.get_by_role("tab", name="Import").click()
-    wait_idle(page)
-    page.get_by_text("A folder on this computer").click()
-    wait_idle(page)
-    field = page.get_by_label("Folder path", exact=True)
-    field.fill(str(folder))
-    field.press("Enter")
-    wait_idle(page)
-    page.get_by_role("button", name="Import the folder").click()
+    pick_tab(page, "Import")
+    source = page.get_by_role("radio", name="A folder on this computer")
+    act_until(page, page.get_by_text("A folder on this computer").click, source.is_checked,
+              what="a folder")
+    type_value(page, page.get_by_label("Folder path", exact=True), str(folder))
+    click(page, page.get_by_role("button", name="Import the folder"))
     page.get_by_text(re.compile(rf"{total} new photos")).wait_for(timeout=180_000)
-    wait_idle(page)
+    settle(page)
     no_exception(page)
     screenshot(page, "label-import-1-imported")
     assert set(image_labels(workspace).values()) == {None}      # nothing labeled by the import
@@ -92,22 +90,19 @@ def test_import_a_flat_folder_then_label_it_all_by_confirming(imported_app, page
     # runs; its Confirm section shows the progress, then (once it is done) the first page of
     # one photo of each kind.
     _open_page(page, "Label")
-    page.get_by_role("tab", name="Confirm").click()
+    pick_tab(page, "Confirm")
     actions += 1
-    wait_idle(page)
     screenshot(page, "label-import-2-preparing")
     state = wait_until(lambda: (s := read_state(workspace)).get("state") not in (None, "running")
                        and s, 900, "the photo feature job to end")
     assert state["state"] == "done", state
     assert state.get("cache_name"), state
     page.get_by_text("Name these photos").wait_for(timeout=120_000)
-    wait_idle(page)
+    settle(page)
     no_exception(page)
 
     for name in NAMES:
-        page.get_by_label("New class", exact=True).fill(name)
-        page.get_by_role("button", name="Add class").click()
-        page.wait_for_selector(f"text=Class '{name}' added")
+        add_class(page, name)
         actions += 2                                              # type the name, click Add
     first = _shown_ids(page, "confirm_fix_")
     with workspace.connect() as connection:
@@ -120,25 +115,12 @@ def test_import_a_flat_folder_then_label_it_all_by_confirming(imported_app, page
     for image_id in first:
         _choose(page, f"confirm_fix_{image_id}", kind_of[image_id])
         actions += 1
-    page.get_by_role("button", name=re.compile("Confirm these")).click()
+    click(page, page.get_by_role("button", name=re.compile("Confirm these")))
     actions += 1
     page.wait_for_selector("text=These look like")
-    wait_idle(page)
+    settle(page)
     screenshot(page, "label-import-4-suggested-page")
-    enters = 0
-    for _ in range(total):
-        if page.get_by_text("Every photo with suggestions is labeled").count():
-            break
-        heading = page.locator("h3", has_text="These look like").inner_text()
-        page.mouse.click(1300, 110)   # focus the page, not a text field
-        page.keyboard.press("Enter")
-        enters += 1
-        page.wait_for_function(
-            "(old) => { const h = [...document.querySelectorAll('h3')].map(e => e.innerText);"
-            " return h.every(t => t !== old) || document.body.innerText.includes("
-            "'Every photo with suggestions is labeled'); }", arg=heading)
-    page.wait_for_selector("text=Every photo with suggestions is labeled")
-    wait_idle(page)
+    enters = confirm_every_page(page, total)
     no_exception(page)
     screenshot(page, "label-import-5-done")
     actions += enters

@@ -8,8 +8,17 @@ from PIL import Image
 
 from engine.workspace import open_workspace
 from tests.e2e.conftest import screenshot
+from tests.e2e.driving import act_until, click, settle, type_value
 from tests.engine.tiny_runs import add_finished_run, image_table
-from tests.planted import bad_crc_png, garble_jpeg, jpeg_bytes, png_bytes, scene, thumbs_db, write
+from tests.planted import (
+    bad_crc_png,
+    garble_jpeg,
+    jpeg_bytes,
+    png_bytes,
+    scene,
+    thumbs_db,
+    write,
+)
 
 
 def test_predict_says_why_for_broken_files_and_foreign_photos(page, app_url, workspace_path,
@@ -27,16 +36,18 @@ def test_predict_says_why_for_broken_files_and_foreign_photos(page, app_url, wor
     write(folder / "blank.png", png_bytes(Image.new("RGB", (96, 96), (255, 255, 255))))
 
     page.goto(f"{app_url}/Predict")
-    page.get_by_text("A folder on this computer").click()
-    page.get_by_label("Folder path (searched recursively)").fill(str(folder))
-    page.keyboard.press("Enter")
+    source = page.get_by_role("radio", name="A folder on this computer")
+    act_until(page, lambda: page.get_by_text("A folder on this computer").click(),
+              source.is_checked, what="a folder")
+    type_value(page, page.get_by_label("Folder path (searched recursively)"), str(folder))
     page.get_by_text("5 files found.").wait_for()
-    page.get_by_role("button", name="Predict 5 file(s)").click()
+    click(page, page.get_by_role("button", name="Predict 5 file(s)"))
     page.get_by_text("Looks like none of the classes (closest:").first.wait_for(timeout=180_000)
     main = page.get_by_test_id("stMain")
     for words in ("Windows' Thumbs.db", "The JPEG data is damaged", "1x1 px",
                   "bad header checksum"):
         main.get_by_text(words).first.wait_for()
+    settle(page)
     text = main.inner_text()
     assert text.count("Could not be read:") == 4
     assert "✅" not in text.split("Looks like none of the classes (closest:")[1][:40]

@@ -40,7 +40,8 @@ from engine.projects import create_project
 from engine.runs import create_run, get_run
 from engine.training.progress import Progress
 from tests.e2e import scripted_worker
-from tests.e2e.conftest import ARTIFACTS, IDLE_JS, ROOT, screenshot
+from tests.e2e.conftest import ARTIFACTS, ROOT, screenshot
+from tests.e2e.driving import IDLE_JS, read_page
 from tests.engine.training.test_progress import SANE_FACTOR, largest_jump, old_eta
 
 pytestmark = pytest.mark.slow
@@ -190,7 +191,7 @@ def test_the_time_left_holds_still_through_a_run_and_the_last_step_is_shown(
                    if r.phase in ("Step 1", "Step 2")), summary
     assert not any(r.halt_shown for r in readings if r.phase == "Last step"), summary
     assert any(r.halt_shown for r in readings if r.phase == "Step 2"), summary
-    assert page.evaluate(METRICS_JS).get("Phase") == "Done"
+    assert read_page(page, METRICS_JS).get("Phase") == "Done"
 
     # Readings in order of the page's clock; consecutive ones never jump beyond what the
     # time elapsed between them predicts by more than SANE_FACTOR.
