@@ -260,17 +260,18 @@ def test_first_session(tab, app_url, projects_root, inputs):
         _upload(page, ".st-key-train_form_weights_upload input[type='file']", inputs["weights"])
         page.get_by_text(f"Training starts from {inputs['weights'].name}.").wait_for()
         settle(page)
-        _set_number(page, "Epochs, step 1 (quick)", 1)
+        # Step 1 is solved in seconds: no epochs to choose for it, only for fine-tuning.
+        page.get_by_text("Step 1 (seconds)", exact=True).wait_for()
+        assert page.get_by_role("spinbutton", name="Epochs, step 1 (quick)").count() == 0
         _set_number(page, "Epochs, step 2: fine-tuning (slower)", FINE_TUNE_EPOCHS)
         set_expander(page, "Expert settings (the defaults work)", True)
         _set_number(page, "Batch size", BATCH)
         _set_number(page, "Stop after", 100)       # no early stop before the halt
         shown = widget_values(page)              # every choice still holds, in one look
         assert {label: shown.get(label) for label in (
-            "Model", "Epochs, step 1 (quick)", "Epochs, step 2: fine-tuning (slower)",
+            "Model", "Epochs, step 2: fine-tuning (slower)",
             "Batch size", "Stop after")} == {
-            "Model": VARIANT, "Epochs, step 1 (quick)": "1",
-            "Epochs, step 2: fine-tuning (slower)": str(FINE_TUNE_EPOCHS),
+            "Model": VARIANT, "Epochs, step 2: fine-tuning (slower)": str(FINE_TUNE_EPOCHS),
             "Batch size": str(BATCH), "Stop after": "100"}, shown
         assert str(SIZE_PX) in size.get_attribute("aria-valuetext")
         no_exception(page)
@@ -338,6 +339,8 @@ def test_first_session(tab, app_url, projects_root, inputs):
         settle(page)
         no_exception(page)
         assert jobs.job_status(workspace, run.id).run.status == "halted"
+        # Step 1 was solved: the page says so, in words, above the epoch table.
+        page.get_by_text("the new last layer was fitted exactly").first.wait_for()
     epochs_before = max(s.event.epoch for s in jobs.read_events(workspace, run.id,
                                                                 kinds=("EpochEnded",)))
     assert epochs_before < 1 + FINE_TUNE_EPOCHS
