@@ -238,7 +238,8 @@ def render_form(workspace: Workspace, summary: pd.DataFrame) -> TrainConfig | No
                                   "heart.")
     augment_phase1 = aug1_col.toggle("Vary them in step 1 too (slower)", key=f"{KEY}augment1",
                                      help="Runs the whole model on every step instead of reusing "
-                                          "its first pass.")
+                                          "its first pass, so step 1 then trains epoch by "
+                                          "epoch instead of being fitted exactly.")
     expert = render_expert()
     if weights is None:
         return None
