@@ -36,6 +36,19 @@ def tiny_config(**changes) -> TrainConfig:
     return TrainConfig(**settings)
 
 
+def once(command):
+    """A command source (``train(commands=...)``) that gives ``command`` at its first poll and
+    nothing after."""
+    sent: list[bool] = []
+
+    def commands():
+        if sent:
+            return []
+        sent.append(True)
+        return [command]
+    return commands
+
+
 def kinds(events: list[Event]) -> list[str]:
     """Event class names without BatchEnded, in order."""
     return [type(event).__name__ for event in events if type(event).__name__ != "BatchEnded"]

@@ -13,7 +13,7 @@ from engine.runs import RunFolder
 from engine.training.api import start_run, train
 from engine.training.checkpoints import extend_for_continue
 from engine.training.config import TrainConfig
-from tests.engine.training_helpers import tiny_config, tiny_workspace
+from tests.engine.training_helpers import once, tiny_config, tiny_workspace
 
 
 def test_the_keras_head_computes_the_solver_s_probabilities():
@@ -119,16 +119,9 @@ def test_more_epochs_asked_during_a_solved_step_one_fine_tune(tmp_path):
 
     workspace = tiny_workspace(tmp_path)
     run = start_run(workspace, tiny_config(epochs=50, fine_tune_epochs=0, augment=False))
-    sent = []
-
-    def commands():
-        if not sent:
-            sent.append(1)
-            return [Command(CommandKind.CONTINUE, 2)]
-        return []
-
     events = EventCollector()
-    result = train(workspace, run.id, sink=events, commands=commands)
+    result = train(workspace, run.id, sink=events,
+                   commands=once(Command(CommandKind.CONTINUE, 2)))
     assert result.status == "finished" and result.epochs_run == 3
     assert [(e.phase, e.epoch) for e in events.events if isinstance(e, EpochEnded)] == [
         ("head", 1), ("fine_tune", 2), ("fine_tune", 3)]

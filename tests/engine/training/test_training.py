@@ -25,7 +25,7 @@ from engine.runs import RunFolder, get_run
 from engine.training.api import start_run, train
 from engine.training.checkpoints import before_fine_tune_file
 from engine.training.outcome import class_weights
-from tests.engine.training_helpers import kinds, tiny_config, tiny_workspace
+from tests.engine.training_helpers import kinds, once, tiny_config, tiny_workspace
 from tests.factories import MOBILENET_V2_035_WEIGHTS, requires_weights
 
 
@@ -139,13 +139,7 @@ def test_features_are_computed_once_and_reused_by_the_next_run(trained):
 def test_halt_keeps_the_best_weights_and_writes_the_model(tmp_path):
     workspace = tiny_workspace(tmp_path)
     run = start_run(workspace, tiny_config(epochs=5, head_fit="gradient"))
-    sent = []
-
-    def commands():
-        if not sent:
-            sent.append(1)
-            return [Command(CommandKind.HALT)]
-        return []
+    commands = once(Command(CommandKind.HALT))
 
     events = EventCollector()
     result = train(workspace, run.id, sink=events, commands=commands)
@@ -167,13 +161,7 @@ def test_cancel_marks_the_run_cancelled_without_a_model(tmp_path):
 def test_continue_extends_the_phase(tmp_path):
     workspace = tiny_workspace(tmp_path)
     run = start_run(workspace, tiny_config(epochs=1, stop_patience=10, head_fit="gradient"))
-    sent = []
-
-    def commands():
-        if not sent:
-            sent.append(1)
-            return [Command(CommandKind.CONTINUE, 2)]
-        return []
+    commands = once(Command(CommandKind.CONTINUE, 2))
 
     result = train(workspace, run.id, sink=EventCollector(), commands=commands)
     assert result.epochs_run == 3
