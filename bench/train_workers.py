@@ -105,13 +105,17 @@ def worker_tfdata(workspace_root: str, variant: str, size: int, batch_size: int)
     return clock.images_per_second(batch_size)
 
 
-def worker_bare(variant: str, size: int, batch_size: int, steps: int) -> dict:
-    """Images/s of train_on_batch on one in-memory batch: the same model, compiled the same."""
+def worker_bare(variant: str, size: int, batch_size: int, steps: int,
+                augment: bool = False) -> dict:
+    """Images/s of train_on_batch on one in-memory batch: the same model, compiled the same;
+    ``augment``: the same augmenting training model as the engine's (augmentation inside the
+    step), so the engine's ratio to it is what its input path and bookkeeping cost."""
     import keras
     import numpy as np
 
     from engine.training.config import TrainConfig
-    from engine.training.layers import assemble_model, compile_for_training, unfreeze_top_blocks
+    from engine.training.layers import (assemble_model, compile_for_training, training_model,
+                                        unfreeze_top_blocks)
     from engine.training.variants import get_variant
 
     keras.utils.set_random_seed(0)
@@ -119,13 +123,14 @@ def worker_bare(variant: str, size: int, batch_size: int, steps: int) -> dict:
     config = TrainConfig(variant=variant, weights="none", image_size_px=size)
     studio = assemble_model(spec, config, 2, "none")
     unfreeze_top_blocks(studio, spec, 0, freeze_batch_norm=False)
-    compile_for_training(studio.model, config.optimizer, 1e-4, 0.0, jit=False)
+    model = training_model(studio.model, 0, augment=augment)
+    compile_for_training(model, config.optimizer, 1e-4, 0.0, jit=False)
     rng = np.random.default_rng(0)
     images = rng.uniform(0, 255, (batch_size, size, size, 3)).astype("float32")
     labels = np.eye(2, dtype="float32")[rng.integers(0, 2, batch_size)]
     for _ in range(WARMUP_BATCHES):
-        studio.model.train_on_batch(images, labels)
+        model.train_on_batch(images, labels)
     started = time.perf_counter()
     for _ in range(steps):
-        studio.model.train_on_batch(images, labels)
+        model.train_on_batch(images, labels)
     return {"images_per_second": steps * batch_size / (time.perf_counter() - started)}
