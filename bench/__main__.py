@@ -12,6 +12,8 @@ Steps (each also runs alone, see its module docstring; the slow ones are marked)
                                      vs train_on_batch, the tf.data path and the 000 seed's
                                      flow_from_dataframe                       (slow: ~15 min)
   predict  bench/predict.py          batched prediction vs bare forward
+  features bench/features.py         preparing a run (decode + backbone, cold caches) vs a bare
+                                     predict_on_batch loop on the decoded photos
   scale    bench/scale.py            20k-image import + scan + training: time and peak memory
                                                                                (slow: ~2 min)
   quality  bench/quality.py          step 1 solved (default) and by gradient (the seed's) vs the
@@ -37,6 +39,7 @@ STEPS: dict[str, list[str]] = {
     "scan": ["bench/scan.py", "--repeat", "2"],
     "train": ["-m", "bench.train", "--quick"],
     "predict": ["-m", "bench.predict", "--images", "128", "--batch-size", "32"],
+    "features": ["-m", "bench.features", "--images", "256", "--batch-size", "32"],
     "scale": ["-m", "bench.scale", "--images", "20000", "--train-size", "32"],
     "quality": ["-m", "bench.quality"],
     "signals": ["-m", "bench.data_signals"],
@@ -88,8 +91,10 @@ def _rows(results: dict) -> list[tuple[str, str, str, str]]:
         add(f"{label}, 002 seed test accuracy", case.get("seed_test_accuracy"), None)
     throughput = results.get("train_throughput", {})
     size = throughput.get("image_size_px")
-    add(f"fine-tuning images/s vs bare train_on_batch ({size}px)",
-        throughput.get("engine_vs_bare"), 0.9, "x")
+    add(f"fine-tuning images/s vs bare train_on_batch, same augmentation ({size}px)",
+        throughput.get("engine_vs_bare_augment"), 0.9, "x")
+    add(f"fine-tuning images/s (augmented) vs bare train_on_batch without ({size}px)",
+        throughput.get("engine_vs_bare"), None, "x")
     add(f"fine-tuning images/s vs 000 seed flow_from_dataframe ({size}px)",
         throughput.get("engine_vs_seed000"), None, "x")
     add(f"fine-tuning images/s vs the previous tf.data path ({size}px, TensorFlow)",
@@ -100,6 +105,10 @@ def _rows(results: dict) -> list[tuple[str, str, str, str]]:
         add(f"  the same without augmentation, images/s on {backend}",
             figures.get("engine_no_augment_images_per_second"), None)
     add("batched prediction vs bare forward", results.get("predict", {}).get("ratio"), 0.9, "x")
+    features = results.get("features", {})
+    add(f"preparing a run (decode + features, cold) vs bare predict_on_batch, "
+        f"{features.get('variant')} {features.get('image_size_px')}px",
+        features.get("engine_vs_bare"), 0.9, "x")
     scale = results.get("scale", {})
     if scale:
         count = scale.get("images")

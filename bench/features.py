@@ -1,0 +1,100 @@
+"""Benchmark: preparing a run (decode each photo once + the backbone once per photo, cold
+caches) against a bare ``predict_on_batch`` loop over the same photos already decoded, at the
+same batch size (issue 26, item 2: target >= 0.9). This is what every first run and
+label-by-confirming wait for.
+
+    python -m bench.features [--images 256] [--batch-size 32] [--variant B0] [--size 224]
+
+On real pets-dev JPEGs, through the engine's own functions: ``ensure_decoded`` (threads, the
+one decode path) then ``compute_features`` (batches from the decode cache, vectors cached),
+both with empty caches; the bare loop calls the same feature model on in-memory uint8 batches.
+Weights none: the pass costs the same with any weights. Prints the figures (with the load
+average) and records them in bench/results.json under ``features``.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+from bench.common import record, require_pets_dev  # noqa: E402
+
+TARGET_RATIO = 0.9
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=256)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--variant", default="B0")
+    parser.add_argument("--size", type=int, default=224)
+    arguments = parser.parse_args(argv)
+    import hashlib
+
+    import numpy as np
+
+    from engine.training.config import TrainConfig
+    from engine.training.features import compute_features, feature_cache_dir
+    from engine.training.input_pipeline import ensure_decoded, read_images
+    from engine.training.layers import assemble_model
+    from engine.training.variants import get_variant
+    from engine.workspace import open_workspace
+
+    source = require_pets_dev()
+    photos = sorted(source.rglob("*.jpg"))[:arguments.images]
+    shas = [hashlib.sha256(path.read_bytes()).hexdigest() for path in photos]
+    batch, size = arguments.batch_size, arguments.size
+    config = TrainConfig(variant=arguments.variant, weights="none", image_size_px=size)
+    studio = assemble_model(get_variant(arguments.variant), config, 2, "none")
+    extractor = studio.feature_model
+    warm = np.zeros((batch, size, size, 3), dtype=np.uint8)
+    extractor.predict_on_batch(warm)          # both timings start with a traced model
+    load_at_start = round(os.getloadavg()[0], 2)
+    scratch = Path(tempfile.mkdtemp(prefix="bench-features-"))
+    try:
+        workspace = open_workspace(scratch / "workspace")
+        engine_started = time.perf_counter()
+        decoded, _ = ensure_decoded(workspace, shas, [str(path) for path in photos], size)
+        decoded_at = time.perf_counter()
+        cache = feature_cache_dir(workspace, arguments.variant, size, "max", "bench")
+        result = compute_features(extractor, cache, shas, decoded, size, batch)
+        engine_seconds = time.perf_counter() - engine_started
+        assert result is not None and result.num_computed == len(set(shas))
+        images = read_images(decoded, size)
+        batches = [images[start:start + batch] for start in range(0, len(images), batch)]
+        batches[-1] = np.concatenate([batches[-1], warm[:batch - len(batches[-1])]])
+        started = time.perf_counter()
+        for images_batch in batches:
+            extractor.predict_on_batch(images_batch)
+        bare_seconds = time.perf_counter() - started
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    count = len(photos)
+    figures = {"variant": arguments.variant, "image_size_px": size, "batch_size": batch,
+               "images": count, "engine_images_per_second": round(count / engine_seconds, 2),
+               "decode_seconds": round(decoded_at - engine_started, 2),
+               "bare_images_per_second": round(count / bare_seconds, 2),
+               "engine_vs_bare": round(bare_seconds / engine_seconds, 3),
+               "target": TARGET_RATIO,
+               "load_average_1min": [load_at_start, round(os.getloadavg()[0], 2)]}
+    record("features", figures)
+    print(f"preparing {count} pets-dev photos for {arguments.variant} at {size} px, batch "
+          f"{batch} (cold caches): {figures['engine_images_per_second']} photos/s (decoding "
+          f"{figures['decode_seconds']} s of it); bare "
+          f"predict_on_batch on the decoded photos {figures['bare_images_per_second']} -> "
+          f"{figures['engine_vs_bare']} of it (target >= {TARGET_RATIO}); 1-min load "
+          f"{figures['load_average_1min']}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
