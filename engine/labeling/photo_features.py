@@ -194,8 +194,7 @@ def compute_photo_features(workspace: Workspace, backbone: LabelingBackbone, *,
                            progress: Any = None, should_stop: Any = None) -> str | None:
     """Features of every usable photo (cached ones reused) into the feature cache and the
     one-file matrix. Returns the cache name, or None when stopped."""
-    from engine.training.features import compute_features, feature_cache_dir
-    from engine.training.input_pipeline import ensure_decoded
+    from engine.training.features import decode_and_compute, feature_cache_dir
 
     _, shas, files = photos(workspace)
     model, fingerprint = _feature_model(backbone)
@@ -203,9 +202,9 @@ def compute_photo_features(workspace: Workspace, backbone: LabelingBackbone, *,
                               backbone.pooling, fingerprint)
     result = None
     if shas:
-        decoded, _ = ensure_decoded(workspace, shas, files, backbone.image_size_px)
-        result = compute_features(model, cache, shas, decoded, backbone.image_size_px,
-                                  BATCH_SIZE, progress=progress, should_stop=should_stop)
+        result, _, _ = decode_and_compute(workspace, model, cache, shas, files,
+                                          backbone.image_size_px, BATCH_SIZE,
+                                          progress=progress, should_stop=should_stop)
         if result is None:
             return None
     features = result.features if result is not None else np.zeros((0, 1), np.float32)

@@ -23,7 +23,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from engine.training.input_pipeline import PIPELINE_VERSION, read_images
+from engine.training.input_pipeline import PIPELINE_VERSION, DecodeAhead, read_images
 from engine.workspace import Workspace
 
 ProgressCallback = Callable[[int, int], None]
@@ -74,7 +74,9 @@ def compute_features(extractor: FeatureExtractor, cache_dir: Path, sha256s: Sequ
                      decoded_paths: Sequence[str], image_size_px: int, batch_size: int,
                      progress: ProgressCallback | None = None,
                      should_stop: StopCheck | None = None,
-                     store: bool = True) -> FeatureResult | None:
+                     store: bool = True,
+                     ready: Callable[[Sequence[str]], None] | None = None
+                     ) -> FeatureResult | None:
     """Features of every image: cached ones read, the others computed and cached.
 
     Args:
@@ -83,6 +85,8 @@ def compute_features(extractor: FeatureExtractor, cache_dir: Path, sha256s: Sequ
         decoded_paths: each image's decoded-cache file (:func:`engine.training.input_pipeline.ensure_decoded`).
         store: write the computed vectors to the cache (False on the other hosts of a
             several-host run: process 0 writes the cache they share).
+        ready: called with a batch's decoded-cache files before they are read (waits for
+            them when they are still being decoded, :func:`decode_and_compute`).
     Returns:
         The features, or None when ``should_stop`` asked to stop.
     """
@@ -102,8 +106,10 @@ def compute_features(extractor: FeatureExtractor, cache_dir: Path, sha256s: Sequ
     if shas:
         done = 0
         for start in range(0, len(shas), batch_size):
-            batch = read_images([to_compute[sha] for sha in shas[start:start + batch_size]],
-                                image_size_px)
+            files = [to_compute[sha] for sha in shas[start:start + batch_size]]
+            if ready is not None:
+                ready(files)
+            batch = read_images(files, image_size_px)
             count = int(batch.shape[0])
             if count < batch_size:  # pad the last batch: one traced shape, not two
                 batch = np.concatenate([batch, np.zeros((batch_size - count, *batch.shape[1:]),
@@ -120,6 +126,29 @@ def compute_features(extractor: FeatureExtractor, cache_dir: Path, sha256s: Sequ
                 return None
     features = np.stack([vectors[sha] for sha in sha256s]).astype(np.float32)
     return FeatureResult(features, len(shas), num_cached, time.perf_counter() - started)
+
+
+def decode_and_compute(workspace: Workspace, extractor: FeatureExtractor, cache_dir: Path,
+                       sha256s: Sequence[str], paths: Sequence[str], image_size_px: int,
+                       batch_size: int, progress: ProgressCallback | None = None,
+                       should_stop: StopCheck | None = None
+                       ) -> tuple[FeatureResult | None, list[str], int]:
+    """Decode each image once (:class:`engine.training.input_pipeline.DecodeAhead`, on
+    background threads) while the backbone runs on those already decoded, then wait for the
+    rest of the decoding (images whose features were cached still need it for fine-tuning).
+
+    Returns:
+        (the features, or None when ``should_stop`` asked to stop; every image's decoded-cache
+        file; how many images were decoded now).
+    """
+    ahead = DecodeAhead(workspace, sha256s, paths, image_size_px)
+    try:
+        result = compute_features(extractor, cache_dir, sha256s, ahead.targets, image_size_px,
+                                  batch_size, progress=progress, should_stop=should_stop,
+                                  ready=ahead.wait)
+        return result, ahead.targets, (0 if result is None else ahead.finish())
+    finally:
+        ahead.close()
 
 
 def _cache_file(cache_dir: Path, sha256: str) -> Path:

@@ -23,7 +23,7 @@ import math
 import os
 import tempfile
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import keras
@@ -58,25 +58,60 @@ def ensure_decoded(workspace: Workspace, sha256s: Sequence[str], paths: Sequence
     Returns:
         (cache file of each image in input order, number of images decoded now).
     """
-    cache_dir = decoded_cache_dir(workspace, image_size_px)
-    targets = [decoded_path(cache_dir, sha) for sha in sha256s]
-    missing: dict[str, tuple[str, Path]] = {}
-    for sha, path, target in zip(sha256s, paths, targets):
-        if sha not in missing and not target.is_file():
-            missing[sha] = (path, target)
-    items = list(missing.values())
+    ahead = DecodeAhead(workspace, sha256s, paths, image_size_px)
+    try:
+        return ahead.targets, ahead.finish(progress)
+    finally:
+        ahead.close()
 
-    def decode(item: tuple[str, Path]) -> None:
-        source, target = item
-        _write_atomic(target, decode_for_model(source, image_size_px).tobytes())
 
-    if items:
-        with ThreadPoolExecutor(max_workers=min(8, usable_cores())) as pool:
-            for start in range(0, len(items), DECODE_CHUNK):
-                list(pool.map(decode, items[start:start + DECODE_CHUNK]))
-                if progress is not None:
-                    progress(min(start + DECODE_CHUNK, len(items)), len(items))
-    return [str(target) for target in targets], len(items)
+class DecodeAhead:
+    """Decodes the images not yet in the cache on background threads, in input order, from
+    the moment it is made, so a caller can work through the first ones (run the backbone on
+    them, :func:`engine.training.features.compute_features`) while the later ones decode.
+
+    ``targets`` are every image's cache files; :meth:`wait` blocks until some are written,
+    :meth:`finish` until all are; :meth:`close` drops what is still queued (after a cancel).
+    A file that fails to decode raises its error from :meth:`wait` or :meth:`finish`.
+    """
+
+    def __init__(self, workspace: Workspace, sha256s: Sequence[str], paths: Sequence[str],
+                 image_size_px: int) -> None:
+        cache_dir = decoded_cache_dir(workspace, image_size_px)
+        self.targets = [str(decoded_path(cache_dir, sha)) for sha in sha256s]
+        missing: dict[str, str] = {}
+        for source, target in zip(paths, self.targets):
+            if target not in missing and not Path(target).is_file():
+                missing[target] = str(source)
+        self._pool = (ThreadPoolExecutor(max_workers=min(8, usable_cores()))
+                      if missing else None)
+        self._futures: dict[str, Future] = {
+            target: self._pool.submit(_decode_into, source, target, image_size_px)
+            for target, source in missing.items()} if self._pool else {}
+
+    def wait(self, targets: Sequence[str]) -> None:
+        """Until these cache files are written."""
+        for target in targets:
+            future = self._futures.get(target)
+            if future is not None:
+                future.result()
+
+    def finish(self, progress: ProgressCallback | None = None) -> int:
+        """Until every file is written; returns how many were decoded."""
+        total = len(self._futures)
+        for done, future in enumerate(self._futures.values(), start=1):
+            future.result()
+            if progress is not None and (done % DECODE_CHUNK == 0 or done == total):
+                progress(done, total)
+        return total
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _decode_into(source: str, target: str, image_size_px: int) -> None:
+    _write_atomic(Path(target), decode_for_model(source, image_size_px).tobytes())
 
 
 def _write_atomic(target: Path, payload: bytes) -> None:

@@ -19,7 +19,8 @@ import pandas as pd
 
 from engine.events import BatchEnded, EventSink, Message, PhaseStarted
 from engine.training.callbacks import PHASE_FEATURES, BatchThrottle, CommandState
-from engine.training.features import compute_features, feature_cache_dir, weights_fingerprint
+from engine.training.features import (compute_features, decode_and_compute, feature_cache_dir,
+                                      weights_fingerprint)
 from engine.training.hosts import barrier, is_primary_process
 from engine.training.input_pipeline import (decoded_cache_dir, decoded_path, ensure_decoded,
                                             image_batches, read_images)
@@ -62,7 +63,6 @@ class RunInputs:
                                "decoding each image once and running the frozen backbone once "
                                "per image (both cached for later epochs and runs)", *later))
         shas, paths = self.images["sha256"].tolist(), self.images["path"].tolist()
-        self.decoded, num_decoded = self._decode(shas, paths)
         cache = feature_cache_dir(self.workspace, variant, self.size, pooling,
                                   weights_fingerprint(studio.backbone))
 
@@ -75,12 +75,16 @@ class RunInputs:
             self.commands.poll()
             return self.commands.cancel
 
-        extractor: Any = studio.feature_model
-        if self.plan.num_processes > 1:  # each host runs its shard of every batch
+        if self.plan.num_processes == 1:   # decoding runs ahead of the backbone
+            result, self.decoded, num_decoded = decode_and_compute(
+                self.workspace, studio.feature_model, cache, shas, paths, self.size, batch,
+                progress=progress, should_stop=should_stop)
+        else:   # each host runs its shard of every batch, once process 0 has decoded
+            self.decoded, num_decoded = self._decode_on_hosts(shas, paths)
             extractor = BlockExtractor(make_predictor(studio.feature_model, self.plan), self.plan)
-        result = compute_features(extractor, cache, shas, self.decoded, self.size, batch,
-                                  progress=progress, should_stop=should_stop,
-                                  store=is_primary_process())
+            result = compute_features(extractor, cache, shas, self.decoded, self.size, batch,
+                                      progress=progress, should_stop=should_stop,
+                                      store=is_primary_process())
         if result is None:
             return False
         self.features = result.features
@@ -90,11 +94,9 @@ class RunInputs:
                           f"({result.seconds:.1f} s)."))
         return True
 
-    def _decode(self, shas: list[str], paths: list[str]) -> tuple[list[str], int]:
-        """The decode cache of every image; on several hosts process 0 fills it, the others
+    def _decode_on_hosts(self, shas: list[str], paths: list[str]) -> tuple[list[str], int]:
+        """The decode cache of every image on several hosts: process 0 fills it, the others
         wait for it (they write nothing into the workspace)."""
-        if self.plan.num_processes == 1:
-            return ensure_decoded(self.workspace, shas, paths, self.size)
         decoded, num_decoded = [], 0
         if is_primary_process():
             decoded, num_decoded = ensure_decoded(self.workspace, shas, paths, self.size)

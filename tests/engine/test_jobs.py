@@ -170,10 +170,11 @@ def tiny_workspace(workspace: Workspace, tmp_path: Path) -> Workspace:
 
 
 def _head_only(**changes) -> TrainConfig:
-    """Phase 1 only (cached features: fast on a CPU), tiny images, no early stop."""
+    """Phase 1 only (cached features: fast on a CPU), trained epoch by epoch (these tests
+    count, continue and interrupt its epochs), tiny images, no early stop."""
     settings = dict(variant="B0", weights="none", image_size_px=32, epochs=3, fine_tune_epochs=0,
                     batch_size=8, patience=100, stop_patience=100, head_patience=1000,
-                    dwell=False)
+                    dwell=False, head_fit="gradient")
     return TrainConfig(**{**settings, **changes})
 
 
