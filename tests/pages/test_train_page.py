@@ -221,7 +221,11 @@ def test_nothing_chosen_yet_gets_a_hint_not_an_error(labeled_workspace: Workspac
     app = _run()
     app.radio(key="train_form_weights").set_value("file").run()
     assert not app.exception and not app.error
-    assert any("upload it or type where it is" in i.value for i in app.info)
+    # One hint asking for the file: the neutral one, or (offline, without the pretrained
+    # file) the note that says why a file is needed; never both.
+    hints = [i.value for i in app.info if "upload it or type where it is" in i.value
+             or "give a weights file" in i.value]
+    assert len(hints) == 1, hints
     assert app.button(key="train_start").disabled
 
 
