@@ -18,7 +18,7 @@ from engine import jobs
 from engine.training.backends import installed_backends
 from engine.training.config import TrainConfig
 from engine.events import (BatchEnded, CheckpointSaved, CommandAcknowledged, EpochEnded,
-                           PhaseStarted, RunStarted)
+                           HeadSolved, PhaseStarted, RunStarted)
 from engine.ingest.importing import import_folder
 from engine.runs import create_run, update_run
 from engine.training.variants import VARIANTS, WEIGHTS_SOURCE_ENV
@@ -310,6 +310,21 @@ def test_running_job_renders_progress_table_and_controls(labeled_workspace: Work
     assert any("add epochs 3, halt" in i.value for i in app.info)
     halt = app.button(key=f"halt-{running_run}")      # sent: it cannot be pressed twice
     assert halt.label == "Halting…" and halt.disabled
+
+
+def test_a_solved_step_one_says_so_and_lists_the_settings_tried(
+        labeled_workspace: Workspace, running_run: str) -> None:
+    sink = DatabaseEventSink(labeled_workspace, running_run)
+    sink(HeadSolved((0.001, 0.01, 0.1, 1.0), (0.4, 0.3, 0.2, 0.25), 0.1, "validation", 1.25))
+    app = _run()
+    assert not app.exception
+    assert any("Step 1 took 1.2 s: the new last layer was fitted exactly" in c.value
+               and "4 settings tried, compared on the validation photos" in c.value
+               for c in app.caption)
+    tried = _frame(app, "Setting")
+    assert tried["Setting"].tolist() == [0.001, 0.01, 0.1, 1.0]
+    assert tried["Kept"].tolist() == ["", "", "★", ""]
+    assert tried["Loss, validation"].tolist() == [0.4, 0.3, 0.2, 0.25]
 
 
 def test_fine_tuning_and_the_last_step_show_what_can_still_be_done(
