@@ -205,18 +205,20 @@ def _solve(train_x: np.ndarray, train_y: np.ndarray, val_x: np.ndarray, val_y: n
     pooled_counts = np.bincount(np.concatenate([train_y, val_y]), minlength=num_classes)
     val_counts = np.bincount(val_y, minlength=num_classes)[np.unique(train_y)]
     starts: list = []   # the search's solutions on the training photos, to finish from
+    folds = []
+    if len(strengths) > 1 and val_counts.min() < MIN_VALIDATION_PER_CLASS \
+            and pooled_counts[pooled_counts > 0].min() >= 2:
+        folds = _folds(np.concatenate([train_z, val_z]), np.concatenate([train_y, val_y]),
+                       sample_weight, len(train_y), seed)
     if len(strengths) == 1:
         chosen_by, losses = "given", [math.nan]
     elif val_counts.min() >= MIN_VALIDATION_PER_CLASS:
         chosen_by = "validation"
         losses, starts = _strength_path(
             strengths, [(train_z, train_y, sample_weight, val_z, val_y)], num_classes)
-    elif pooled_counts[pooled_counts > 0].min() >= 2:
+    elif folds:
         chosen_by = "cross-validation"
-        losses, _ = _strength_path(strengths, _folds(np.concatenate([train_z, val_z]),
-                                                     np.concatenate([train_y, val_y]),
-                                                     sample_weight, len(train_y), seed),
-                                   num_classes)
+        losses, _ = _strength_path(strengths, folds, num_classes)
     else:
         chosen_by, losses = "default", [math.nan]
         strengths = (DEFAULT_C,)
