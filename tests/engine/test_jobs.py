@@ -20,10 +20,12 @@ from engine.ingest.importing import import_folder
 from engine.runs import RunFolder, create_run, get_run, update_run
 from engine.worker import DatabaseCommandSource, DatabaseEventSink
 from engine.workspace import Workspace
+from tests.engine.training_helpers import TINY_VARIANT
 from tests.factories import make_class_tree
 from tests.waiting import wait_until
 
 POLL_TIMEOUT_SECONDS = 420
+FINE_TUNE_EPOCHS_TO_KILL = 20
 
 
 def _queued_run(workspace: Workspace) -> str:
@@ -260,7 +262,10 @@ def test_sigkill_mid_run_marks_interrupted_and_resume_completes(tiny_workspace: 
 @pytest.mark.slow
 def test_sigkill_during_fine_tuning_resumes_to_the_end(tiny_workspace: Workspace) -> None:
     workspace = tiny_workspace
-    run_id = jobs.start_training_job(workspace, _head_only(epochs=1, fine_tune_epochs=2))
+    # The tiny backbone (its fine-tuning step builds in seconds, B0's in a minute); enough
+    # epochs that the run is still fine-tuning when the first batch's event is seen.
+    run_id = jobs.start_training_job(workspace, _head_only(
+        variant=TINY_VARIANT, epochs=1, fine_tune_epochs=FINE_TUNE_EPOCHS_TO_KILL))
     _wait_until(lambda: [s for s in jobs.read_events(workspace, run_id, kinds=("BatchEnded",))
                          if s.event.phase == "fine_tune"], what="the first fine-tuning batch")
     pid = get_run(workspace, run_id).pid
@@ -274,4 +279,4 @@ def test_sigkill_during_fine_tuning_resumes_to_the_end(tiny_workspace: Workspace
 
     assert status.run.status == "finished", status.run.error
     epochs = sorted({s.event.epoch for s in jobs.read_events(workspace, run_id, kinds=("EpochEnded",))})
-    assert epochs == [1, 2, 3]
+    assert epochs == list(range(1, 2 + FINE_TUNE_EPOCHS_TO_KILL))
