@@ -8,8 +8,12 @@ label-by-confirming wait for.
 On real pets-dev JPEGs, through the engine's own ``decode_and_compute`` (the one decode path on
 background threads, running ahead of the backbone; vectors cached), with empty caches; the bare
 loop calls the same feature model on in-memory uint8 batches (timed before and after the
-engine, the faster kept). Weights none: the pass costs the same with any weights. Prints the
-figures (with the load average) and records them in bench/results.json under ``features``.
+engine, the faster kept). Weights none: the pass costs the same with any weights.
+
+``--rounds`` rounds, each with empty caches: a shared machine's load moves between rounds, so
+each round's ratio compares the engine with the bare loop timed right beside it, and the
+figure is the median of the rounds' ratios. Prints every round (with the load average) and
+records the figures in bench/results.json under ``features``.
 """
 from __future__ import annotations
 
@@ -37,8 +41,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--variant", default="B0")
     parser.add_argument("--size", type=int, default=224)
+    parser.add_argument("--rounds", type=int, default=3)
     arguments = parser.parse_args(argv)
     import hashlib
+    import statistics
 
     import numpy as np
 
@@ -60,10 +66,10 @@ def main(argv: list[str] | None = None) -> int:
     extractor.predict_on_batch(warm)          # both timings start with a traced model
     load_at_start = round(os.getloadavg()[0], 2)
     scratch = Path(tempfile.mkdtemp(prefix="bench-features-"))
+    rounds: list[tuple[float, float]] = []            # (engine seconds, bare seconds)
     try:
-        workspace = open_workspace(scratch / "workspace")
         # The bare loop needs the decoded photos: decode them in a scratch workspace of their
-        # own, so the engine's run below starts from empty caches.
+        # own, so the engine's runs below start from empty caches.
         _, bare_files, _ = decode_and_compute(open_workspace(scratch / "bare"), extractor,
                                               scratch / "bare-features", shas,
                                               [str(path) for path in photos], size, batch)
@@ -77,29 +83,39 @@ def main(argv: list[str] | None = None) -> int:
                 extractor.predict_on_batch(images_batch)
             return time.perf_counter() - started
 
-        # Bare before and after the engine, the faster kept: a shared machine's load moves.
-        bare_seconds = bare()
-        cache = feature_cache_dir(workspace, arguments.variant, size, "max", "bench")
-        engine_started = time.perf_counter()
-        result, _, _ = decode_and_compute(workspace, extractor, cache, shas,
-                                          [str(path) for path in photos], size, batch)
-        engine_seconds = time.perf_counter() - engine_started
-        assert result is not None and result.num_computed == len(set(shas))
-        bare_seconds = min(bare_seconds, bare())
+        for number in range(arguments.rounds):
+            workspace = open_workspace(scratch / f"workspace-{number}")   # empty caches
+            bare_before = bare()
+            cache = feature_cache_dir(workspace, arguments.variant, size, "max", "bench")
+            engine_started = time.perf_counter()
+            result, _, _ = decode_and_compute(workspace, extractor, cache, shas,
+                                              [str(path) for path in photos], size, batch)
+            engine_seconds = time.perf_counter() - engine_started
+            assert result is not None and result.num_computed == len(set(shas))
+            # Bare before and after the engine, the faster kept: the load moves.
+            rounds.append((engine_seconds, min(bare_before, bare())))
+            print(f"round {number + 1}: engine {engine_seconds:.2f} s, bare "
+                  f"{rounds[-1][1]:.2f} s -> {rounds[-1][1] / engine_seconds:.3f}; 1-min load "
+                  f"{os.getloadavg()[0]:.2f}", flush=True)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+    ratios = [bare_seconds / engine_seconds for engine_seconds, bare_seconds in rounds]
+    engine_seconds = statistics.median(engine for engine, _ in rounds)
+    bare_seconds = statistics.median(bare_time for _, bare_time in rounds)
     count = len(photos)
     figures = {"variant": arguments.variant, "image_size_px": size, "batch_size": batch,
                "images": count, "engine_images_per_second": round(count / engine_seconds, 2),
                "bare_images_per_second": round(count / bare_seconds, 2),
-               "engine_vs_bare": round(bare_seconds / engine_seconds, 3),
+               "engine_vs_bare": round(statistics.median(ratios), 3),
+               "engine_vs_bare_rounds": [round(ratio, 3) for ratio in ratios],
                "target": TARGET_RATIO,
                "load_average_1min": [load_at_start, round(os.getloadavg()[0], 2)]}
     record("features", figures)
     print(f"preparing {count} pets-dev photos for {arguments.variant} at {size} px, batch "
           f"{batch} (cold caches): {figures['engine_images_per_second']} photos/s; bare "
           f"predict_on_batch on the decoded photos {figures['bare_images_per_second']} -> "
-          f"{figures['engine_vs_bare']} of it (target >= {TARGET_RATIO}); 1-min load "
+          f"{figures['engine_vs_bare']} of it, the median of {len(ratios)} rounds (target >= "
+          f"{TARGET_RATIO}); 1-min load "
           f"{figures['load_average_1min']}", flush=True)
     return 0
 

@@ -23,7 +23,8 @@ from engine.machine import THREAD_VARIABLES, usable_cores  # noqa: E402
 # processes (a worker, the app, a browser), and each holds a TensorFlow.
 MAX_TEST_WORKERS = 4
 # Modules that take minutes start first, so the last minutes are not one worker finishing a
-# long module while the others wait (xdist hands out modules in this order).
+# long module while the others wait (xdist hands out modules in collection order:
+# ``--no-loadscope-reorder``; by default it puts the modules with the most tests first).
 LONGEST_MODULES = (
     "tests/engine/training/test_under_jax.py",
     "tests/e2e/test_first_session.py",
