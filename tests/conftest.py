@@ -62,6 +62,16 @@ from engine.workspace import Workspace, open_workspace  # noqa: E402
 from tests.factories import make_class_tree  # noqa: E402
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _jax_compiled_steps_shared(tmp_path_factory) -> None:
+    """JAX's compiled steps (engine.training.backends.cache_compiled_steps) go to one folder
+    for the whole test session, its workers and the processes they start: the tests build the
+    same tiny steps again and again. A folder the person named is kept."""
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(shared / "jax-compiled"))
+
+
 @pytest.fixture(autouse=True)
 def _projects_root_of_this_test(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Every test gets its own projects root (a test may set another), so nothing a test

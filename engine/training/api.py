@@ -28,6 +28,7 @@ from typing import Any
 
 import pandas as pd
 
+from engine.training.backends import cache_compiled_steps
 from engine.training.config import TrainConfig
 from engine.ingest.checks import KIND_TITLES
 from engine.labeling.dataset import trainable_images, unquarantined_errors
@@ -154,6 +155,7 @@ def _train(workspace: Workspace, run: RunRecord, sink: EventSink, commands: Comm
            resume: bool) -> RunResult:
     from engine.training.loop import Trainer  # Keras and its backend load here
 
+    cache_compiled_steps(workspace.cache_dir)
     run_id = run.id
     _record(workspace, run_id, status="running", started_at=run.started_at or utc_now(),
             finished_at=None, error=None)
