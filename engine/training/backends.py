@@ -96,7 +96,9 @@ JAX_CACHE_MAX_BYTES = 1 << 30   # the least recently used entries go beyond this
 def cache_compiled_steps(cache_dir: Path) -> None:
     """On JAX, keep compiled steps in ``cache_dir``/jax-compiled (a project's cache folder),
     unless ``JAX_COMPILATION_CACHE_DIR`` already names a folder; every compile is kept, however
-    short. No effect on TensorFlow and PyTorch."""
+    short. JAX opens its cache once per process, at the first compile, so a process keeps the
+    first folder it was given: each run's worker is a process of its own. No effect on
+    TensorFlow and PyTorch."""
     if active_backend() != "jax":
         return
     import jax

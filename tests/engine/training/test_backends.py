@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from engine.training.backends import JAX_CACHE_FOLDER
 from tests.engine.training_helpers import (TINY_SIZE, TINY_VARIANT, calibrated_weights,
                                            tiny_workspace)
 
@@ -73,7 +74,9 @@ def _train(workspace_root: Path, weights: Path, backend: str, tmp_path: Path) ->
                "--variant", TINY_VARIANT, "--weights", str(weights),
                "--image-size", str(TINY_SIZE), "--epochs", "2", "--fine-tune-epochs", "1",
                "--fine-tune-blocks", "1", "--batch-size", "8", "--head", "simple", "--json"]
-    trained = subprocess.run(command, cwd=ROOT, env=_environment(backend, *first),
+    environment = _environment(backend, *first)
+    environment.pop("JAX_COMPILATION_CACHE_DIR", None)    # the project's own cache, as a user's
+    trained = subprocess.run(command, cwd=ROOT, env=environment,
                              capture_output=True, text=True, timeout=TRAIN_TIMEOUT_SECONDS)
     assert trained.returncode == 0, trained.stderr[-3000:]
     result = json.loads(trained.stdout.strip().splitlines()[-1])
@@ -81,6 +84,11 @@ def _train(workspace_root: Path, weights: Path, backend: str, tmp_path: Path) ->
     run_dir = Path(result["run_dir"])
     config = json.loads((run_dir / "config.json").read_text())
     assert config["backend"] == backend
+    compiled = workspace_root / "cache" / JAX_CACHE_FOLDER
+    if backend == "jax":      # its compiled steps are kept for the project's next run
+        assert compiled.is_dir() and any(compiled.iterdir()), "no compiled step was kept"
+    else:
+        assert not compiled.exists()
     return run_dir
 
 
