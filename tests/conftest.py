@@ -17,11 +17,13 @@ _THREADS_SET_BY_PERSON = {name for name in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_IN
 
 from engine.machine import THREAD_VARIABLES, usable_cores  # noqa: E402
 
-# The suite runs on pytest-xdist workers, one per usable core (pytest.ini: ``-n auto``), each
-# test module on one worker (``--dist loadfile``: a module's tests share its fixtures and run
-# in order). More than this many workers gains little: most modules start their own
-# processes (a worker, the app, a browser), and each holds a TensorFlow.
-MAX_TEST_WORKERS = 4
+# The suite runs on pytest-xdist workers (pytest.ini: ``-n auto``), each test module on one
+# worker (``--dist loadfile``: a module's tests share its fixtures and run in order). One
+# worker more than the usable cores: a quarter of the tests' time goes to waiting for the
+# processes they start (a worker, the app, a browser), and the extra worker fills it (on 2
+# cores, 2 workers kept 1.6-1.7 cores busy on average). More than MAX_TEST_WORKERS gains little:
+# each worker holds a TensorFlow and starts processes of its own.
+MAX_TEST_WORKERS = 5
 # Modules that take minutes start first, so the last minutes are not one worker finishing a
 # long module while the others wait (xdist hands out modules in collection order:
 # ``--no-loadscope-reorder``; by default it puts the modules with the most tests first).
@@ -40,9 +42,9 @@ LONGEST_MODULES = (
 
 
 def pytest_xdist_auto_num_workers(config) -> int:
-    """``-n auto``: the cores this process may use (cgroup quota and affinity, as the app
-    counts them), not the host's count."""
-    return max(1, min(usable_cores(), MAX_TEST_WORKERS))
+    """``-n auto``: one more than the cores this process may use (cgroup quota and affinity,
+    as the app counts them, not the host's count)."""
+    return max(1, min(usable_cores() + 1, MAX_TEST_WORKERS))
 
 
 def pytest_collection_modifyitems(session, config, items) -> None:
