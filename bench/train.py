@@ -142,23 +142,22 @@ def bench_throughput(workspace_root: Path, split_csv: Path, size: int, batch_siz
     on_workspace = ["--workspace", str(workspace_root)] + common
     figures: dict = {"variant": variant, "image_size_px": size, "batch_size": batch_size,
                      "backends": {}}
+    def speed(worker: list[str], backend: str = "tensorflow") -> float:
+        return run_process(me + worker, backend=backend)[1]["images_per_second"]
+
     pairs: list[tuple[float, float]] = []            # (engine, bare with augmentation) images/s
     for backend in backends:
-        _, augmented = run_process(me + ["engine"] + on_workspace, backend=backend)
         if backend == "tensorflow":
-            _, bare_augment = run_process(me + ["bare-augment", "--steps", str(steps)] + common)
-            pairs.append((augmented["images_per_second"], bare_augment["images_per_second"]))
-            for _ in range(rounds - 1):
-                _, engine_again = run_process(me + ["engine"] + on_workspace)
-                _, bare_again = run_process(me + ["bare-augment", "--steps", str(steps)] + common)
-                pairs.append((engine_again["images_per_second"], bare_again["images_per_second"]))
-            for engine_speed, bare_speed in pairs:
-                print(f"  round: engine {engine_speed:.2f} img/s, bare with augmentation "
-                      f"{bare_speed:.2f} -> {engine_speed / bare_speed:.3f}", flush=True)
+            for _ in range(rounds):
+                pairs.append((speed(["engine"] + on_workspace),
+                              speed(["bare-augment", "--steps", str(steps)] + common)))
+                print(f"  round: engine {pairs[-1][0]:.2f} img/s, bare with augmentation "
+                      f"{pairs[-1][1]:.2f} -> {pairs[-1][0] / pairs[-1][1]:.3f}", flush=True)
+            engine_speed = statistics.median(engine for engine, _ in pairs)
             _, tfdata = run_process(me + ["tfdata"] + on_workspace)
+        else:
+            engine_speed = speed(["engine"] + on_workspace, backend)
         _, plain = run_process(me + ["engine-no-augment"] + on_workspace, backend=backend)
-        engine_speed = (statistics.median(engine for engine, _ in pairs)
-                        if backend == "tensorflow" else augmented["images_per_second"])
         figures["backends"][backend] = {
             "engine_images_per_second": round(engine_speed, 2),
             "engine_no_augment_images_per_second": round(plain["images_per_second"], 2)}
