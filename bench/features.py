@@ -7,12 +7,14 @@ label-by-confirming wait for.
 
 On real pets-dev JPEGs, through the engine's own ``decode_and_compute`` (the one decode path on
 background threads, running ahead of the backbone; vectors cached), with empty caches; the bare
-loop calls the same feature model on in-memory uint8 batches (timed before and after the
-engine, the faster kept). Weights none: the pass costs the same with any weights.
+loop calls the same feature model on in-memory uint8 batches. Weights none: the pass costs the
+same with any weights.
 
-``--rounds`` rounds, each with empty caches: a shared machine's load moves between rounds, so
-each round's ratio compares the engine with the bare loop timed right beside it, and the
-figure is the median of the rounds' ratios. Prints every round (with the load average) and
+``--rounds`` rounds, each timing bare, engine, engine, bare (the engine with empty caches each
+time): a shared machine's load moves, so each round's ratio compares the engine's mean time
+with the bare loop's mean time right around it, and the figure is the median of the rounds'
+ratios. (Until 6 Dec 2026 a round kept the faster of two bare timings against one engine
+timing, which favoured the bare loop by the spread of its timings.) Prints every round (with the load average) and
 records the figures in bench/results.json under ``features``.
 """
 from __future__ import annotations
@@ -83,20 +85,27 @@ def main(argv: list[str] | None = None) -> int:
                 extractor.predict_on_batch(images_batch)
             return time.perf_counter() - started
 
-        for number in range(arguments.rounds):
-            workspace = open_workspace(scratch / f"workspace-{number}")   # empty caches
-            bare_before = bare()
+        def engine(name: str) -> float:
+            workspace = open_workspace(scratch / name)                  # empty caches
             cache = feature_cache_dir(workspace, arguments.variant, size, "max", "bench")
-            engine_started = time.perf_counter()
+            started = time.perf_counter()
             result, _, _ = decode_and_compute(workspace, extractor, cache, shas,
                                               [str(path) for path in photos], size, batch)
-            engine_seconds = time.perf_counter() - engine_started
+            seconds = time.perf_counter() - started
             assert result is not None and result.num_computed == len(set(shas))
-            # Bare before and after the engine, the faster kept: the load moves.
-            rounds.append((engine_seconds, min(bare_before, bare())))
-            print(f"round {number + 1}: engine {engine_seconds:.2f} s, bare "
-                  f"{rounds[-1][1]:.2f} s -> {rounds[-1][1] / engine_seconds:.3f}; 1-min load "
-                  f"{os.getloadavg()[0]:.2f}", flush=True)
+            return seconds
+
+        for number in range(arguments.rounds):
+            # bare, engine, engine, bare: both timed twice, a steady rise or fall of the load
+            # weighs on both alike.
+            bare_first = bare()
+            engine_times = [engine(f"workspace-{number}-a"), engine(f"workspace-{number}-b")]
+            bare_times = [bare_first, bare()]
+            rounds.append((statistics.mean(engine_times), statistics.mean(bare_times)))
+            print(f"round {number + 1}: bare {bare_times[0]:.2f} s, engine {engine_times[0]:.2f}"
+                  f" s, {engine_times[1]:.2f} s, bare {bare_times[1]:.2f} s -> "
+                  f"{rounds[-1][1] / rounds[-1][0]:.3f}; 1-min load {os.getloadavg()[0]:.2f}",
+                  flush=True)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     ratios = [bare_seconds / engine_seconds for engine_seconds, bare_seconds in rounds]

@@ -18,7 +18,8 @@ model build, data, training, evaluation), on the same images and split:
   on each backend of ``--backends`` (default TensorFlow and JAX, with and without augmentation;
   JAX: the first 6 batches after the warm-up, then the run is cancelled, as a CPU runs its
   training step several times slower than TensorFlow's), against a bare ``train_on_batch`` loop on
-  in-memory tensors (target >= 0.9), against the previous tf.data input path (``--worker tfdata``: the same
+  in-memory tensors with the same augmentation inside the step (target >= 0.9; ``--rounds``
+  processes, each timing bare, engine, engine, bare), against the previous tf.data input path (``--worker tfdata``: the same
   cache read by ``tf.data`` with the augmentation mapped in the pipeline, as the engine did
   before; target: the engine >= 0.95 of it) and against the 000 seed's
   ``flow_from_dataframe`` feeding the same model.
@@ -45,7 +46,12 @@ if str(ROOT) not in sys.path:
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from bench.common import WEIGHTS_DIR, record, require_pets_dev
-from bench.train_workers import worker_bare, worker_engine, worker_tfdata
+from bench.train_workers import (
+    worker_bare,
+    worker_engine,
+    worker_side_by_side,
+    worker_tfdata,
+)
 
 MOBILENET_V2_050 = WEIGHTS_DIR / "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.5_224_no_top.h5"
 PHASE1_TARGET = 8.0
@@ -135,8 +141,10 @@ def bench_throughput(workspace_root: Path, split_csv: Path, size: int, batch_siz
     augmentation, tf.data path, 000 seed). Keys without a backend name are TensorFlow's.
 
     The headline ratio, the engine against the bare loop with the same augmentation, is the
-    median of ``rounds`` rounds, each timing the two programs one right after the other (a
-    shared machine's load moves between rounds; within one round both see about the same)."""
+    median of ``rounds`` rounds. Each round is one process timing bare, engine, engine, bare
+    (:func:`bench.train_workers.worker_side_by_side`), and its ratio is the engine's mean
+    speed over the bare loop's: a shared machine's load moves between processes and within
+    one, and this order weighs a steady rise or fall on both alike."""
     me = [sys.executable, "-m", "bench.train", "--worker"]
     common = ["--variant", variant, "--throughput-size", str(size), "--batch-size", str(batch_size)]
     on_workspace = ["--workspace", str(workspace_root)] + common
@@ -149,10 +157,13 @@ def bench_throughput(workspace_root: Path, split_csv: Path, size: int, batch_siz
     for backend in backends:
         if backend == "tensorflow":
             for _ in range(rounds):
-                pairs.append((speed(["engine"] + on_workspace),
-                              speed(["bare-augment", "--steps", str(steps)] + common)))
-                print(f"  round: engine {pairs[-1][0]:.2f} img/s, bare with augmentation "
-                      f"{pairs[-1][1]:.2f} -> {pairs[-1][0] / pairs[-1][1]:.3f}", flush=True)
+                _, both = run_process(me + ["side-by-side", "--steps", str(steps)] + on_workspace)
+                pairs.append((statistics.mean(both["engine"]),
+                              statistics.mean(both["bare_augment"])))
+                print(f"  round: bare with augmentation {both['bare_augment'][0]:.2f} img/s, "
+                      f"engine {both['engine'][0]:.2f}, {both['engine'][1]:.2f}, bare "
+                      f"{both['bare_augment'][1]:.2f} -> {pairs[-1][0] / pairs[-1][1]:.3f}",
+                      flush=True)
             engine_speed = statistics.median(engine for engine, _ in pairs)
             _, tfdata = run_process(me + ["tfdata"] + on_workspace)
         else:
@@ -222,7 +233,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--steps", type=int, default=15, help="timed bare / seed batches")
     parser.add_argument("--rounds", type=int, default=3,
-                        help="rounds of the engine and the bare loop with augmentation, side by side")
+                        help="rounds (processes) of the engine and the bare loop with "
+                             "augmentation, side by side")
     parser.add_argument("--variant", default="B0", help="throughput variant")
     parser.add_argument("--backends", default="tensorflow,jax",
                         help="Keras backends the engine's fine-tuning is timed on (comma-separated;"
@@ -232,17 +244,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-phase1", action="store_true")
     parser.add_argument("--skip-throughput", action="store_true")
     parser.add_argument("--work-dir", help="keep the prepared workspace here")
-    parser.add_argument("--worker", choices=["engine", "engine-no-augment", "bare", "bare-augment",
-                                             "tfdata"],
+    parser.add_argument("--worker", choices=["engine", "engine-no-augment", "bare", "tfdata",
+                                             "side-by-side"],
                         help=argparse.SUPPRESS)
     parser.add_argument("--workspace", help=argparse.SUPPRESS)
     arguments = parser.parse_args(argv)
     images = arguments.images or (400 if arguments.quick else 1200)
     throughput_size = arguments.throughput_size or (160 if arguments.quick else 224)
     if arguments.worker:
-        if arguments.worker in ("bare", "bare-augment"):
+        if arguments.worker == "bare":
             result = worker_bare(arguments.variant, throughput_size, arguments.batch_size,
-                                 arguments.steps, augment=arguments.worker == "bare-augment")
+                                 arguments.steps)
+        elif arguments.worker == "side-by-side":
+            result = worker_side_by_side(arguments.workspace, arguments.variant, throughput_size,
+                                         arguments.batch_size, arguments.steps)
         elif arguments.worker == "tfdata":
             result = worker_tfdata(arguments.workspace, arguments.variant, throughput_size,
                                    arguments.batch_size)
