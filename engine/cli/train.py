@@ -167,6 +167,7 @@ def run(arguments: argparse.Namespace) -> int:
     initialize_hosts(HostsConfig.from_settings(arguments.hosts, arguments.process_id,
                                                arguments.coordinator), backend)
     from engine.training.api import prepare_images, start_run, train  # Keras loads here
+    from engine.worker import DatabaseEventSink
 
     if arguments.resume:
         run_id, resume = arguments.resume, True
@@ -178,7 +179,16 @@ def run(arguments: argparse.Namespace) -> int:
             if process_count() > 1:  # split now (if needed), so no other host writes the split
                 prepare_images(workspace, print_event)
         run_id, resume = broadcast_text(created), False
-    result = train(workspace, run_id, sink=print_event, resume=resume)
+    # Process 0 also stores the events, as a worker does: the Train page then shows a run
+    # trained here with its epochs, curves and notes.
+    stored = DatabaseEventSink(workspace, run_id) if is_primary_process() else None
+
+    def sink(event: Event) -> None:
+        print_event(event)
+        if stored is not None:
+            stored(event)
+
+    result = train(workspace, run_id, sink=sink, resume=resume)
     summary = {"run_id": result.run_id, "run_dir": str(result.run_dir), "status": result.status,
                "test_accuracy": result.test_accuracy, "log_loss": result.log_loss,
                "seconds_per_epoch": result.seconds_per_epoch, "best_epoch": result.best_epoch,

@@ -11,6 +11,7 @@ import keras
 import pytest
 
 from engine.__main__ import main
+from engine.events import EpochEnded, RunFinished, read_events
 from engine.runs import RunFolder
 from tests.engine.training_helpers import TINY_VARIANT, tiny_workspace
 from tests.factories import (
@@ -42,6 +43,10 @@ def test_train_prints_epoch_lines_and_a_final_json_line(tmp_path, capsys):
     assert model.input_shape == (None, 32, 32, 3)
     config = json.loads((Path(summary["run_dir"]) / "config.json").read_text())
     assert config["seed"] == 3 and config["variant"] == TINY_VARIANT
+    # The events are stored as a worker stores them, so the Train page can show this run.
+    stored = [item.event for item in read_events(workspace, summary["run_id"])]
+    assert [event.epoch for event in stored if isinstance(event, EpochEnded)] == [1, 2]
+    assert isinstance(stored[-1], RunFinished) and stored[-1].status == "finished", stored[-1]
 
 
 def test_train_reports_a_dataset_problem_on_one_line_and_exits_2(tmp_path):
