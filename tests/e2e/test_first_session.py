@@ -45,10 +45,13 @@ PROJECT = "Ants and bees"
 CLASSES = ("ants", "bees")
 PER_CLASS = {"train": 28, "val": 8}          # photos per class in each folder of the zip
 TEST_SHARE_PERCENT = 25      # of each class (36 photos): 9 per class move from train to test
-# MobileNetV2-1.0 at 128 px, 8 photos a batch: batches of about a second on 2 shared cores,
-# long enough to time a halt against; the first fine-tuning batch (tracing) takes a minute.
-VARIANT, SIZE_PX, BATCH = "MobileNetV2-1.0", 128, 8
-FINE_TUNE_EPOCHS = 20
+# The smallest backbone at the smallest size the form offers: the session checks the app's
+# steps, not the network, and a halt is judged in batches, so short batches do as well as long
+# ones (and the first fine-tuning batch, which traces the model, is short too).
+VARIANT, SIZE_PX, BATCH = "MobileNet-0.25", 96, 8
+# The form's most: fine-tuning has far more batches ahead than the page needs to click Halt,
+# however fast the worker runs; the halt ends the run, so the unplanned epochs cost nothing.
+FINE_TUNE_EPOCHS = 1000
 TRAIN_TIMEOUT_S = 600
 
 
@@ -266,13 +269,13 @@ def test_first_session(tab, app_url, projects_root, inputs):
         _set_number(page, "Epochs, step 2: fine-tuning (slower)", FINE_TUNE_EPOCHS)
         set_expander(page, "Expert settings (the defaults work)", True)
         _set_number(page, "Batch size", BATCH)
-        _set_number(page, "Stop after", 100)       # no early stop before the halt
+        _set_number(page, "Stop after", FINE_TUNE_EPOCHS)    # no early stop before the halt
         shown = widget_values(page)              # every choice still holds, in one look
         assert {label: shown.get(label) for label in (
             "Model", "Epochs, step 2: fine-tuning (slower)",
             "Batch size", "Stop after")} == {
             "Model": VARIANT, "Epochs, step 2: fine-tuning (slower)": str(FINE_TUNE_EPOCHS),
-            "Batch size": str(BATCH), "Stop after": "100"}, shown
+            "Batch size": str(BATCH), "Stop after": str(FINE_TUNE_EPOCHS)}, shown
         assert str(SIZE_PX) in size.get_attribute("aria-valuetext")
         no_exception(page)
     kept_file = (projects_root / "weights" / inputs["weights"].name).resolve()
@@ -300,16 +303,16 @@ def test_first_session(tab, app_url, projects_root, inputs):
         set_expander(page, "New training run", False)
 
     with step(page, "8-halted"):
-        # Past the first fine-tuning batch (it sets the model up: a minute), with batches of
-        # the epoch still ahead (not during its validation pass): then halt.
+        # Past the first fine-tuning batch (it sets the model up), then halt. Wherever the
+        # click lands -- a training batch, the last one, the validation pass, an epoch's end --
+        # the worker reads it at the next batch end (or the epoch's end), so no moment is
+        # waited for (tests/engine/training/test_callbacks.py and test_kept_epoch_and_halt.py
+        # cover those places one by one).
         _wait_until(lambda: _fine_tune_batches(workspace, run.id) or _ended(workspace, run.id),
                     TRAIN_TIMEOUT_S, "the first fine-tuning batch")
         assert not _ended(workspace, run.id), jobs.job_status(workspace, run.id).run.error
         page.get_by_text("Step 2 · fine-tuning").first.wait_for()
         halt = page.locator(f".st-key-halt-{run.id}").get_by_role("button")
-        _wait_until(lambda: (last := _fine_tune_batches(workspace, run.id)[-1].event)
-                    and last.batch <= last.steps_per_epoch - 2, TRAIN_TIMEOUT_S,
-                    "an epoch with batches ahead")
         clicked = []
         act(page, lambda: (clicked.append(time.time()), halt.click()))
         clicked_at = clicked[0]
