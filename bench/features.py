@@ -14,8 +14,8 @@ same with any weights.
 time): a shared machine's load moves, so each round's ratio compares the engine's mean time
 with the bare loop's mean time right around it, and the figure is the median of the rounds'
 ratios. (Until 6 Dec 2026 a round kept the faster of two bare timings against one engine
-timing, which favoured the bare loop by the spread of its timings.) Prints every round (with the load average) and
-records the figures in bench/results.json under ``features``.
+timing, which favoured the bare loop by the spread of its timings.) Prints every round (with
+the load average) and records the figures in bench/results.json under ``features``.
 """
 from __future__ import annotations
 

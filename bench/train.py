@@ -7,7 +7,8 @@ a bare ``train_on_batch`` loop and the 000 seed's input pipeline.
     python -m bench.train --quick --skip-phase1 --backends jax   # fine-tuning on JAX only
 
 Every measured program runs as its own process, end to end (Python start, TensorFlow import,
-model build, data, training, evaluation), on the same images and split:
+model build, data, training, evaluation), on the same images and split; only the engine and
+the bare loop it is compared with share one process per round:
 
 - phase 1, ``--epochs`` epochs, for B0 with weights none and MobileNetV2-0.5 with the ImageNet
   file: ``python -m engine train ... --fine-tune-epochs 0`` with empty caches (cold) and again
@@ -17,12 +18,12 @@ model build, data, training, evaluation), on the same images and split:
   ``keras.utils.PyDataset``, augmentation inside the compiled step, events, command polling)
   on each backend of ``--backends`` (default TensorFlow and JAX, with and without augmentation;
   JAX: the first 6 batches after the warm-up, then the run is cancelled, as a CPU runs its
-  training step several times slower than TensorFlow's), against a bare ``train_on_batch`` loop on
-  in-memory tensors with the same augmentation inside the step (target >= 0.9; ``--rounds``
-  processes, each timing bare, engine, engine, bare), against the previous tf.data input path (``--worker tfdata``: the same
-  cache read by ``tf.data`` with the augmentation mapped in the pipeline, as the engine did
-  before; target: the engine >= 0.95 of it) and against the 000 seed's
-  ``flow_from_dataframe`` feeding the same model.
+  training step several times slower than TensorFlow's), against a bare ``train_on_batch`` loop
+  on in-memory tensors with the same augmentation inside the step (target >= 0.9; ``--rounds``
+  processes, each timing bare, engine, engine, bare side by side), against the previous tf.data
+  input path (``--worker tfdata``: the same cache read by ``tf.data`` with the augmentation
+  mapped in the pipeline, as the engine did before; target: the engine >= 0.95 of it) and
+  against the 000 seed's ``flow_from_dataframe`` feeding the same model.
 
 Figures go to bench/results.json (``bench.common.record``) under train_phase1 and
 train_throughput, and are printed as a table.
